@@ -1,0 +1,153 @@
+"""Headless PruneLab: run a recipe from the terminal with a progress bar and print the table.
+
+Bad input ends with one clear line on stderr and a non-zero exit, never a traceback (``--debug``
+shows one). Ctrl-C stops cleanly between batches.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from dataclasses import replace
+from typing import Optional, TextIO
+
+from engine.config import Recipe, RecipeError
+from engine.metrics import format_table
+from engine.paths import RECIPES
+from engine.progress import Cancelled, CancelToken, Progress
+
+EXIT_BAD_INPUT = 2
+EXIT_CANCELLED = 130
+
+
+class TerminalProgress:
+    """One self-overwriting line: stage, bar, step/total, loss and ETA."""
+
+    def __init__(self, stream: TextIO, width: int = 28) -> None:
+        self.stream = stream
+        self.width = width
+        self.interactive = stream.isatty()
+        self._stage = None
+        self._last = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        final = p.total and p.step >= p.total
+        if p.stage == self._stage and not final and now - self._last < (0.1 if self.interactive else 2.0):
+            return
+        if p.stage != self._stage and self._stage is not None and self.interactive:
+            self.stream.write("\n")
+        self._stage, self._last = p.stage, now
+        filled = int(self.width * p.fraction)
+        bar = "#" * filled + "-" * (self.width - filled)
+        parts = [f"{p.stage:<18}", f"[{bar}]"]
+        if p.total:
+            parts.append(f"{p.step}/{p.total}")
+        if p.loss is not None:
+            parts.append(f"loss {p.loss:.4f}")
+        if p.eta_s is not None and not final:
+            parts.append(f"ETA {_duration(p.eta_s)}")
+        if p.message:
+            parts.append(p.message)
+        line = " ".join(parts)
+        self.stream.write(("\r" + line.ljust(100)) if self.interactive else line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.interactive and self._stage is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds}s"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python main.py --headless",
+        description="Run a PruneLab recipe without the window: load, prune, fine-tune, measure, export.")
+    parser.add_argument("recipe", nargs="?", default=str(RECIPES / "lenet_seed001.json"),
+                        help="recipe JSON file (default: the LeNet recipe of the reference tutorial)")
+    parser.add_argument("--epochs", type=int, help="override finetune.epochs")
+    parser.add_argument("--export", metavar="PATH", help="override export.path (.pt or .safetensors)")
+    parser.add_argument("--no-latency", action="store_true", help="skip latency measurement")
+    parser.add_argument("--json", metavar="PATH", help="also write the result table as JSON here")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        recipe = Recipe.load(args.recipe)
+        if args.epochs is not None:
+            recipe.finetune = replace(recipe.finetune, epochs=args.epochs)
+        if args.export is not None:
+            recipe.export = replace(recipe.export, path=args.export)
+        if args.no_latency:
+            recipe.metrics = replace(recipe.metrics, measure_latency=False)
+        recipe.validate()
+    except (RecipeError, ValueError) as exc:
+        print(f"prunelab: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    from engine.pipeline import run_recipe  # torch import deferred so --help is instant
+
+    cancel = CancelToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    bar = None if args.quiet else TerminalProgress(sys.stderr)
+
+    def log(message: str) -> None:
+        if bar is not None:
+            bar.close()
+            bar._stage = None
+        print(f"  {message}", file=sys.stderr)
+
+    print(f"PruneLab: running recipe '{recipe.name}'", file=sys.stderr)
+    try:
+        result = run_recipe(recipe, progress=bar, cancel=cancel, log=log)
+    except Cancelled:
+        print("prunelab: stopped by the user; nothing was exported", file=sys.stderr)
+        return EXIT_CANCELLED
+    except Exception as exc:  # one clear line for the user; --debug for the developer
+        if bar is not None:
+            bar.close()
+        if args.debug:
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"prunelab: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT if isinstance(exc, (ValueError, OSError, KeyError)) else 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if bar is not None:
+            bar.close()
+
+    if result.finetune is not None and result.finetune.epochs:
+        print("\nAfter pruning, before fine-tuning:")
+        print(format_table(result.after_prune_table))
+        print(f"\nAfter fine-tuning ({len(result.finetune.epochs)} epoch(s), best epoch "
+              f"{result.finetune.best_epoch}):")
+    else:
+        print()
+    print(format_table(result.table))
+    print("\nPer-layer sparsity: " + ", ".join(f"{k} {v:.2%}" for k, v in result.layer_sparsity.items()))
+    for path in result.exported:
+        print(f"wrote {path}")
+    if args.json:
+        from engine.io import atomic_write_text
+        from pathlib import Path
+        from dataclasses import asdict
+        atomic_write_text(Path(args.json), json.dumps(
+            {"table": [asdict(r) for r in result.table],
+             "after_prune": [asdict(r) for r in result.after_prune_table],
+             "layer_sparsity": result.layer_sparsity}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""Run settings as dataclasses that round-trip through a JSON recipe.
+
+The GUI builds a :class:`Recipe` from its controls and the CLI reads one from a file, so both run
+exactly the same thing. Loading is strict: an unknown key or a value of the wrong type is rejected
+with a message naming it, because a silently ignored typo ("sparsty") would run the wrong experiment.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+
+class RecipeError(ValueError):
+    """A recipe or setting that cannot be run; the message names the offending key."""
+
+
+MODEL_SOURCES = ("demo", "torchvision", "state_dict", "python", "pickle")
+DATA_SOURCES = ("demo", "imagefolder", "mnist", "fashionmnist", "cifar10")
+SCOPES = ("local", "global")
+OPTIMIZERS = ("sgd", "adam")
+EXPORT_FORMATS = ("pt", "safetensors")
+
+
+@dataclass
+class ModelSpec:
+    """Where the model comes from.
+
+    source: ``demo`` (the shipped LeNet), ``torchvision`` (an architecture by name, random init or
+    ``path`` to local weights), ``state_dict`` (``path`` + ``arch``), ``python`` (a class or factory
+    ``factory`` in the user's file ``path``), ``pickle`` (a full pickled model; runs code, so only
+    with ``trust_pickle``).
+    """
+    source: str = "demo"
+    arch: str = "lenet"
+    path: Optional[str] = None
+    factory: Optional[str] = None
+    num_classes: int = 10
+    trust_pickle: bool = False
+
+    def validate(self) -> None:
+        _choice("model.source", self.source, MODEL_SOURCES)
+        if self.source in ("state_dict", "python", "pickle") and not self.path:
+            raise RecipeError(f"model.path is required when model.source is '{self.source}'")
+        if self.source == "python" and not self.factory:
+            raise RecipeError("model.factory (a class or function name in model.path) is required "
+                              "when model.source is 'python'")
+        if self.source == "pickle" and not self.trust_pickle:
+            raise RecipeError("model.source 'pickle' runs code from the file; set model.trust_pickle "
+                              "to true only for a file you trust")
+        if self.num_classes < 1:
+            raise RecipeError("model.num_classes must be at least 1")
+
+
+@dataclass
+class DataSpec:
+    """Evaluation and fine-tuning data. ``root`` is a local folder; nothing is ever downloaded."""
+    source: str = "demo"
+    root: Optional[str] = None
+    image_size: int = 28
+    channels: int = 1
+    mean: Optional[list[float]] = None
+    std: Optional[list[float]] = None
+    batch_size: int = 128
+    num_workers: int = 0
+    max_eval_samples: Optional[int] = None
+
+    def validate(self) -> None:
+        _choice("data.source", self.source, DATA_SOURCES)
+        if self.source != "demo" and not self.root:
+            raise RecipeError(f"data.root (a local folder) is required when data.source is "
+                              f"'{self.source}'")
+        if self.image_size < 4:
+            raise RecipeError("data.image_size must be at least 4")
+        if self.channels not in (1, 3):
+            raise RecipeError("data.channels must be 1 or 3")
+        for key in ("mean", "std"):
+            value = getattr(self, key)
+            if value is not None and len(value) not in (1, self.channels):
+                raise RecipeError(f"data.{key} must have 1 or {self.channels} values")
+        if self.std is not None and any(s <= 0 for s in self.std):
+            raise RecipeError("data.std values must be positive")
+        if self.batch_size < 1:
+            raise RecipeError("data.batch_size must be at least 1")
+
+
+@dataclass
+class PruneSpec:
+    """What to prune and how.
+
+    ``sparsity`` is the fraction of weights to zero (uniform, or the global target when ``scope`` is
+    ``global``). ``per_layer`` maps a parameter name (``conv1.weight``) to its own sparsity and
+    overrides ``sparsity`` for that layer. ``include``/``exclude`` select parameters by exact name or
+    glob pattern; by default every conv/linear weight is a candidate.
+    """
+    method: str = "l1"
+    granularity: str = "fine"
+    scope: str = "local"
+    sparsity: float = 0.5
+    per_layer: Optional[dict[str, float]] = None
+    include: Optional[list[str]] = None
+    exclude: Optional[list[str]] = None
+    min_density: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    make_permanent: bool = False
+
+    def validate(self) -> None:
+        _choice("prune.scope", self.scope, SCOPES)
+        _fraction("prune.sparsity", self.sparsity)
+        for name, value in (self.per_layer or {}).items():
+            _fraction(f"prune.per_layer['{name}']", value)
+        if not 0.0 <= self.min_density < 1.0:
+            raise RecipeError("prune.min_density must be in [0, 1)")
+
+
+@dataclass
+class FinetuneSpec:
+    """Fine-tuning with masks held fixed. ``epochs`` 0 skips it."""
+    epochs: int = 0
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    patience: Optional[int] = None
+    max_batches_per_epoch: Optional[int] = None
+    device: str = "auto"
+
+    def validate(self) -> None:
+        if self.epochs < 0:
+            raise RecipeError("finetune.epochs must be >= 0")
+        _choice("finetune.optimizer", self.optimizer, OPTIMIZERS)
+        if self.lr <= 0:
+            raise RecipeError("finetune.lr must be positive")
+        if not 0 <= self.momentum < 1:
+            raise RecipeError("finetune.momentum must be in [0, 1)")
+        if self.weight_decay < 0:
+            raise RecipeError("finetune.weight_decay must be >= 0")
+        if self.batch_size < 1:
+            raise RecipeError("finetune.batch_size must be at least 1")
+        if self.patience is not None and self.patience < 1:
+            raise RecipeError("finetune.patience must be at least 1")
+        _choice("finetune.device", self.device, ("auto", "cpu", "cuda"))
+
+
+@dataclass
+class MetricsSpec:
+    """How the comparison table is measured."""
+    latency_batch_size: int = 1
+    latency_runs: int = 50
+    latency_warmup: int = 10
+    measure_latency: bool = True
+
+    def validate(self) -> None:
+        if self.latency_batch_size < 1 or self.latency_runs < 1 or self.latency_warmup < 0:
+            raise RecipeError("metrics.latency_batch_size and latency_runs must be >= 1, "
+                              "latency_warmup >= 0")
+
+
+@dataclass
+class ExportSpec:
+    """Where the pruned checkpoint goes. ``path`` None skips export; format follows the suffix."""
+    path: Optional[str] = None
+    include_masks: bool = False
+    report: bool = True
+
+    def validate(self) -> None:
+        if self.path is not None:
+            suffix = Path(self.path).suffix.lower().lstrip(".")
+            if suffix not in ("pt", "pth", "safetensors"):
+                raise RecipeError(f"export.path must end in .pt, .pth or .safetensors, "
+                                  f"not '{Path(self.path).suffix}'")
+
+
+@dataclass
+class Recipe:
+    name: str = "untitled"
+    model: ModelSpec = field(default_factory=ModelSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    prune: PruneSpec = field(default_factory=PruneSpec)
+    finetune: FinetuneSpec = field(default_factory=FinetuneSpec)
+    metrics: MetricsSpec = field(default_factory=MetricsSpec)
+    export: ExportSpec = field(default_factory=ExportSpec)
+    seed: int = 0
+
+    def validate(self) -> "Recipe":
+        for part in (self.model, self.data, self.prune, self.finetune, self.metrics, self.export):
+            part.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Recipe":
+        return from_dict(cls, data, "recipe").validate()
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Recipe":
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RecipeError(f"cannot read recipe {path}: {exc.strerror or exc}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RecipeError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} "
+                              f"column {exc.colno}") from None
+        recipe = cls.from_dict(data)
+        recipe._resolve_paths(path.parent)
+        return recipe
+
+    def save(self, path: str | Path) -> None:
+        from engine.io import atomic_write_text
+        atomic_write_text(Path(path), self.to_json() + "\n")
+
+    def _resolve_paths(self, base: Path) -> None:
+        """Relative paths in a recipe file are relative to the recipe, so recipes travel with data."""
+        for spec, key in ((self.model, "path"), (self.data, "root"), (self.export, "path")):
+            value = getattr(spec, key)
+            if value and not Path(value).expanduser().is_absolute():
+                setattr(spec, key, str((base / value).resolve()))
+
+
+# ---------------------------------------------------------------- strict dataclass loading
+
+def from_dict(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where} must be a JSON object, not {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise RecipeError(f"unknown key{'s' if len(unknown) > 1 else ''} in {where}: "
+                          f"{', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, where)
+            except RecipeError as exc:
+                errors.append(str(exc))
+        raise RecipeError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if tp is Any:
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise RecipeError(f"{where} must be a list, not {_json_type(value)}")
+        (item,) = typing.get_args(tp)
+        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where} must be an object, not {_json_type(value)}")
+        _, item = typing.get_args(tp)
+        return {str(k): _coerce(item, v, f"{where}['{k}']") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(f"{where} must be true or false, not {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{where} must be a whole number, not {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"{where} must be a number, not {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise RecipeError(f"{where} must be a string, not {value!r}")
+        return value
+    raise RecipeError(f"{where}: unsupported setting type {tp}")
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
+
+
+def _choice(where: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise RecipeError(f"{where} must be one of {', '.join(choices)}; got '{value}'")
+
+
+def _fraction(where: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise RecipeError(f"{where} must be a sparsity in [0, 1), got {value}")

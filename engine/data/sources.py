@@ -1,0 +1,124 @@
+"""Turning a :class:`~engine.config.DataSpec` into train/test datasets. Nothing is downloaded:
+MNIST, FashionMNIST and CIFAR-10 are read from a local root in torchvision's own layout."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from engine.config import DataSpec
+
+# The usual normalisation of each named data set, used when the recipe gives none.
+DEFAULT_NORMALISATION = {
+    "mnist": ([0.1307], [0.3081]),
+    "fashionmnist": ([0.2860], [0.3530]),
+    "cifar10": ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]),
+    "imagefolder": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+}
+
+
+class DataError(ValueError):
+    """Data that cannot be used; the message says what to fix."""
+
+
+@dataclass
+class DataBundle:
+    train: Dataset
+    test: Dataset
+    num_classes: int
+    input_shape: tuple[int, ...]
+    description: str
+    class_names: Optional[list[str]] = None
+
+    def loader(self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
+               num_workers: int = 0) -> DataLoader:
+        dataset = self.train if split == "train" else self.test
+        generator = torch.Generator().manual_seed(seed)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                          num_workers=num_workers)
+
+    def example_input(self, batch_size: int = 1) -> torch.Tensor:
+        x, _ = self.test[0]
+        return x.unsqueeze(0).expand(batch_size, *x.shape).contiguous()
+
+
+def load_data(spec: DataSpec) -> DataBundle:
+    spec.validate()
+    if spec.source == "demo":
+        from engine.data.digits import digits_datasets
+        train, test = digits_datasets()
+        bundle = DataBundle(train, test, 10, (1, 28, 28),
+                            "built-in handwritten digits (UCI, 8x8 upscaled to 28x28)",
+                            [str(i) for i in range(10)])
+    else:
+        bundle = _load_torchvision(spec)
+    if spec.max_eval_samples is not None and spec.max_eval_samples < len(bundle.test):
+        bundle.test = Subset(bundle.test, range(spec.max_eval_samples))
+    return bundle
+
+
+def _transform(spec: DataSpec, default: str):
+    from torchvision import transforms
+    mean, std = DEFAULT_NORMALISATION[default]
+    mean = spec.mean or (mean if len(mean) == spec.channels else mean[:1] * spec.channels)
+    std = spec.std or (std if len(std) == spec.channels else std[:1] * spec.channels)
+    steps = [transforms.Resize(spec.image_size), transforms.CenterCrop(spec.image_size)]
+    steps.append(transforms.Grayscale(1) if spec.channels == 1 else _ToRGB())
+    steps += [transforms.ToTensor(), transforms.Normalize(mean, std)]
+    return transforms.Compose(steps)
+
+
+class _ToRGB:
+    def __call__(self, img):
+        return img.convert("RGB")
+
+
+def _load_torchvision(spec: DataSpec) -> DataBundle:
+    from torchvision import datasets
+    root = Path(spec.root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data folder not found: {root}")
+    transform = _transform(spec, spec.source)
+    shape = (spec.channels, spec.image_size, spec.image_size)
+    if spec.source == "imagefolder":
+        return _image_folder(root, transform, shape)
+    cls = {"mnist": datasets.MNIST, "fashionmnist": datasets.FashionMNIST,
+           "cifar10": datasets.CIFAR10}[spec.source]
+    try:
+        train = cls(str(root), train=True, download=False, transform=transform)
+        test = cls(str(root), train=False, download=False, transform=transform)
+    except RuntimeError as exc:
+        raise DataError(f"{cls.__name__} not found under {root} ({exc}). PruneLab never downloads: "
+                        f"put the data set there in torchvision's layout "
+                        f"(e.g. {root}/{cls.__name__}/raw/ for MNIST, "
+                        f"{root}/cifar-10-batches-py/ for CIFAR-10)") from None
+    classes = list(getattr(train, "classes", [])) or None
+    return DataBundle(train, test, len(classes or range(10)), shape,
+                      f"{cls.__name__} from {root}", classes)
+
+
+def _image_folder(root: Path, transform, shape) -> DataBundle:
+    """``root/train`` + ``root/val`` (or ``test``) when present, else one folder split 80/20 with a
+    fixed seed so the held-out set is the same on every run."""
+    from torchvision import datasets
+    try:
+        test_dir = next((root / d for d in ("val", "test", "valid") if (root / d).is_dir()), None)
+        if (root / "train").is_dir() and test_dir is not None:
+            train = datasets.ImageFolder(str(root / "train"), transform=transform)
+            test = datasets.ImageFolder(str(test_dir), transform=transform)
+            if train.classes != test.classes:
+                raise DataError(f"class folders differ between {root / 'train'} and {test_dir}")
+            classes = train.classes
+        else:
+            full = datasets.ImageFolder(str(root), transform=transform)
+            order = torch.randperm(len(full), generator=torch.Generator().manual_seed(0)).tolist()
+            cut = max(1, int(0.8 * len(full)))
+            train, test = Subset(full, order[:cut]), Subset(full, order[cut:])
+            classes = full.classes
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise DataError(f"{root} is not an image folder (one sub-folder of images per class): "
+                        f"{exc}") from None
+    return DataBundle(train, test, len(classes), shape, f"image folder {root}", classes)

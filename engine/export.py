@@ -1,0 +1,83 @@
+"""Exporting a pruned model so plain PyTorch can load it elsewhere.
+
+The exported state_dict has every mask folded into its weight, so its keys are exactly the plain
+architecture's and ``load_state_dict(strict=True)`` works with no PruneLab code. Masks, when asked
+for, go to a separate file beside it; a JSON report records the settings and the comparison table.
+Every file is written atomically, and the model's own source checkpoint is never written.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from engine.io import atomic_path, atomic_write_text
+from engine.metrics import effective_state
+
+
+class ExportError(ValueError):
+    pass
+
+
+def companion_path(path: Path, kind: str) -> Path:
+    """``model.pt`` -> ``model.masks.pt`` / ``model.report.json``."""
+    suffix = ".json" if kind == "report" else path.suffix
+    return path.with_name(f"{path.stem}.{kind}{suffix}")
+
+
+def collect_masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    from engine.pruning.targets import prunable_targets
+    return {t.name: t.mask().detach().to(torch.bool).cpu()
+            for t in prunable_targets(model) if t.is_masked}
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() == ".safetensors":
+            from safetensors.torch import save_file
+            # safetensors refuses tensors sharing storage; clone to be safe with tied weights.
+            save_file({k: v.clone() for k, v in tensors.items()}, str(tmp))
+        else:
+            torch.save(tensors, tmp)
+
+
+def export_model(model: nn.Module, path: str | Path, include_masks: bool = False,
+                 report: Optional[dict[str, Any]] = None,
+                 protected: tuple[Path, ...] = ()) -> list[Path]:
+    """Writes the folded state_dict (and optionally masks and a JSON report); returns the paths."""
+    path = Path(path).expanduser()
+    suffix = path.suffix.lower()
+    if suffix not in (".pt", ".pth", ".safetensors"):
+        raise ExportError(f"export file must end in .pt, .pth or .safetensors, not '{path.suffix}'")
+    outputs = [path]
+    if include_masks:
+        outputs.append(companion_path(path, "masks"))
+    if report is not None:
+        outputs.append(companion_path(path, "report"))
+    resolved = {p.resolve() for p in protected if p is not None}
+    for out in outputs:
+        if out.resolve() in resolved:
+            raise ExportError(f"refusing to overwrite {out}: it is the model's source checkpoint. "
+                              f"Choose another file name.")
+    state = {k: v for k, v in effective_state(model).items()}
+    save_tensors(state, path)
+    if include_masks:
+        save_tensors(collect_masks(model), outputs[1])
+    if report is not None:
+        atomic_write_text(outputs[-1], json.dumps(report, indent=2, default=_jsonable) + "\n")
+    return outputs
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "__dataclass_fields__"):
+        return asdict(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    return str(obj)

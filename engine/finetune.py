@@ -1,0 +1,120 @@
+"""Fine-tuning a pruned model with its masks held fixed.
+
+With torch.nn.utils.prune masks installed, the forward pass computes ``weight = weight_orig * mask``,
+so pruned weights get no effective update and stay zero without re-applying masks after each step.
+The best epoch (by test accuracy) is kept; Stop restores it, or the weights from before fine-tuning
+if no epoch finished, so a cancelled run never leaves a half-trained model behind.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from engine.config import FinetuneSpec
+from engine.metrics import EvalResult, evaluate, forward_batch, model_device, split_batch, to_device
+from engine.progress import Cancelled, CancelToken, ProgressFn, ProgressTracker
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    epoch: int
+    train_loss: float
+    test: EvalResult
+    seconds: float
+
+
+@dataclass
+class FinetuneResult:
+    epochs: list[EpochResult] = field(default_factory=list)
+    best_epoch: Optional[int] = None
+    stopped_early: bool = False
+    cancelled: bool = False
+
+    @property
+    def best(self) -> Optional[EpochResult]:
+        return next((e for e in self.epochs if e.epoch == self.best_epoch), None)
+
+
+def make_optimizer(model: nn.Module, spec: FinetuneSpec) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if spec.optimizer == "adam":
+        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum,
+                           weight_decay=spec.weight_decay)
+
+
+def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
+             progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+             on_epoch: Optional[Callable[[EpochResult], None]] = None,
+             on_step: Optional[Callable[[int, float], None]] = None,
+             after_step: Optional[Callable[[nn.Module], None]] = None) -> FinetuneResult:
+    """Trains ``model`` in place on ``data.train``; evaluates on ``data.test`` after each epoch.
+
+    ``on_step(global_step, loss)`` is called after every batch (the GUI throttles what it draws);
+    ``after_step(model)`` lets a schedule adjust masks during training.
+    """
+    spec.validate()
+    result = FinetuneResult()
+    if spec.epochs == 0:
+        return result
+    torch.manual_seed(seed)
+    device = model_device(model)
+    optimizer = make_optimizer(model, spec)
+    loader = data.loader("train", spec.batch_size, shuffle=True, seed=seed)
+    batches = len(loader) if spec.max_batches_per_epoch is None else min(len(loader),
+                                                                        spec.max_batches_per_epoch)
+    tracker = ProgressTracker("Fine-tuning", spec.epochs * batches, progress)
+    best_state = copy.deepcopy(model.state_dict())
+    best_acc = -1.0
+    since_best = 0
+    step = 0
+    try:
+        for epoch in range(1, spec.epochs + 1):
+            start = time.perf_counter()
+            model.train()
+            loss_sum, seen = 0.0, 0
+            for i, batch in enumerate(loader):
+                if i >= batches:
+                    break
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                inputs, labels = split_batch(batch)
+                inputs, labels = to_device(inputs, device), labels.to(device)
+                optimizer.zero_grad(set_to_none=True)
+                loss = nn.functional.cross_entropy(forward_batch(model, inputs), labels)
+                loss.backward()
+                optimizer.step()
+                if after_step is not None:
+                    after_step(model)
+                step += 1
+                loss_value = float(loss.detach())
+                loss_sum += loss_value * labels.numel()
+                seen += labels.numel()
+                if on_step is not None:
+                    on_step(step, loss_value)
+                tracker.update(step, f"epoch {epoch}/{spec.epochs}", loss=loss_value)
+            test = evaluate(model, data.loader("test", max(spec.batch_size, 256)),
+                            data.num_classes, cancel=cancel)
+            epoch_result = EpochResult(epoch, loss_sum / max(seen, 1), test,
+                                       time.perf_counter() - start)
+            result.epochs.append(epoch_result)
+            if on_epoch is not None:
+                on_epoch(epoch_result)
+            if test.accuracy > best_acc:
+                best_acc, result.best_epoch, since_best = test.accuracy, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                since_best += 1
+                if spec.patience is not None and since_best >= spec.patience:
+                    result.stopped_early = True
+                    break
+    except Cancelled:
+        result.cancelled = True
+    model.load_state_dict(best_state)
+    model.eval()
+    return result

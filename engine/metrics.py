@@ -1,0 +1,326 @@
+"""Everything the comparison table shows, measured, never estimated from settings.
+
+- accuracy, loss, macro precision/recall/F1 from a confusion matrix over the test split;
+- parameters and non-zero parameters of the effective (mask-applied) weights;
+- dense size (bytes of every tensor as stored) and sparse-storage size (each tensor stored as the
+  smaller of dense or a bitmap of non-zeros plus the non-zero values);
+- MACs by torchprofile (dense: what the hardware executes without sparse kernels) and effective
+  MACs, where each conv/linear layer's MACs are scaled by its weight density;
+- latency: warm-up runs, then the median of timed runs at a stated batch size; throughput.
+"""
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from torch import nn
+
+from engine.progress import CancelToken, ProgressFn, ProgressTracker
+from engine.pruning.targets import prunable_targets
+
+
+@dataclass
+class EvalResult:
+    accuracy: float
+    loss: float
+    precision: float
+    recall: float
+    f1: float
+    samples: int
+
+
+@dataclass
+class ModelMetrics:
+    """One column of the comparison table."""
+    accuracy: Optional[float] = None
+    loss: Optional[float] = None
+    f1: Optional[float] = None
+    precision: Optional[float] = None
+    recall: Optional[float] = None
+    params: int = 0
+    nonzero_params: int = 0
+    dense_bytes: int = 0
+    sparse_bytes: int = 0
+    macs: Optional[int] = None
+    effective_macs: Optional[int] = None
+    latency_ms: Optional[float] = None
+    throughput: Optional[float] = None
+    latency_batch: int = 1
+    device: str = "cpu"
+    layer_sparsity: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.nonzero_params / self.params if self.params else 0.0
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ValueError("CUDA was requested but no CUDA device is available")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def model_device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def forward_batch(model: nn.Module, inputs):
+    """Models take a tensor, or a tuple of tensors (text models take tokens and lengths)."""
+    return model(*inputs) if isinstance(inputs, (tuple, list)) else model(inputs)
+
+
+def to_device(inputs, device: torch.device):
+    if isinstance(inputs, (tuple, list)):
+        return type(inputs)(x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs)
+    return inputs.to(device)
+
+
+def split_batch(batch):
+    """(inputs, labels) from a loader batch; the last element is always the label."""
+    *inputs, labels = batch
+    return (inputs[0] if len(inputs) == 1 else tuple(inputs)), labels
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, num_classes: int, progress: Optional[ProgressFn] = None,
+             cancel: Optional[CancelToken] = None, stage: str = "Evaluating") -> EvalResult:
+    was_training = model.training
+    model.eval()
+    device = model_device(model)
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    loss_sum, n = 0.0, 0
+    tracker = ProgressTracker(stage, len(loader), progress)
+    for step, batch in enumerate(loader, 1):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        inputs, labels = split_batch(batch)
+        inputs, labels = to_device(inputs, device), labels.to(device)
+        logits = forward_batch(model, inputs)
+        loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+        predicted = logits.argmax(1)
+        confusion += torch.bincount(labels.cpu() * num_classes + predicted.cpu(),
+                                    minlength=num_classes ** 2).view(num_classes, num_classes)
+        n += labels.numel()
+        tracker.update(step)
+    model.train(was_training)
+    return _scores(confusion, loss_sum, n)
+
+
+def _scores(confusion: torch.Tensor, loss_sum: float, n: int) -> EvalResult:
+    tp = confusion.diag().double()
+    predicted = confusion.sum(0).double()
+    actual = confusion.sum(1).double()
+    present = actual > 0  # macro average over classes present in the test split
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
+    recall = tp / actual.clamp(min=1)
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall),
+                     torch.zeros_like(tp))
+    k = max(1, int(present.sum()))
+    return EvalResult(accuracy=float(tp.sum() / max(n, 1)), loss=loss_sum / max(n, 1),
+                      precision=float(precision[present].sum() / k),
+                      recall=float(recall[present].sum() / k),
+                      f1=float(f1[present].sum() / k), samples=n)
+
+
+@torch.no_grad()
+def effective_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state_dict as plain PyTorch would see it after the masks are folded in."""
+    from engine.models.checkpoints import fold_mask_entries
+    return dict(fold_mask_entries(model.state_dict()))
+
+
+def _is_parameter_key(model: nn.Module, key: str) -> bool:
+    names = {n[:-5] if n.endswith("_orig") else n for n, _ in model.named_parameters()}
+    return key in names
+
+
+@torch.no_grad()
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    total = nonzero = 0
+    for name, tensor in effective_state(model).items():
+        if _is_parameter_key(model, name):
+            total += tensor.numel()
+            nonzero += int(torch.count_nonzero(tensor))
+    return total, nonzero
+
+
+@torch.no_grad()
+def storage_bytes(model: nn.Module) -> tuple[int, int]:
+    dense = sparse = 0
+    for tensor in effective_state(model).values():
+        size = tensor.numel() * tensor.element_size()
+        bitmap = (tensor.numel() + 7) // 8 + int(torch.count_nonzero(tensor)) * tensor.element_size()
+        dense += size
+        sparse += min(size, bitmap)
+    return dense, sparse
+
+
+def layer_sparsity(model: nn.Module) -> dict[str, float]:
+    out = {}
+    with torch.no_grad():
+        for t in prunable_targets(model):
+            w = t.weight()
+            out[t.name] = 1.0 - float(torch.count_nonzero(w)) / w.numel()
+    return out
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, example_input) -> tuple[int, int]:
+    """(dense MACs by torchprofile, effective MACs with each conv/linear scaled by its density).
+
+    The per-layer MACs come from forward hooks on the same input so the two numbers describe the
+    same computation.
+    """
+    from torchprofile import profile_macs
+    model = _plain_copy(model).cpu().eval()
+    example = to_device(example_input, torch.device("cpu"))
+    args = example if isinstance(example, tuple) else (example,)
+    dense = int(profile_macs(model, args))
+    layer_macs: dict[nn.Module, int] = {}
+
+    def hook(module, inputs, output):
+        w = module.weight
+        if isinstance(module, nn.Linear):
+            layer_macs[module] = output.numel() // module.out_features * w.numel()
+        else:  # convolutions: every output element costs in/groups * kernel MACs
+            per_out = w[0].numel()
+            layer_macs[module] = output.numel() * per_out
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+    try:
+        model(*args)
+    finally:
+        for h in handles:
+            h.remove()
+    saved = 0.0
+    for module, macs in layer_macs.items():
+        density = float(torch.count_nonzero(module.weight)) / module.weight.numel()
+        saved += macs * (1.0 - density)
+    return dense, max(0, int(round(dense - saved)))
+
+
+def _plain_copy(model: nn.Module) -> nn.Module:
+    """A deep copy with masks folded in, so profiling sees ordinary weights (the prune hooks would
+    otherwise show up as extra multiplications)."""
+    from engine.pruning.apply import make_permanent
+    clone = copy.deepcopy(model)
+    make_permanent(clone)
+    return clone
+
+
+@torch.no_grad()
+def measure_latency(model: nn.Module, example_input, runs: int = 50, warmup: int = 10,
+                    device: Optional[torch.device] = None,
+                    cancel: Optional[CancelToken] = None) -> tuple[float, float]:
+    """(median latency in ms, throughput in samples/s) at the example's batch size."""
+    device = device or torch.device("cpu")
+    model = _plain_copy(model).to(device).eval()
+    example = to_device(example_input, device)
+    batch = (example[0] if isinstance(example, tuple) else example).shape[0]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        forward_batch(model, example)
+    sync()
+    times = []
+    for _ in range(runs):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        start = time.perf_counter()
+        forward_batch(model, example)
+        sync()
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return median * 1000.0, batch / median
+
+
+# ---------------------------------------------------------------- comparison table
+
+@dataclass(frozen=True)
+class TableRow:
+    metric: str
+    original: Optional[float]
+    pruned: Optional[float]
+    ratio: Optional[float]      # original / pruned for costs, pruned / original for quality
+    unit: str = ""
+    better: str = "lower"       # which direction is an improvement
+    note: str = ""
+
+
+def comparison_table(original: ModelMetrics, pruned: ModelMetrics) -> list[TableRow]:
+    rows: list[TableRow] = []
+
+    def quality(metric, a, b, unit="%", scale=100.0):
+        if a is None or b is None:
+            return
+        rows.append(TableRow(metric, a * scale, b * scale, (b / a) if a else None, unit, "higher"))
+
+    def cost(metric, a, b, unit, note=""):
+        if a is None or b is None:
+            return
+        rows.append(TableRow(metric, float(a), float(b), (a / b) if b else None, unit, "lower", note))
+
+    quality("Accuracy", original.accuracy, pruned.accuracy)
+    quality("Macro F1", original.f1, pruned.f1)
+    if original.loss is not None and pruned.loss is not None:
+        rows.append(TableRow("Loss", original.loss, pruned.loss,
+                             (original.loss / pruned.loss) if pruned.loss else None, "", "lower"))
+    cost("Parameters", original.params, pruned.params, "",
+         "tensor shapes: only structured removal makes this smaller")
+    cost("Non-zero parameters", original.nonzero_params, pruned.nonzero_params, "")
+    rows.append(TableRow("Sparsity", original.sparsity * 100, pruned.sparsity * 100, None, "%",
+                         "higher"))
+    cost("Size (dense file)", original.dense_bytes, pruned.dense_bytes, "bytes",
+         "what a plain .pt state_dict takes on disk")
+    cost("Size (sparse storage)", original.sparse_bytes, pruned.sparse_bytes, "bytes",
+         "bitmap of non-zeros + their values")
+    cost("MACs", original.macs, pruned.macs, "",
+         "what dense kernels execute (torchprofile)")
+    cost("Effective MACs", original.effective_macs, pruned.effective_macs, "",
+         "MACs of non-zero weights: reachable only with sparse kernels")
+    cost(f"Latency (batch {pruned.latency_batch}, {pruned.device})", original.latency_ms,
+         pruned.latency_ms, "ms", "measured: warm-up, then median of timed runs")
+    if original.throughput is not None and pruned.throughput is not None:
+        rows.append(TableRow(f"Throughput ({pruned.device})", original.throughput,
+                             pruned.throughput, pruned.throughput / original.throughput,
+                             "samples/s", "higher"))
+    return rows
+
+
+def format_table(rows: list[TableRow]) -> str:
+    def fmt(value: Optional[float], unit: str) -> str:
+        if value is None:
+            return "-"
+        if unit == "bytes":
+            for suffix, scale in (("MB", 1e6), ("KB", 1e3)):
+                if value >= scale:
+                    return f"{value / scale:.2f} {suffix}"
+            return f"{value:.0f} B"
+        if unit == "%":
+            return f"{value:.2f}%"
+        if unit == "ms":
+            return f"{value:.3f} ms"
+        if unit == "samples/s":
+            return f"{value:.0f}/s"
+        if abs(value) >= 1e6:
+            return f"{value / 1e6:.3f} M"
+        if float(value).is_integer():
+            return f"{int(value):,}"
+        return f"{value:.4f}"
+
+    header = ("Metric", "Original", "Pruned", "Ratio")
+    body = [(r.metric, fmt(r.original, r.unit), fmt(r.pruned, r.unit),
+             "-" if r.ratio is None else f"{r.ratio:.2f}x") for r in rows]
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(4)]
+    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in body:
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))))
+    return "\n".join(lines)

@@ -1,0 +1,40 @@
+"""Architectures the engine can build by name: PruneLab's own, then every torchvision classifier.
+
+Nothing here downloads: torchvision models are always built with ``weights=None``; trained weights
+come from a local file.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from engine.models.lenet import LeNet
+
+# PruneLab's own architectures: name -> factory(num_classes). Text models register here too.
+BUILTIN_ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {
+    "lenet": lambda num_classes: LeNet(num_classes=num_classes),
+}
+
+
+def torchvision_classifiers() -> list[str]:
+    import torchvision
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def architecture_names() -> list[str]:
+    return sorted(BUILTIN_ARCHITECTURES) + torchvision_classifiers()
+
+
+def build_architecture(name: str, num_classes: int = 10) -> nn.Module:
+    if name in BUILTIN_ARCHITECTURES:
+        return BUILTIN_ARCHITECTURES[name](num_classes)
+    import torchvision
+    if name not in torchvision_classifiers():
+        raise ValueError(f"unknown architecture '{name}': use one of {', '.join(sorted(BUILTIN_ARCHITECTURES))} "
+                         f"or a torchvision classification model such as resnet18, mobilenet_v2, vgg16_bn")
+    kwargs = {"weights": None, "num_classes": num_classes}
+    if name.startswith("inception") or name.startswith("googlenet"):
+        kwargs["aux_logits"] = False
+        kwargs["init_weights"] = True
+    return torchvision.models.get_model(name, **kwargs)

@@ -1,0 +1,90 @@
+"""Turning a :class:`~engine.config.ModelSpec` into a model, from every source PruneLab supports."""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from engine.config import ModelSpec
+from engine.models.architectures import build_architecture
+from engine.models.checkpoints import (CheckpointError, load_into, load_pickled_model,
+                                       read_state_dict)
+from engine.paths import RESOURCES
+
+DEMO_CHECKPOINT = RESOURCES / "lenet_digits.pt"
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    description: str
+    source_path: Path | None = None
+
+
+def load_model(spec: ModelSpec) -> LoadedModel:
+    spec.validate()
+    if spec.source == "demo":
+        model = build_architecture("lenet", 10)
+        load_into(model, read_state_dict(DEMO_CHECKPOINT), "the demo checkpoint")
+        return LoadedModel(model.eval(), "LeNet trained on the built-in digits", DEMO_CHECKPOINT)
+    if spec.source == "torchvision":
+        model = build_architecture(spec.arch, spec.num_classes)
+        if spec.path:
+            load_into(model, read_state_dict(spec.path), Path(spec.path).name)
+            return LoadedModel(model.eval(), f"{spec.arch} with weights from {Path(spec.path).name}",
+                               Path(spec.path))
+        return LoadedModel(model.eval(), f"{spec.arch} (random init)")
+    if spec.source == "state_dict":
+        model = build_architecture(spec.arch, spec.num_classes)
+        load_into(model, read_state_dict(spec.path), Path(spec.path).name)
+        return LoadedModel(model.eval(), f"{spec.arch} from {Path(spec.path).name}", Path(spec.path))
+    if spec.source == "python":
+        model = build_from_user_file(Path(spec.path), spec.factory, spec.num_classes)
+        return LoadedModel(model.eval(), f"{spec.factory} from {Path(spec.path).name}", Path(spec.path))
+    if spec.source == "pickle":
+        model = load_pickled_model(spec.path, trusted=spec.trust_pickle)
+        return LoadedModel(model.eval(), f"pickled model {Path(spec.path).name}", Path(spec.path))
+    raise CheckpointError(f"unknown model source '{spec.source}'")
+
+
+def import_user_file(path: Path):
+    """Imports a user's Python file as a fresh module. This runs its code: callers ask for trust."""
+    path = path.expanduser().resolve()
+    if not path.is_file():
+        raise CheckpointError(f"Python file not found: {path}")
+    name = f"prunelab_user_{abs(hash(str(path)))}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise CheckpointError(f"{path.name} cannot be imported as Python")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise CheckpointError(f"{path.name} failed to import: {type(exc).__name__}: {exc}") from None
+    return module
+
+
+def build_from_user_file(path: Path, factory: str, num_classes: int) -> nn.Module:
+    module = import_user_file(path)
+    target = getattr(module, factory, None)
+    if target is None:
+        candidates = [n for n, v in vars(module).items()
+                      if inspect.isclass(v) and issubclass(v, nn.Module) and v.__module__ == module.__name__]
+        raise CheckpointError(f"{path.name} has no '{factory}'"
+                              + (f"; it defines {', '.join(candidates)}" if candidates else ""))
+    try:
+        params = inspect.signature(target).parameters
+        model = target(num_classes=num_classes) if "num_classes" in params else target()
+    except Exception as exc:
+        raise CheckpointError(f"calling {factory}() from {path.name} failed: "
+                              f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(model, nn.Module):
+        raise CheckpointError(f"{factory}() in {path.name} returned a {type(model).__name__}, "
+                              f"not a torch.nn.Module")
+    return model

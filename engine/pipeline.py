@@ -1,0 +1,58 @@
+"""Running a whole recipe headless: load -> measure -> prune -> measure -> fine-tune -> measure ->
+export. The GUI runs the same steps one button at a time through the same :class:`Session`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from engine.config import Recipe
+from engine.finetune import EpochResult, FinetuneResult
+from engine.metrics import ModelMetrics, TableRow, comparison_table
+from engine.progress import CancelToken, ProgressFn
+from engine.session import Session
+
+
+@dataclass
+class RecipeResult:
+    original: ModelMetrics
+    after_prune: ModelMetrics
+    final: ModelMetrics
+    table: list[TableRow]
+    after_prune_table: list[TableRow]
+    finetune: Optional[FinetuneResult] = None
+    exported: list[Path] = field(default_factory=list)
+    layer_sparsity: dict[str, float] = field(default_factory=dict)
+
+
+def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
+               cancel: Optional[CancelToken] = None, log: Callable[[str], None] = lambda _m: None,
+               on_epoch: Optional[Callable[[EpochResult], None]] = None) -> RecipeResult:
+    recipe.validate()
+    cancel = cancel or CancelToken()
+    session = Session.open(recipe.model, recipe.data, recipe.metrics, recipe.seed, log)
+    original = session.measure_original(progress, cancel)
+    log(f"original: accuracy {original.accuracy:.2%}")
+    finetune_needed = recipe.finetune.epochs > 0
+    prune_spec = recipe.prune
+    if finetune_needed and prune_spec.make_permanent:
+        # masks must stay installed while fine-tuning so pruned weights stay zero
+        from dataclasses import replace
+        prune_spec = replace(prune_spec, make_permanent=False)
+    outcome = session.prune(prune_spec, progress, cancel)
+    after_prune = session.measure_current(progress, cancel)
+    log(f"after pruning: accuracy {after_prune.accuracy:.2%}")
+    ft = None
+    final = after_prune
+    if finetune_needed:
+        ft = session.finetune(recipe.finetune, progress, cancel, on_epoch=on_epoch)
+        if recipe.prune.make_permanent:
+            session.make_permanent()
+        final = session.measure_current(progress, cancel)
+        log(f"after fine-tuning: accuracy {final.accuracy:.2%}")
+    result = RecipeResult(original, after_prune, final, comparison_table(original, final),
+                          comparison_table(original, after_prune), ft,
+                          layer_sparsity=outcome.sparsity)
+    if recipe.export.path:
+        result.exported = session.export(recipe.export, recipe)
+    return result

@@ -1,0 +1,139 @@
+"""Running a :class:`~engine.config.PruneSpec` on a model: score, choose, install masks.
+
+Masks are installed with ``torch.nn.utils.prune.custom_from_mask``, so a pruned model carries the
+standard ``weight_orig``/``weight_mask`` pair that any PyTorch user recognises, fine-tuning keeps
+pruned weights at zero for free (the forward pre-hook multiplies by the mask), and a second round
+composes with the first instead of reviving pruned weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from engine.config import PruneSpec
+from engine.pruning import criteria as _criteria  # noqa: F401  (registers the built-ins)
+from engine.pruning import granularities as _granularities  # noqa: F401
+from engine.pruning.base import CRITERIA, GRANULARITIES, PruneContext, PruneError
+from engine.pruning.targets import PruneTarget, prunable_targets, select_targets
+from engine.pruning.threshold import count_for_fraction, lowest_k_mask
+
+
+@dataclass(frozen=True)
+class PruneOutcome:
+    """Per-parameter sparsity after the run, plus what was done, for the log."""
+    sparsity: dict[str, float]
+    summary: str
+
+
+def target_sparsities(targets: list[PruneTarget], spec: PruneSpec) -> dict[str, float]:
+    per_layer = spec.per_layer or {}
+    unknown = sorted(set(per_layer) - {t.name for t in targets})
+    if unknown:
+        raise PruneError(f"per-layer sparsity names {', '.join(unknown)}, which "
+                         f"{'is' if len(unknown) == 1 else 'are'} not among the selected parameters")
+    return {t.name: per_layer.get(t.name, spec.sparsity) for t in targets}
+
+
+@torch.no_grad()
+def prune_model(model: nn.Module, spec: PruneSpec, ctx: PruneContext) -> PruneOutcome:
+    spec.validate()
+    targets = select_targets(model, spec.include, spec.exclude)
+    if not targets:
+        raise PruneError("no parameters selected for pruning")
+    criterion = CRITERIA.create(spec.method, spec.options)
+    granularity = GRANULARITIES.create(spec.granularity, spec.options)
+    for target in targets:
+        granularity.check(target)
+    if criterion.needs_data and ctx.data is None:
+        raise PruneError(f"criterion '{spec.method}' needs data to compute gradients")
+
+    with torch.enable_grad():
+        scores = criterion.scores(targets, ctx)
+    scores = [_respect_existing_mask(t, s) for t, s in zip(targets, scores)]
+
+    if spec.scope == "global":
+        if spec.per_layer:
+            raise PruneError("a per-layer sparsity dict is a local setting; with global scope one "
+                             "sparsity applies across the selected layers")
+        if not granularity.supports_global:
+            raise PruneError(f"granularity '{spec.granularity}' fixes the sparsity of every group, "
+                             f"so it can only be applied locally")
+        masks = _global_masks(targets, scores, granularity, spec.sparsity, spec.min_density)
+        how = f"global {spec.sparsity:.0%}"
+    else:
+        sparsities = target_sparsities(targets, spec)
+        masks = [granularity.local_mask(s, sparsities[t.name]) for t, s in zip(targets, scores)]
+        how = "per-layer" if spec.per_layer else f"local {spec.sparsity:.0%}"
+
+    for target, mask in zip(targets, masks):
+        prune.custom_from_mask(target.module, target.param_name,
+                               mask.to(device=target.raw_weight().device,
+                                       dtype=target.raw_weight().dtype))
+    if spec.make_permanent:
+        make_permanent(model)
+
+    result = {t.name: 1.0 - float(t.weight().count_nonzero()) / t.weight().numel() for t in targets}
+    summary = (f"pruned {len(targets)} parameter(s), {how}, criterion {spec.method}, "
+               f"granularity {spec.granularity}")
+    ctx.log(summary)
+    return PruneOutcome(result, summary)
+
+
+def _respect_existing_mask(target: PruneTarget, scores: torch.Tensor) -> torch.Tensor:
+    """Already-pruned weights score lowest, so a later round prunes them first and never revives
+    them; the requested sparsity is then the layer's total sparsity, not a fraction of what is left."""
+    mask = target.mask()
+    if mask is None:
+        return scores
+    return torch.where(mask.bool(), scores.to(torch.float32), torch.tensor(float("-inf")))
+
+
+def _global_masks(targets, scores, granularity, sparsity: float, min_density: float):
+    """One threshold across all selected layers (a single kthvalue over the concatenated group
+    scores), then a per-layer floor: a layer that would keep less than ``min_density`` of its groups
+    keeps exactly that, and the rest of the budget is redistributed over the other layers."""
+    groups = [granularity.group_scores(s).float() for s in scores]
+    sizes = [g.numel() for g in groups]
+    total_to_prune = count_for_fraction(sum(sizes), sparsity)
+    max_prune = [n - int(torch.ceil(torch.tensor(min_density * n))) for n in sizes]
+    fixed: dict[int, int] = {}
+    while True:
+        free = [i for i in range(len(groups)) if i not in fixed]
+        budget = total_to_prune - sum(fixed.values())
+        flat = torch.cat([groups[i] for i in free]) if free else torch.empty(0)
+        pruned = lowest_k_mask(flat, min(budget, flat.numel())) if flat.numel() else flat.bool()
+        counts, offset = {}, 0
+        for i in free:
+            counts[i] = int(pruned[offset:offset + sizes[i]].sum())
+            offset += sizes[i]
+        over = [i for i in free if counts[i] > max_prune[i]]
+        if not over:
+            break
+        for i in over:
+            fixed[i] = max_prune[i]
+    masks, offset = [], 0
+    free_pruned = {}
+    for i in free:
+        free_pruned[i] = pruned[offset:offset + sizes[i]]
+        offset += sizes[i]
+    for i, (s, g) in enumerate(zip(scores, groups)):
+        layer_pruned = free_pruned[i] if i in free_pruned else lowest_k_mask(g, fixed[i])
+        masks.append((~granularity.expand(layer_pruned, s.shape)).to(torch.float32))
+    return masks
+
+
+def make_permanent(model: nn.Module) -> int:
+    """Folds every installed mask into its weight (``prune.remove``); returns how many."""
+    count = 0
+    for target in prunable_targets(model):
+        if target.is_masked:
+            prune.remove(target.module, target.param_name)
+            count += 1
+    return count
+
+
+def has_masks(model: nn.Module) -> bool:
+    return any(t.is_masked for t in prunable_targets(model))

@@ -1,0 +1,106 @@
+"""Which parameters can be pruned, and their current state.
+
+A prunable parameter is a weight with at least two dimensions (conv, linear, embedding, recurrent
+weights); biases and norm scales are left alone. When torch.nn.utils.prune masks are installed the
+live parameter is ``<name>_orig`` and the effective weight is the module attribute ``<name>``.
+"""
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+import torch
+from torch import nn
+
+
+@dataclass
+class PruneTarget:
+    name: str            # dotted parameter name as in a plain state_dict, e.g. "conv1.weight"
+    module_name: str
+    module: nn.Module
+    param_name: str      # attribute on the module, e.g. "weight" or "weight_ih_l0"
+
+    @property
+    def module_type(self) -> str:
+        return type(self.module).__name__
+
+    @property
+    def is_masked(self) -> bool:
+        return hasattr(self.module, self.param_name + "_mask")
+
+    def weight(self) -> torch.Tensor:
+        """The effective weight (mask applied)."""
+        if self.is_masked:
+            return getattr(self.module, self.param_name + "_orig") * self.mask()
+        return getattr(self.module, self.param_name)
+
+    def raw_weight(self) -> torch.Tensor:
+        return getattr(self.module, self.param_name + ("_orig" if self.is_masked else ""))
+
+    def mask(self) -> Optional[torch.Tensor]:
+        return getattr(self.module, self.param_name + "_mask", None)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A plain description of one prunable parameter, safe to hand to the GUI."""
+    name: str
+    module_type: str
+    shape: tuple[int, ...]
+    numel: int
+    nonzero: int
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.nonzero / self.numel if self.numel else 0.0
+
+    @property
+    def density(self) -> float:
+        return 1.0 - self.sparsity
+
+
+def prunable_targets(model: nn.Module) -> list[PruneTarget]:
+    targets = []
+    for module_name, module in model.named_modules():
+        for pname, param in list(module.named_parameters(recurse=False)):
+            base = pname[:-5] if pname.endswith("_orig") else pname
+            if param.dim() < 2:
+                continue
+            full = f"{module_name}.{base}" if module_name else base
+            targets.append(PruneTarget(full, module_name, module, base))
+    return targets
+
+
+@torch.no_grad()
+def inspect_layers(model: nn.Module) -> list[LayerInfo]:
+    out = []
+    for t in prunable_targets(model):
+        w = t.weight()
+        out.append(LayerInfo(t.name, t.module_type, tuple(w.shape), w.numel(),
+                             int(torch.count_nonzero(w))))
+    return out
+
+
+def matches(name: str, pattern: str) -> bool:
+    """Exact name, glob (``*.attention.self.query.weight``) or regex written as ``re:...``."""
+    if pattern.startswith("re:"):
+        return re.fullmatch(pattern[3:], name) is not None
+    return name == pattern or fnmatch.fnmatchcase(name, pattern)
+
+
+def select_targets(model: nn.Module, include: Optional[Iterable[str]] = None,
+                   exclude: Optional[Iterable[str]] = None) -> list[PruneTarget]:
+    targets = prunable_targets(model)
+    if include:
+        include = list(include)
+        unmatched = [p for p in include if not any(matches(t.name, p) for t in targets)]
+        if unmatched:
+            raise ValueError(f"no prunable parameter matches {', '.join(repr(p) for p in unmatched)}"
+                             f"; prunable ones are: {', '.join(t.name for t in targets[:12])}"
+                             + (" ..." if len(targets) > 12 else ""))
+        targets = [t for t in targets if any(matches(t.name, p) for p in include)]
+    if exclude:
+        targets = [t for t in targets if not any(matches(t.name, p) for p in exclude)]
+    return targets

@@ -1,0 +1,202 @@
+"""A pruning session: one model, its data, the untouched original, and every step applied to it.
+
+This is the engine's facade. The GUI worker and the headless CLI both drive a :class:`Session`, so
+they share one implementation of load -> measure -> prune -> fine-tune -> compare -> export.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from engine.config import DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, ModelSpec, PruneSpec, Recipe
+from engine.data.sources import DataBundle, load_data
+from engine.export import export_model
+from engine.finetune import EpochResult, FinetuneResult, finetune
+from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs, count_parameters,
+                            evaluate, layer_sparsity, measure_latency, model_device, resolve_device,
+                            storage_bytes)
+from engine.models.sources import LoadedModel, load_model
+from engine.progress import CancelToken, Progress, ProgressFn
+from engine.pruning.apply import PruneOutcome, has_masks, make_permanent, prune_model
+from engine.pruning.base import PruneContext
+from engine.snapshots import WeightSnapshot, histogram_ranges, take_snapshot
+
+# Evaluation needs no gradients, so a large batch is cheap and fast.
+EVAL_BATCH_SIZE = 256
+
+
+@dataclass
+class RunRecord:
+    """One finished run, as a row of the run history."""
+    label: str
+    recipe: dict
+    metrics: ModelMetrics
+    table: list[TableRow]
+
+
+@dataclass
+class Session:
+    loaded: LoadedModel
+    data: DataBundle
+    metrics_spec: MetricsSpec = field(default_factory=MetricsSpec)
+    seed: int = 0
+    log: Callable[[str], None] = lambda _msg: None
+
+    def __post_init__(self) -> None:
+        self.model: nn.Module = self.loaded.model
+        self.original: nn.Module = copy.deepcopy(self.model).eval()
+        self.original_metrics: Optional[ModelMetrics] = None
+        self.current_metrics: Optional[ModelMetrics] = None
+        self.original_snapshot = take_snapshot(self.original, "original")
+        self.history: list[RunRecord] = []
+
+    # ------------------------------------------------------------ loading
+
+    @classmethod
+    def open(cls, model_spec: ModelSpec, data_spec: DataSpec, metrics: Optional[MetricsSpec] = None,
+             seed: int = 0, log: Callable[[str], None] = lambda _m: None) -> "Session":
+        loaded = load_model(model_spec)
+        data = load_data(data_spec)
+        session = cls(loaded, data, metrics or MetricsSpec(), seed, log)
+        session.check_compatible()
+        log(f"loaded {loaded.description}; data: {data.description} "
+            f"({len(data.train)} train / {len(data.test)} test)")
+        return session
+
+    def check_compatible(self) -> None:
+        """Runs one sample through the model so a model/data mismatch is reported at load time in
+        plain words, not as a shape error in the middle of a run."""
+        try:
+            with torch.no_grad():
+                out = self.model(self.data.example_input(1).to(model_device(self.model)))
+        except Exception as exc:
+            raise ValueError(f"the model cannot take this data's input of shape "
+                             f"{tuple(self.data.input_shape)}: {str(exc).splitlines()[0]}") from None
+        if out.dim() != 2 or out.shape[1] != self.data.num_classes:
+            raise ValueError(f"the model outputs {tuple(out.shape[1:])} scores per sample but the "
+                             f"data has {self.data.num_classes} classes")
+
+    # ------------------------------------------------------------ measuring
+
+    def measure(self, model: Optional[nn.Module] = None, progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelToken] = None, latency: Optional[bool] = None) -> ModelMetrics:
+        model = model if model is not None else self.model
+        spec = self.metrics_spec
+        loader = self.data.loader("test", EVAL_BATCH_SIZE)
+        result = evaluate(model, loader, self.data.num_classes, progress, cancel)
+        params, nonzero = count_parameters(model)
+        dense, sparse = storage_bytes(model)
+        example = self.data.example_input(1)
+        macs, effective = count_macs(model, example)
+        m = ModelMetrics(accuracy=result.accuracy, loss=result.loss, f1=result.f1,
+                         precision=result.precision, recall=result.recall, params=params,
+                         nonzero_params=nonzero, dense_bytes=dense, sparse_bytes=sparse, macs=macs,
+                         effective_macs=effective, latency_batch=spec.latency_batch_size,
+                         layer_sparsity=layer_sparsity(model))
+        if latency if latency is not None else spec.measure_latency:
+            if progress is not None:
+                progress(Progress("Measuring latency", 0, 0))
+            device = model_device(model)
+            m.latency_ms, m.throughput = measure_latency(
+                model, self.data.example_input(spec.latency_batch_size), spec.latency_runs,
+                spec.latency_warmup, device, cancel)
+            m.device = device.type
+        return m
+
+    def measure_original(self, progress=None, cancel=None) -> ModelMetrics:
+        if self.original_metrics is None:
+            self.original_metrics = self.measure(self.original, progress, cancel)
+        return self.original_metrics
+
+    def measure_current(self, progress=None, cancel=None) -> ModelMetrics:
+        self.current_metrics = self.measure(self.model, progress, cancel)
+        return self.current_metrics
+
+    def comparison(self) -> list[TableRow]:
+        if self.original_metrics is None or self.current_metrics is None:
+            raise ValueError("measure the original and the current model first")
+        return comparison_table(self.original_metrics, self.current_metrics)
+
+    # ------------------------------------------------------------ changing the model
+
+    def prune(self, spec: PruneSpec, progress: Optional[ProgressFn] = None,
+              cancel: Optional[CancelToken] = None) -> PruneOutcome:
+        """Prunes the live model. On any failure the model is restored to its state before the call,
+        so an error never leaves half the layers masked."""
+        before = copy.deepcopy(self.model)
+        ctx = PruneContext(self.model, seed=spec.seed, data=self.data,
+                           device=model_device(self.model), progress=progress, cancel=cancel,
+                           log=self.log)
+        try:
+            outcome = prune_model(self.model, spec, ctx)
+        except BaseException:
+            self._replace_model(before)
+            raise
+        self.current_metrics = None
+        return outcome
+
+    def finetune(self, spec: FinetuneSpec, progress: Optional[ProgressFn] = None,
+                 cancel: Optional[CancelToken] = None,
+                 on_epoch: Optional[Callable[[EpochResult], None]] = None,
+                 on_step: Optional[Callable[[int, float], None]] = None) -> FinetuneResult:
+        device = resolve_device(spec.device)
+        self.model.to(device)
+        try:
+            result = finetune(self.model, self.data, spec, self.seed, progress, cancel, on_epoch, on_step)
+        finally:
+            self.model.to("cpu")
+        self.current_metrics = None
+        for e in result.epochs:
+            self.log(f"epoch {e.epoch}: train loss {e.train_loss:.4f}, test accuracy "
+                     f"{e.test.accuracy:.2%}")
+        if result.cancelled:
+            self.log("fine-tuning stopped; kept "
+                     + (f"the best epoch ({result.best_epoch})" if result.best_epoch
+                        else "the weights from before fine-tuning"))
+        return result
+
+    def make_permanent(self) -> int:
+        n = make_permanent(self.model)
+        self.log(f"made {n} mask(s) permanent")
+        return n
+
+    def revert(self) -> None:
+        self._replace_model(copy.deepcopy(self.original))
+        self.current_metrics = None
+        self.log("reverted to the original weights")
+
+    def _replace_model(self, model: nn.Module) -> None:
+        self.model = model
+        self.loaded = dataclasses.replace(self.loaded, model=model)
+
+    @property
+    def is_pruned(self) -> bool:
+        return has_masks(self.model) or any(
+            s > 0 for s in layer_sparsity(self.model).values())
+
+    # ------------------------------------------------------------ views and export
+
+    def snapshot(self, label: str = "current", histograms: bool = True) -> WeightSnapshot:
+        return take_snapshot(self.model, label, histograms=histograms,
+                             ranges=histogram_ranges(self.original_snapshot))
+
+    def export(self, spec: ExportSpec, recipe: Optional[Recipe] = None) -> list[Path]:
+        if not spec.path:
+            raise ValueError("no export path given")
+        report = None
+        if spec.report:
+            report = {"recipe": recipe.to_dict() if recipe else None,
+                      "model": self.loaded.description, "data": self.data.description,
+                      "original": self.original_metrics, "pruned": self.current_metrics,
+                      "comparison": self.comparison() if self.original_metrics and self.current_metrics
+                      else None}
+        paths = export_model(self.model, spec.path, spec.include_masks, report,
+                             protected=(self.loaded.source_path,) if self.loaded.source_path else ())
+        self.log("exported " + ", ".join(str(p) for p in paths))
+        return paths

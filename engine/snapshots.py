@@ -1,0 +1,105 @@
+"""Detached, plain-numpy pictures of a model's weights for the charts.
+
+The GUI thread never touches live tensors: the worker builds a :class:`WeightSnapshot` (numpy
+copies) and sends that. Histograms are computed from at most ``max_samples`` weights per layer
+(a seeded sample, as napari does for big arrays); the counts shown as numbers are always exact.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.pruning.targets import prunable_targets
+
+
+@dataclass(frozen=True)
+class LayerHistogram:
+    name: str
+    edges: np.ndarray          # len(counts) + 1
+    counts: np.ndarray         # all sampled weights
+    counts_nonzero: np.ndarray  # sampled non-zero weights only
+
+
+@dataclass(frozen=True)
+class LayerDensity:
+    name: str
+    module_type: str
+    shape: tuple[int, ...]
+    numel: int
+    nonzero: int
+
+    @property
+    def density(self) -> float:
+        return self.nonzero / self.numel if self.numel else 1.0
+
+
+@dataclass(frozen=True)
+class WeightSnapshot:
+    label: str
+    layers: list[LayerDensity]
+    histograms: dict[str, LayerHistogram] = field(default_factory=dict)
+
+    def density(self, name: str) -> float:
+        return next(layer.density for layer in self.layers if layer.name == name)
+
+
+@torch.no_grad()
+def take_snapshot(model: nn.Module, label: str = "", bins: int = 64,
+                  max_samples: int = 200_000, histograms: bool = True,
+                  ranges: dict[str, tuple[float, float]] | None = None) -> WeightSnapshot:
+    """``ranges`` fixes each layer's histogram range (e.g. the original model's), so before and
+    after overlay on the same bins."""
+    layers, hists = [], {}
+    generator = torch.Generator().manual_seed(0)
+    for t in prunable_targets(model):
+        w = t.weight().detach().float().reshape(-1).cpu()
+        nonzero = int(torch.count_nonzero(w))
+        layers.append(LayerDensity(t.name, t.module_type, tuple(t.weight().shape), w.numel(), nonzero))
+        if not histograms:
+            continue
+        if w.numel() > max_samples:
+            w = w[torch.randint(w.numel(), (max_samples,), generator=generator)]
+        values = w.numpy()
+        lo, hi = (ranges or {}).get(t.name, (float(values.min(initial=0.0)), float(values.max(initial=0.0))))
+        if hi <= lo:
+            hi = lo + 1e-6
+        counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
+        nz_counts, _ = np.histogram(values[values != 0], bins=edges)
+        hists[t.name] = LayerHistogram(t.name, edges, counts, nz_counts)
+    return WeightSnapshot(label, layers, hists)
+
+
+def histogram_ranges(snapshot: WeightSnapshot) -> dict[str, tuple[float, float]]:
+    return {name: (float(h.edges[0]), float(h.edges[-1])) for name, h in snapshot.histograms.items()}
+
+
+@torch.no_grad()
+def weight_matrix(model: nn.Module, name: str, what: str = "weight") -> np.ndarray:
+    """A 2-D picture of one parameter for the mask view: linear weights as they are, conv weights
+    as a grid of kernels (out x in blocks of kh x kw, one pixel of gap) so kernel, channel and
+    filter structure is visible. ``what``: weight, abs or mask."""
+    target = next((t for t in prunable_targets(model) if t.name == name), None)
+    if target is None:
+        raise KeyError(name)
+    if what == "mask":
+        m = target.mask()
+        w = m if m is not None else (target.weight() != 0).float()
+    else:
+        w = target.weight()
+        if what == "abs":
+            w = w.abs()
+    w = w.detach().float().cpu()
+    if w.dim() == 2:
+        return w.numpy()
+    if w.dim() == 3:  # conv1d: out x (in * k)
+        return w.reshape(w.shape[0], -1).numpy()
+    out_c, in_c, kh, kw = w.shape[0], w.shape[1], w.shape[2], int(np.prod(w.shape[3:]))
+    arr = w.reshape(out_c, in_c, kh, kw).numpy()
+    # pad each kernel with one NaN row and column (drawn as a gap), then tile without a Python loop
+    padded = np.full((out_c, in_c, kh + 1, kw + 1), np.nan, dtype=np.float32)
+    padded[:, :, :kh, :kw] = arr
+    grid = padded.transpose(0, 2, 1, 3).reshape(out_c * (kh + 1), in_c * (kw + 1))
+    return grid[:-1, :-1]

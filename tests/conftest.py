@@ -1,0 +1,33 @@
+import os
+
+# Qt must never need a display in tests; set before any QApplication exists.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from engine.data.sources import DataBundle
+from engine.models.lenet import LeNet
+
+
+@pytest.fixture
+def lenet():
+    torch.manual_seed(0)
+    return LeNet().eval()
+
+
+@pytest.fixture
+def tiny_data():
+    """A learnable 10-class problem on 1x28x28 inputs: the class decides which patch is bright."""
+    g = torch.Generator().manual_seed(0)
+
+    def make(n):
+        y = torch.randint(0, 10, (n,), generator=g)
+        x = torch.randn(n, 1, 28, 28, generator=g) * 0.3
+        for i, label in enumerate(y.tolist()):
+            r, c = divmod(label, 5)
+            x[i, 0, 4 + r * 10:4 + r * 10 + 8, 1 + c * 5:1 + c * 5 + 4] += 2.0
+        return TensorDataset(x, y)
+
+    return DataBundle(make(256), make(128), 10, (1, 28, 28), "synthetic patches")

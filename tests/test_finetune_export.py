@@ -1,0 +1,95 @@
+import threading
+
+import pytest
+import torch
+
+from engine.config import FinetuneSpec, PruneSpec
+from engine.export import ExportError, export_model
+from engine.finetune import finetune
+from engine.models.lenet import LeNet
+from engine.progress import CancelToken
+from engine.pruning.apply import prune_model
+from engine.pruning.base import PruneContext
+
+
+def _pruned(lenet, sparsity=0.8):
+    prune_model(lenet, PruneSpec(sparsity=sparsity), PruneContext(lenet))
+    return lenet
+
+
+def test_finetune_keeps_masks_and_improves(lenet, tiny_data):
+    _pruned(lenet, 0.5)
+    zeros_before = {n: int((getattr(lenet, n).weight == 0).sum()) for n in ("conv1", "fc1")}
+    steps, reports = [], []
+    result = finetune(lenet, tiny_data, FinetuneSpec(epochs=3, optimizer="adam", lr=3e-3,
+                                                               batch_size=32),
+                      progress=reports.append, on_step=lambda s, l: steps.append(s))
+    assert [e.epoch for e in result.epochs] == [1, 2, 3]
+    assert result.best.test.accuracy > 0.5
+    assert steps == list(range(1, 3 * 8 + 1))
+    assert reports[-1].step == reports[-1].total == 24 and reports[-1].eta_s == 0
+    for n, zeros in zeros_before.items():
+        assert int((getattr(lenet, n).weight == 0).sum()) >= zeros
+        assert torch.all(getattr(lenet, n).weight[getattr(lenet, n).weight_mask == 0] == 0)
+
+
+def test_cancel_is_honoured_within_one_batch_and_restores(lenet, tiny_data):
+    _pruned(lenet)
+    before = {k: v.clone() for k, v in lenet.state_dict().items()}
+    cancel = CancelToken()
+    seen = []
+
+    def on_step(step, loss):
+        seen.append(step)
+        if step == 3:
+            cancel.cancel()
+    result = finetune(lenet, tiny_data, FinetuneSpec(epochs=5, batch_size=16), cancel=cancel,
+                      on_step=on_step)
+    assert result.cancelled and seen == [1, 2, 3]
+    assert all(torch.equal(before[k], v) for k, v in lenet.state_dict().items())
+
+
+def test_early_stop(lenet, tiny_data):
+    result = finetune(lenet, tiny_data, FinetuneSpec(epochs=20, lr=1e-9, patience=1, batch_size=64))
+    assert result.stopped_early and len(result.epochs) < 20
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_export_loads_strictly_into_plain_lenet(tmp_path, lenet, suffix):
+    _pruned(lenet, 0.7)
+    path = tmp_path / f"pruned{suffix}"
+    paths = export_model(lenet, path, include_masks=True, report={"note": "x"})
+    assert [p.name for p in paths] == [f"pruned{suffix}", f"pruned.masks{suffix}", "pruned.report.json"]
+    if suffix == ".pt":
+        state = torch.load(path, weights_only=True)
+    else:
+        from safetensors.torch import load_file
+        state = load_file(str(path))
+    fresh = LeNet()
+    fresh.load_state_dict(state, strict=True)
+    x = torch.randn(3, 1, 28, 28)
+    assert torch.allclose(fresh(x), lenet(x), atol=1e-6)
+    assert (fresh.fc1.weight == 0).float().mean() == pytest.approx(0.7, abs=0.01)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_export_never_overwrites_the_source(tmp_path, lenet):
+    source = tmp_path / "original.pt"
+    torch.save(lenet.state_dict(), source)
+    original_bytes = source.read_bytes()
+    with pytest.raises(ExportError, match="source checkpoint"):
+        export_model(lenet, source, protected=(source,))
+    assert source.read_bytes() == original_bytes
+
+
+def test_failed_export_leaves_no_partial_file(tmp_path, lenet, monkeypatch):
+    target = tmp_path / "out.pt"
+    target.write_bytes(b"previous export")
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError, match="disk full"):
+        export_model(lenet, target)
+    assert target.read_bytes() == b"previous export"
+    assert list(tmp_path.iterdir()) == [target]

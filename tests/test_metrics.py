@@ -1,0 +1,77 @@
+import pytest
+import torch
+
+from engine.config import PruneSpec
+from engine.metrics import (ModelMetrics, comparison_table, count_macs, count_parameters, evaluate,
+                            format_table, measure_latency, storage_bytes, _scores)
+from engine.pruning.apply import prune_model
+from engine.pruning.base import PruneContext
+
+LENET_PARAMS = 6 * 25 + 6 + 16 * 6 * 25 + 16 + 256 * 120 + 120 + 120 * 84 + 84 + 84 * 10 + 10
+# conv1: 24*24*6 outputs x 25; conv2: 8*8*16 x 150; fcs
+LENET_MACS = 24 * 24 * 6 * 25 + 8 * 8 * 16 * 150 + 256 * 120 + 120 * 84 + 84 * 10
+
+
+def test_parameter_counts_follow_masks(lenet):
+    assert count_parameters(lenet) == (LENET_PARAMS, LENET_PARAMS)
+    prune_model(lenet, PruneSpec(sparsity=0.5, include=["fc1.weight"]), PruneContext(lenet))
+    total, nonzero = count_parameters(lenet)
+    assert total == LENET_PARAMS  # masks add buffers, not parameters
+    assert nonzero == LENET_PARAMS - 256 * 120 // 2
+
+
+def test_sizes(lenet):
+    dense, sparse = storage_bytes(lenet)
+    assert dense == LENET_PARAMS * 4
+    assert sparse == dense  # nothing is zero: bitmap storage would be larger, so dense is used
+    prune_model(lenet, PruneSpec(sparsity=0.9), PruneContext(lenet))
+    dense2, sparse2 = storage_bytes(lenet)
+    assert dense2 == dense and sparse2 < dense * 0.3
+
+
+def test_macs_dense_and_effective(lenet):
+    example = torch.randn(1, 1, 28, 28)
+    dense, effective = count_macs(lenet, example)
+    assert dense == LENET_MACS and effective == LENET_MACS
+    prune_model(lenet, PruneSpec(sparsity=0.5, include=["fc1.weight"]), PruneContext(lenet))
+    dense2, effective2 = count_macs(lenet, example)
+    assert dense2 == LENET_MACS
+    assert effective2 == LENET_MACS - 256 * 120 // 2
+
+
+def test_scores_from_confusion():
+    # rows: true class, columns: predicted
+    confusion = torch.tensor([[3, 1], [0, 4]])
+    r = _scores(confusion, loss_sum=8.0, n=8)
+    assert r.accuracy == pytest.approx(7 / 8)
+    p0, p1 = 3 / 3, 4 / 5
+    r0, r1 = 3 / 4, 4 / 4
+    f = lambda p, q: 2 * p * q / (p + q)
+    assert r.precision == pytest.approx((p0 + p1) / 2)
+    assert r.recall == pytest.approx((r0 + r1) / 2)
+    assert r.f1 == pytest.approx((f(p0, r0) + f(p1, r1)) / 2)
+    assert r.loss == pytest.approx(1.0)
+
+
+def test_evaluate_counts_every_sample(lenet, tiny_data):
+    r = evaluate(lenet, tiny_data.loader("test", 50), 10)
+    assert r.samples == 128 and 0 <= r.accuracy <= 1
+
+
+def test_latency_is_measured(lenet):
+    ms, throughput = measure_latency(lenet, torch.randn(4, 1, 28, 28), runs=5, warmup=1)
+    assert ms > 0 and throughput == pytest.approx(4 / (ms / 1000))
+
+
+def test_table_ratios():
+    a = ModelMetrics(accuracy=0.98, params=100, nonzero_params=100, dense_bytes=400, sparse_bytes=400,
+                     macs=1000, effective_macs=1000, latency_ms=2.0, throughput=500)
+    b = ModelMetrics(accuracy=0.97, params=100, nonzero_params=25, dense_bytes=400, sparse_bytes=113,
+                     macs=1000, effective_macs=300, latency_ms=2.5, throughput=400)
+    rows = {r.metric.split(" (")[0]: r for r in comparison_table(a, b)}
+    assert rows["Non-zero parameters"].ratio == pytest.approx(4.0)
+    assert rows["MACs"].ratio == pytest.approx(1.0)
+    assert rows["Latency"].ratio == pytest.approx(0.8)
+    assert rows["Accuracy"].pruned == pytest.approx(97.0)
+    text = format_table(comparison_table(a, b))
+    assert "Non-zero parameters" in text and "4.00x" in text
