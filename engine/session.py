@@ -19,8 +19,8 @@ from engine.data.sources import DataBundle, load_data
 from engine.export import export_model
 from engine.finetune import EpochResult, FinetuneResult, finetune
 from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs, count_parameters,
-                            evaluate, layer_sparsity, measure_latency, model_device, resolve_device,
-                            storage_bytes)
+                            evaluate, forward_batch, layer_sparsity, measure_latency, model_device, resolve_device,
+                            storage_bytes, to_device)
 from engine.models.sources import LoadedModel, load_model
 from engine.progress import CancelToken, Progress, ProgressFn
 from engine.pruning.apply import PruneOutcome, has_masks, make_permanent, prune_model
@@ -74,7 +74,8 @@ class Session:
         plain words, not as a shape error in the middle of a run."""
         try:
             with torch.no_grad():
-                out = self.model(self.data.example_input(1).to(model_device(self.model)))
+                out = forward_batch(self.model, to_device(self.data.example_input(1),
+                                                          model_device(self.model)))
         except Exception as exc:
             raise ValueError(f"the model cannot take this data's input of shape "
                              f"{tuple(self.data.input_shape)}: {str(exc).splitlines()[0]}") from None
