@@ -293,30 +293,68 @@ def comparison_table(original: ModelMetrics, pruned: ModelMetrics) -> list[Table
     return rows
 
 
-def format_table(rows: list[TableRow]) -> str:
-    def fmt(value: Optional[float], unit: str) -> str:
-        if value is None:
-            return "-"
-        if unit == "bytes":
-            for suffix, scale in (("MB", 1e6), ("KB", 1e3)):
-                if value >= scale:
-                    return f"{value / scale:.2f} {suffix}"
-            return f"{value:.0f} B"
-        if unit == "%":
-            return f"{value:.2f}%"
-        if unit == "ms":
-            return f"{value:.3f} ms"
-        if unit == "samples/s":
-            return f"{value:.0f}/s"
-        if abs(value) >= 1e6:
-            return f"{value / 1e6:.3f} M"
-        if float(value).is_integer():
-            return f"{int(value):,}"
-        return f"{value:.4f}"
+def summarize_comparison(original: ModelMetrics, pruned: ModelMetrics) -> list[str]:
+    """The table's honest reading in a few sentences: what pruning bought and what it did not.
 
+    Fine-grained masks zero weights but keep every tensor's shape, so the non-zero count falls
+    while parameters, dense size, dense MACs and (without sparse kernels) latency stay put; the
+    summary says so instead of letting a falling non-zero count suggest a faster model.
+    """
+    lines = []
+    if original.accuracy is not None and pruned.accuracy is not None:
+        delta = (pruned.accuracy - original.accuracy) * 100
+        lines.append(f"Accuracy {original.accuracy:.2%} -> {pruned.accuracy:.2%} "
+                     f"({delta:+.2f} points).")
+    if pruned.nonzero_params < original.nonzero_params:
+        lines.append(f"Non-zero parameters fell {original.nonzero_params / max(1, pruned.nonzero_params):.2f}x "
+                     f"({pruned.sparsity:.1%} sparse).")
+        if pruned.params == original.params:
+            lines.append("Tensor shapes are unchanged: the parameter count, the dense file size and "
+                         "the dense MACs stay the same; the savings show in sparse storage and "
+                         "effective MACs, which need sparse formats or kernels to become real.")
+        else:
+            lines.append(f"Structured removal made the model itself smaller: "
+                         f"{original.params / max(1, pruned.params):.2f}x fewer parameters.")
+    if original.latency_ms is not None and pruned.latency_ms is not None:
+        speedup = original.latency_ms / pruned.latency_ms if pruned.latency_ms else 0.0
+        if speedup < 1.1:
+            lines.append(f"Measured latency did not improve meaningfully ({speedup:.2f}x): dense "
+                         f"kernels do the same work on zeros.")
+        else:
+            lines.append(f"Measured latency improved {speedup:.2f}x.")
+    return lines
+
+
+def format_value(value: Optional[float], unit: str) -> str:
+    """One table cell as people read it: bytes in KB/MB, percentages, ms, millions."""
+    if value is None:
+        return "-"
+    if unit == "bytes":
+        for suffix, scale in (("MB", 1e6), ("KB", 1e3)):
+            if value >= scale:
+                return f"{value / scale:.2f} {suffix}"
+        return f"{value:.0f} B"
+    if unit == "%":
+        return f"{value:.2f}%"
+    if unit == "ms":
+        return f"{value:.3f} ms"
+    if unit == "samples/s":
+        return f"{value:.0f}/s"
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:.3f} M"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:.4f}"
+
+
+def format_ratio(ratio: Optional[float]) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
+def format_table(rows: list[TableRow]) -> str:
     header = ("Metric", "Original", "Pruned", "Ratio")
-    body = [(r.metric, fmt(r.original, r.unit), fmt(r.pruned, r.unit),
-             "-" if r.ratio is None else f"{r.ratio:.2f}x") for r in rows]
+    body = [(r.metric, format_value(r.original, r.unit), format_value(r.pruned, r.unit),
+             format_ratio(r.ratio)) for r in rows]
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(4)]
     lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]
     lines.append("  ".join("-" * w for w in widths))

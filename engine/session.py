@@ -19,7 +19,7 @@ from engine.data.sources import DataBundle, load_data
 from engine.export import export_model
 from engine.finetune import EpochResult, FinetuneResult, finetune
 from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs, count_parameters,
-                            evaluate, forward_batch, layer_sparsity, measure_latency, model_device, resolve_device,
+                            evaluate, summarize_comparison, forward_batch, layer_sparsity, measure_latency, model_device, resolve_device,
                             storage_bytes, to_device)
 from engine.models.sources import LoadedModel, load_model
 from engine.progress import CancelToken, Progress, ProgressFn
@@ -38,6 +38,7 @@ class RunRecord:
     recipe: dict
     metrics: ModelMetrics
     table: list[TableRow]
+    summary: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -123,6 +124,14 @@ class Session:
         if self.original_metrics is None or self.current_metrics is None:
             raise ValueError("measure the original and the current model first")
         return comparison_table(self.original_metrics, self.current_metrics)
+
+    def record_run(self, label: str, recipe: Optional[dict] = None) -> RunRecord:
+        """Adds the current measurement as one row of the run history (the GUI's Compare tab)."""
+        table = self.comparison()
+        record = RunRecord(label, dict(recipe or {}), self.current_metrics, table,
+                           summarize_comparison(self.original_metrics, self.current_metrics))
+        self.history.append(record)
+        return record
 
     # ------------------------------------------------------------ changing the model
 
