@@ -1,0 +1,265 @@
+"""Open model, Open data and Export dialogs, and the trust question for files that run code."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
+                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from engine.config import DATA_SOURCES, MODEL_SOURCES, DataSpec, ExportSpec, ModelSpec
+
+CHECKPOINT_FILTER = "Checkpoints (*.pt *.pth *.bin *.ckpt *.safetensors);;All files (*)"
+MODEL_SOURCE_HELP = {
+    "demo": "The built-in LeNet trained on the built-in digits.",
+    "torchvision": "A torchvision architecture by name, random init or with weights from a local "
+                   "state_dict file.",
+    "state_dict": "An architecture by name plus a state_dict file (.pt/.pth/.safetensors). Loaded "
+                  "as data (weights_only): safe for untrusted files.",
+    "python": "A class or factory function in your own Python file. Importing it runs its code: "
+              "you will be asked to confirm you trust it.",
+    "pickle": "A whole pickled model (torch.save(model)). Unpickling runs code from the file: you "
+              "will be asked to confirm you trust it.",
+}
+DATA_SOURCE_HELP = {
+    "demo": "The built-in handwritten digits (1x28x28, 10 classes).",
+    "imagefolder": "A folder with one sub-folder of images per class (or train/ and val/ inside).",
+    "mnist": "MNIST in torchvision's layout under a local folder (never downloaded).",
+    "fashionmnist": "FashionMNIST in torchvision's layout under a local folder.",
+    "cifar10": "CIFAR-10 (cifar-10-batches-py) under a local folder.",
+}
+
+
+def confirm_trust(parent: Optional[QWidget], path: str, what: str) -> bool:
+    """Asks before anything runs code from a file; No is the default."""
+    answer = QMessageBox.warning(
+        parent, "Run code from this file?",
+        f"Opening {Path(path).name} as {what} runs Python code from the file.\n\n{path}\n\n"
+        f"Continue only if you trust where it came from.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+class _PathRow(QWidget):
+    def __init__(self, title: str, file_filter: Optional[str], folder: bool = False) -> None:
+        super().__init__()
+        self.edit = QLineEdit()
+        button = QPushButton("Browse…")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.edit, 1)
+        layout.addWidget(button)
+
+        def browse() -> None:
+            if folder:
+                path = QFileDialog.getExistingDirectory(self, title, self.edit.text())
+            else:
+                path, _ = QFileDialog.getOpenFileName(self, title, self.edit.text(), file_filter or "")
+            if path:
+                self.edit.setText(path)
+        button.clicked.connect(browse)
+
+    def text(self) -> str:
+        return self.edit.text().strip()
+
+
+class OpenModelDialog(QDialog):
+    def __init__(self, parent=None, current: Optional[ModelSpec] = None,
+                 architectures: Optional[list[str]] = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Open model")
+        current = current or ModelSpec()
+        self.source = QComboBox()
+        for s in MODEL_SOURCES:
+            self.source.addItem(s, s)
+            self.source.setItemData(self.source.count() - 1, MODEL_SOURCE_HELP[s], Qt.ItemDataRole.ToolTipRole)
+        self.help = QLabel()
+        self.help.setWordWrap(True)
+        self.arch = QComboBox()
+        self.arch.setEditable(True)
+        self.arch.addItems(architectures or ["lenet"])
+        self.arch.setCurrentText(current.arch)
+        self.arch.setToolTip("Architecture built by name (PruneLab's own or any torchvision "
+                             "classifier, always without downloading weights)")
+        self.path = _PathRow("Model file", CHECKPOINT_FILTER + ";;Python (*.py)")
+        self.path.edit.setText(current.path or "")
+        self.factory = QLineEdit(current.factory or "")
+        self.factory.setToolTip("Name of the nn.Module class or factory function in the Python file")
+        self.num_classes = QSpinBox()
+        self.num_classes.setRange(1, 100_000)
+        self.num_classes.setValue(current.num_classes)
+        self.num_classes.setToolTip("Outputs of the classifier; must match the data's classes")
+        form = QFormLayout()
+        form.addRow("Source:", self.source)
+        form.addRow("", self.help)
+        form.addRow("Architecture:", self.arch)
+        form.addRow("File:", self.path)
+        form.addRow("Class / factory:", self.factory)
+        form.addRow("Classes:", self.num_classes)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open |
+                                   QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+        self.form = form
+        self.source.currentIndexChanged.connect(self._on_source)
+        self.source.setCurrentIndex(self.source.findData(current.source))
+        self._on_source()
+        self.resize(560, self.sizeHint().height())
+
+    def _on_source(self, *_: object) -> None:
+        source = self.source.currentData()
+        self.help.setText(MODEL_SOURCE_HELP[source])
+        self.form.setRowVisible(self.arch, source in ("torchvision", "state_dict"))
+        self.form.setRowVisible(self.path, source != "demo")
+        self.form.setRowVisible(self.factory, source == "python")
+        self.form.setRowVisible(self.num_classes, source in ("torchvision", "state_dict", "python"))
+
+    def spec(self) -> ModelSpec:
+        """The spec as entered; validate() raises RecipeError with a message naming the field."""
+        source = self.source.currentData()
+        spec = ModelSpec(source=source, arch=self.arch.currentText().strip() or "lenet",
+                         path=self.path.text() or None, factory=self.factory.text().strip() or None,
+                         num_classes=self.num_classes.value(), trust_pickle=False)
+        return spec
+
+
+class OpenDataDialog(QDialog):
+    def __init__(self, parent=None, current: Optional[DataSpec] = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Open data")
+        current = current or DataSpec()
+        self.source = QComboBox()
+        for s in DATA_SOURCES:
+            self.source.addItem(s, s)
+            self.source.setItemData(self.source.count() - 1, DATA_SOURCE_HELP[s], Qt.ItemDataRole.ToolTipRole)
+        self.help = QLabel()
+        self.help.setWordWrap(True)
+        self.root = _PathRow("Data folder", None, folder=True)
+        self.root.edit.setText(current.root or "")
+        self.image_size = QSpinBox()
+        self.image_size.setRange(4, 4096)
+        self.image_size.setValue(current.image_size)
+        self.image_size.setToolTip("Images are resized and centre-cropped to this size")
+        self.channels = QComboBox()
+        self.channels.addItems(["1", "3"])
+        self.channels.setCurrentText(str(current.channels))
+        self.channels.setToolTip("1: greyscale, 3: RGB; must match the model's first layer")
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 65536)
+        self.batch_size.setValue(current.batch_size)
+        self.batch_size.setToolTip("Batch size for evaluation loaders")
+        self.max_eval = QSpinBox()
+        self.max_eval.setRange(0, 10_000_000)
+        self.max_eval.setSpecialValueText("all")
+        self.max_eval.setValue(current.max_eval_samples or 0)
+        self.max_eval.setToolTip("Evaluate on at most this many test samples (faster measuring)")
+        form = QFormLayout()
+        form.addRow("Source:", self.source)
+        form.addRow("", self.help)
+        form.addRow("Folder:", self.root)
+        form.addRow("Image size:", self.image_size)
+        form.addRow("Channels:", self.channels)
+        form.addRow("Batch size:", self.batch_size)
+        form.addRow("Test samples:", self.max_eval)
+        self.form = form
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open |
+                                   QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+        self.source.currentIndexChanged.connect(self._on_source)
+        self.source.setCurrentIndex(self.source.findData(current.source))
+        self._on_source()
+        self.resize(520, self.sizeHint().height())
+
+    def _on_source(self, *_: object) -> None:
+        source = self.source.currentData()
+        self.help.setText(DATA_SOURCE_HELP[source])
+        for widget in (self.root, self.image_size, self.channels):
+            self.form.setRowVisible(widget, source != "demo")
+
+    def spec(self) -> DataSpec:
+        return DataSpec(source=self.source.currentData(), root=self.root.text() or None,
+                        image_size=self.image_size.value(), channels=int(self.channels.currentText()),
+                        batch_size=self.batch_size.value(),
+                        max_eval_samples=self.max_eval.value() or None)
+
+
+class ExportDialog(QDialog):
+    def __init__(self, parent=None, suggested: str = "") -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export pruned model")
+        self.path = QLineEdit(suggested)
+        self.path.setToolTip("The state_dict file: .pt/.pth (torch.save) or .safetensors. Masks are "
+                             "folded into the weights, so plain PyTorch loads it with the plain "
+                             "architecture.")
+        browse = QPushButton("Browse…")
+        row = QWidget()
+        row_layout = QHBoxLayout(row)
+        row_layout.setContentsMargins(0, 0, 0, 0)
+        row_layout.addWidget(self.path, 1)
+        row_layout.addWidget(browse)
+        self.format = QComboBox()
+        self.format.addItem("PyTorch state_dict (.pt)", ".pt")
+        self.format.addItem("safetensors (.safetensors)", ".safetensors")
+        self.format.setToolTip("File format; follows the file name's suffix")
+        self.masks = QCheckBox("Also write the masks (…masks.pt / .safetensors)")
+        self.masks.setToolTip("The boolean masks per pruned parameter, beside the model file")
+        self.report = QCheckBox("Also write a JSON report (…report.json)")
+        self.report.setChecked(True)
+        self.report.setToolTip("Settings (the recipe), original and pruned metrics and the "
+                               "comparison table")
+        form = QFormLayout()
+        form.addRow("File:", row)
+        form.addRow("Format:", self.format)
+        form.addRow("", self.masks)
+        form.addRow("", self.report)
+        note = QLabel("Files are written atomically; the model's source checkpoint is never "
+                      "overwritten.")
+        note.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save |
+                                   QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+        browse.clicked.connect(self._browse)
+        self.format.currentIndexChanged.connect(self._on_format)
+        self.path.textChanged.connect(self._on_path)
+        self._on_path(suggested)
+        self.resize(560, self.sizeHint().height())
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path.text(),
+                                              "PyTorch (*.pt *.pth);;safetensors (*.safetensors)")
+        if path:
+            self.path.setText(path)
+
+    def _on_format(self, *_: object) -> None:
+        text = self.path.text().strip()
+        if text:
+            wanted = self.format.currentData()
+            current = Path(text)
+            if current.suffix.lower() != wanted and not (wanted == ".pt" and current.suffix.lower() == ".pth"):
+                self.path.setText(str(current.with_suffix(wanted)))
+
+    def _on_path(self, text: str) -> None:
+        suffix = Path(text.strip()).suffix.lower()
+        index = self.format.findData(".safetensors" if suffix == ".safetensors" else ".pt")
+        self.format.blockSignals(True)
+        self.format.setCurrentIndex(index)
+        self.format.blockSignals(False)
+
+    def spec(self) -> ExportSpec:
+        return ExportSpec(path=self.path.text().strip() or None, include_masks=self.masks.isChecked(),
+                          report=self.report.isChecked())

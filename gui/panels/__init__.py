@@ -1,0 +1,1 @@
+"""The side panels: the model tree and the method panel."""

@@ -1,0 +1,318 @@
+"""The method panel, generated from the engine's registries.
+
+Every registry in ``engine.pruning`` whose kind names a :class:`~engine.config.PruneSpec` field
+(``criterion`` -> ``method``, ``granularity``, ``schedule`` ...) becomes a combo box whose items
+carry each component's label and description (as tooltip); the selected components' typed options
+become spin boxes, combos and checkboxes. A method another branch registers therefore appears here
+without a GUI edit. The panel reads and writes the same PruneSpec / FinetuneSpec a recipe holds.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from typing import Any, Optional
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
+                               QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget)
+
+import engine.pruning
+from engine.config import OPTIMIZERS, SCOPES, FinetuneSpec, PruneSpec
+from engine.pruning import apply as _apply  # noqa: F401  (registers the built-in components)
+from engine.registry import Option, Registry
+
+# A registry's kind -> the PruneSpec field that names the chosen component.
+SPEC_FIELD_FOR_KIND = {"criterion": "method"}
+
+TIPS = {
+    "scope": "Local: every selected parameter loses the target fraction of its own weights. "
+             "Global: one threshold across all selected parameters, so layers with many small "
+             "weights lose more and sensitive small layers can keep more.",
+    "sparsity": "Fraction of the selected weights to set to zero (per parameter when local, in "
+                "total when global). Per-parameter targets in the model panel override it locally.",
+    "min_density": "Global scope only: no parameter keeps less than this fraction of its weights; "
+                   "the rest of the budget is taken from the other parameters.",
+    "seed": "Seed for random choices (random criterion, data order while fine-tuning), so a run "
+            "can be repeated exactly.",
+    "schedule": "How the target is reached: one-shot prunes to the target in one step. Iterative "
+                "schedules appear here when the engine registers them.",
+    "epochs": "Epochs of fine-tuning after pruning, with the masks held fixed so pruned weights "
+              "stay zero. 0 skips fine-tuning.",
+    "optimizer": "SGD with momentum, or Adam.",
+    "lr": "Learning rate. Fine-tuning a trained model usually wants a smaller rate than training "
+          "from scratch.",
+    "momentum": "SGD momentum (ignored by Adam).",
+    "weight_decay": "L2 penalty on the weights while fine-tuning.",
+    "batch_size": "Training samples per optimisation step.",
+    "patience": "Stop early after this many epochs without a better test accuracy; 0 never stops "
+                "early. The best epoch's weights are kept either way.",
+    "max_batches_per_epoch": "Train on at most this many batches per epoch (a quick look on a "
+                             "big data set); 0 uses every batch.",
+    "device": "Where to fine-tune: auto picks CUDA when available, else the CPU.",
+}
+
+
+def discover_registries() -> dict[str, Registry]:
+    """Every Registry defined anywhere in ``engine.pruning`` whose kind maps to a PruneSpec field."""
+    fields = {f.name for f in dataclasses.fields(PruneSpec)}
+    found: dict[str, Registry] = {}
+    for info in pkgutil.iter_modules(engine.pruning.__path__):
+        module = importlib.import_module(f"engine.pruning.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, Registry):
+                field = SPEC_FIELD_FOR_KIND.get(value.kind, value.kind)
+                if field in fields and field not in found:
+                    found[field] = value
+    order = ["method", "granularity"]
+    return dict(sorted(found.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else 9,
+                                                      kv[0])))
+
+
+def option_widget(option: Option, value: Any) -> QWidget:
+    """A control for one typed option, with its help as the tooltip."""
+    if option.choices is not None:
+        widget = QComboBox()
+        for choice in option.choices:
+            widget.addItem(str(choice), choice)
+        widget.setCurrentIndex(max(0, list(option.choices).index(value) if value in option.choices else 0))
+    elif option.kind is bool:
+        widget = QCheckBox()
+        widget.setChecked(bool(value))
+    elif option.kind is int:
+        widget = QSpinBox()
+        widget.setRange(int(option.minimum if option.minimum is not None else -1_000_000),
+                        int(option.maximum if option.maximum is not None else 1_000_000))
+        widget.setValue(int(value))
+    elif option.kind is float:
+        widget = QDoubleSpinBox()
+        widget.setDecimals(4)
+        widget.setRange(option.minimum if option.minimum is not None else -1e9,
+                        option.maximum if option.maximum is not None else 1e9)
+        widget.setValue(float(value))
+    else:
+        widget = QLineEdit(str(value))
+    widget.setToolTip(option.help)
+    widget.setObjectName(f"option_{option.name}")
+    return widget
+
+
+def option_value(option: Option, widget: QWidget) -> Any:
+    if isinstance(widget, QComboBox):
+        return widget.currentData()
+    if isinstance(widget, QCheckBox):
+        return widget.isChecked()
+    if isinstance(widget, (QSpinBox, QDoubleSpinBox)):
+        return widget.value()
+    return widget.text()
+
+
+class MethodPanel(QWidget):
+    changed = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.registries = discover_registries()
+        self.component_boxes: dict[str, QComboBox] = {}
+        self.option_widgets: dict[str, tuple[Option, QWidget]] = {}
+        self.option_values: dict[str, Any] = {}  # kept across method switches
+
+        prune_box = QGroupBox("Pruning")
+        self.prune_form = QFormLayout(prune_box)
+        for field, registry in self.registries.items():
+            combo = QComboBox()
+            combo.setObjectName(field)
+            for component in registry:
+                combo.addItem(component.label or component.name, component.name)
+                combo.setItemData(combo.count() - 1, component.description,
+                                  Qt.ItemDataRole.ToolTipRole)
+            combo.currentIndexChanged.connect(self._on_component)
+            self.component_boxes[field] = combo
+            self.prune_form.addRow(f"{field.replace('_', ' ').capitalize()}:", combo)
+        if "schedule" not in self.registries:
+            schedule = QComboBox()
+            schedule.addItem("One-shot")
+            schedule.setEnabled(False)
+            schedule.setToolTip(TIPS["schedule"])
+            self.prune_form.addRow("Schedule:", schedule)
+            self.prune_form.labelForField(schedule).setToolTip(TIPS["schedule"])
+        self.options_box = QGroupBox("Options")
+        self.options_form = QFormLayout(self.options_box)
+        self.prune_form.addRow(self.options_box)
+
+        self.scope = QComboBox()
+        for s in SCOPES:
+            self.scope.addItem(s.capitalize(), s)
+        self.sparsity = QDoubleSpinBox()
+        self.sparsity.setRange(0.0, 99.9)
+        self.sparsity.setDecimals(1)
+        self.sparsity.setSingleStep(5.0)
+        self.sparsity.setSuffix(" %")
+        self.sparsity.setValue(50.0)
+        self.min_density = QDoubleSpinBox()
+        self.min_density.setRange(0.0, 99.0)
+        self.min_density.setDecimals(1)
+        self.min_density.setSuffix(" %")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2 ** 31 - 1)
+        for label, widget, tip in (("Scope:", self.scope, "scope"),
+                                   ("Target sparsity:", self.sparsity, "sparsity"),
+                                   ("Min density:", self.min_density, "min_density"),
+                                   ("Seed:", self.seed, "seed")):
+            widget.setToolTip(TIPS[tip])
+            widget.setObjectName(tip)
+            self.prune_form.addRow(label, widget)
+            self.prune_form.labelForField(widget).setToolTip(TIPS[tip])
+
+        ft_box = QGroupBox("Fine-tuning")
+        ft_form = QFormLayout(ft_box)
+        defaults = FinetuneSpec()
+        self.epochs = QSpinBox()
+        self.epochs.setRange(0, 1000)
+        self.epochs.setValue(1)
+        self.optimizer = QComboBox()
+        for o in OPTIMIZERS:
+            self.optimizer.addItem(o.upper() if o == "sgd" else o.capitalize(), o)
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(5)
+        self.lr.setRange(1e-5, 10.0)
+        self.lr.setSingleStep(0.001)
+        self.lr.setValue(defaults.lr)
+        self.momentum = QDoubleSpinBox()
+        self.momentum.setRange(0.0, 0.999)
+        self.momentum.setDecimals(3)
+        self.momentum.setValue(defaults.momentum)
+        self.weight_decay = QDoubleSpinBox()
+        self.weight_decay.setDecimals(6)
+        self.weight_decay.setRange(0.0, 1.0)
+        self.weight_decay.setValue(defaults.weight_decay)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 65536)
+        self.batch_size.setValue(defaults.batch_size)
+        self.patience = QSpinBox()
+        self.patience.setRange(0, 1000)
+        self.patience.setSpecialValueText("off")
+        self.max_batches = QSpinBox()
+        self.max_batches.setRange(0, 10_000_000)
+        self.max_batches.setSpecialValueText("all")
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda"])
+        for label, widget, tip in (("Epochs:", self.epochs, "epochs"),
+                                   ("Optimizer:", self.optimizer, "optimizer"),
+                                   ("Learning rate:", self.lr, "lr"),
+                                   ("Momentum:", self.momentum, "momentum"),
+                                   ("Weight decay:", self.weight_decay, "weight_decay"),
+                                   ("Batch size:", self.batch_size, "batch_size"),
+                                   ("Patience:", self.patience, "patience"),
+                                   ("Batches/epoch:", self.max_batches, "max_batches_per_epoch"),
+                                   ("Device:", self.device, "device")):
+            widget.setToolTip(TIPS[tip])
+            widget.setObjectName(tip)
+            ft_form.addRow(label, widget)
+            ft_form.labelForField(widget).setToolTip(TIPS[tip])
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(prune_box)
+        layout.addWidget(ft_box)
+        layout.addStretch(1)
+        self.scope.currentIndexChanged.connect(self._on_scope)
+        self._on_component()
+
+    # ------------------------------------------------------------ components and options
+
+    def component(self, field: str):
+        combo = self.component_boxes[field]
+        return self.registries[field].get(combo.currentData())
+
+    def _on_component(self, *_: object) -> None:
+        for field, combo in self.component_boxes.items():
+            combo.setToolTip(self.component(field).description)
+        self._rebuild_options()
+        supports_global = all(getattr(self.component(f), "supports_global", True)
+                              for f in self.component_boxes)
+        global_index = self.scope.findData("global")
+        self.scope.model().item(global_index).setEnabled(supports_global)
+        if not supports_global and self.scope.currentData() == "global":
+            self.scope.setCurrentIndex(self.scope.findData("local"))
+        self._on_scope()
+        self.changed.emit()
+
+    def _rebuild_options(self) -> None:
+        self.option_values.update(self.options())
+        while self.options_form.rowCount():
+            self.options_form.removeRow(0)
+        self.option_widgets.clear()
+        for field in self.component_boxes:
+            for option in self.component(field).options:
+                if option.name in self.option_widgets:
+                    continue  # shared by criterion and granularity: one control
+                widget = option_widget(option, self.option_values.get(option.name, option.default))
+                self.option_widgets[option.name] = (option, widget)
+                self.options_form.addRow(f"{option.name.replace('_', ' ')}:", widget)
+                self.options_form.labelForField(widget).setToolTip(option.help)
+        self.options_box.setVisible(bool(self.option_widgets))
+
+    def options(self) -> dict[str, Any]:
+        return {name: option_value(option, widget)
+                for name, (option, widget) in self.option_widgets.items()}
+
+    def _on_scope(self, *_: object) -> None:
+        self.min_density.setEnabled(self.scope.currentData() == "global")
+
+    # ------------------------------------------------------------ specs
+
+    def prune_spec(self, include: Optional[list[str]] = None,
+                   per_layer: Optional[dict[str, float]] = None) -> PruneSpec:
+        chosen = {field: combo.currentData() for field, combo in self.component_boxes.items()}
+        spec = PruneSpec(**chosen, scope=self.scope.currentData(),
+                         sparsity=round(self.sparsity.value() / 100, 4),
+                         per_layer=per_layer, include=include,
+                         min_density=round(self.min_density.value() / 100, 4),
+                         options=self.options(), seed=self.seed.value())
+        spec.validate()
+        return spec
+
+    def finetune_spec(self) -> FinetuneSpec:
+        spec = FinetuneSpec(epochs=self.epochs.value(), optimizer=self.optimizer.currentData(),
+                            lr=self.lr.value(), momentum=self.momentum.value(),
+                            weight_decay=self.weight_decay.value(),
+                            batch_size=self.batch_size.value(),
+                            patience=self.patience.value() or None,
+                            max_batches_per_epoch=self.max_batches.value() or None,
+                            device=self.device.currentText())
+        spec.validate()
+        return spec
+
+    def set_prune_spec(self, spec: PruneSpec) -> None:
+        self.option_values.update(spec.options)
+        for field, combo in self.component_boxes.items():
+            index = combo.findData(getattr(spec, field))
+            if index < 0:
+                raise ValueError(f"this PruneLab has no {self.registries[field].kind} "
+                                 f"'{getattr(spec, field)}'")
+            combo.setCurrentIndex(index)
+        self._rebuild_options()
+        self.scope.setCurrentIndex(self.scope.findData(spec.scope))
+        self.sparsity.setValue(spec.sparsity * 100)
+        self.min_density.setValue(spec.min_density * 100)
+        self.seed.setValue(spec.seed)
+
+    def set_finetune_spec(self, spec: FinetuneSpec) -> None:
+        self.epochs.setValue(spec.epochs)
+        self.optimizer.setCurrentIndex(self.optimizer.findData(spec.optimizer))
+        self.lr.setValue(spec.lr)
+        self.momentum.setValue(spec.momentum)
+        self.weight_decay.setValue(spec.weight_decay)
+        self.batch_size.setValue(spec.batch_size)
+        self.patience.setValue(spec.patience or 0)
+        self.max_batches.setValue(spec.max_batches_per_epoch or 0)
+        self.device.setCurrentText(spec.device)
+
+    def controls_with_tooltips(self) -> dict[str, str]:
+        """Every control's tooltip (tests check none is empty)."""
+        controls = list(self.component_boxes.values()) + [w for _, w in self.option_widgets.values()]
+        controls += [self.scope, self.sparsity, self.min_density, self.seed, self.epochs,
+                     self.optimizer, self.lr, self.momentum, self.weight_decay, self.batch_size,
+                     self.patience, self.max_batches, self.device]
+        return {w.objectName() or type(w).__name__: w.toolTip() for w in controls}

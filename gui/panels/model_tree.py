@@ -1,0 +1,219 @@
+"""The model panel: every module and parameter with shape, size and sparsity; a checkbox to
+include each prunable parameter, and an editable per-parameter target sparsity."""
+from __future__ import annotations
+
+from typing import Optional
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QDoubleSpinBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+                               QStyledItemDelegate, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
+                               QWidget)
+
+from engine.model_info import ModelInfo
+
+COL_NAME, COL_SHAPE, COL_PARAMS, COL_SPARSITY, COL_TARGET = range(5)
+NAME_ROLE = Qt.ItemDataRole.UserRole
+TARGET_ROLE = Qt.ItemDataRole.UserRole + 1   # float fraction, or None for the method's target
+DEFAULT_TARGET_TEXT = "default"
+
+
+class _TargetDelegate(QStyledItemDelegate):
+    """Edits the target column as a percentage; the lowest value means "use the method's target"."""
+
+    def createEditor(self, parent, option, index):
+        if index.column() != COL_TARGET or index.data(NAME_ROLE) is None:
+            return None
+        editor = QDoubleSpinBox(parent)
+        editor.setRange(-0.1, 99.9)
+        editor.setDecimals(1)
+        editor.setSuffix(" %")
+        editor.setSpecialValueText(DEFAULT_TARGET_TEXT)
+        return editor
+
+    def setEditorData(self, editor, index):
+        value = index.data(TARGET_ROLE)
+        editor.setValue(-0.1 if value is None else value * 100)
+
+    def setModelData(self, editor, model, index):
+        value = editor.value()
+        target = None if value < 0 else round(value / 100, 4)
+        model.setData(index, target, TARGET_ROLE)
+        model.setData(index, _target_text(target), Qt.ItemDataRole.DisplayRole)
+
+
+def _target_text(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+class ModelPanel(QWidget):
+    param_selected = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.info: Optional[ModelInfo] = None
+        self.items: dict[str, QTreeWidgetItem] = {}
+        self.description = QLabel("No model")
+        self.description.setWordWrap(True)
+        self.tree = QTreeWidget()
+        self.tree.setColumnCount(5)
+        self.tree.setHeaderLabels(["Module / parameter", "Shape", "Params", "Sparsity", "Target"])
+        self.tree.setUniformRowHeights(True)
+        self.tree.setItemDelegate(_TargetDelegate(self.tree))
+        header = self.tree.header()
+        header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
+        for col in (COL_SHAPE, COL_PARAMS, COL_SPARSITY, COL_TARGET):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(False)
+        tips = {COL_NAME: "Tick a parameter to include it in pruning (weights with two or more "
+                          "dimensions can be pruned; biases and norm scales are kept).",
+                COL_SHAPE: "The parameter's tensor shape",
+                COL_PARAMS: "Number of values (for a module: all its parameters)",
+                COL_SPARSITY: "Fraction of values that are exactly zero now",
+                COL_TARGET: "Per-parameter target sparsity (double-click to edit). Empty: the "
+                            "method panel's target. Per-parameter targets are a local setting."}
+        for col, tip in tips.items():
+            self.tree.headerItem().setToolTip(col, tip)
+
+        all_button = QPushButton("All")
+        all_button.setToolTip("Include every prunable parameter")
+        none_button = QPushButton("None")
+        none_button.setToolTip("Include no parameter (then tick the ones to prune)")
+        clear_button = QPushButton("Clear targets")
+        clear_button.setToolTip("Remove every per-parameter target sparsity")
+        buttons = QHBoxLayout()
+        for b in (all_button, none_button, clear_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.description)
+        layout.addWidget(self.tree)
+        layout.addLayout(buttons)
+
+        all_button.clicked.connect(lambda: self.set_all_checked(True))
+        none_button.clicked.connect(lambda: self.set_all_checked(False))
+        clear_button.clicked.connect(self.clear_targets)
+        self.tree.currentItemChanged.connect(self._on_current)
+
+    # ------------------------------------------------------------ building
+
+    def set_model(self, info: ModelInfo) -> None:
+        self.info = info
+        self.tree.clear()
+        self.items.clear()
+        self.description.setText(info.description)
+        module_items: dict[str, QTreeWidgetItem] = {}
+        totals = self._module_totals(info)
+        for module in info.modules:
+            if module.name == "":
+                item = QTreeWidgetItem(self.tree, [module.type_name])
+            else:
+                parent_name = module.name.rsplit(".", 1)[0] if "." in module.name else ""
+                parent = module_items[parent_name]
+                item = QTreeWidgetItem(parent, [f"{module.name.rsplit('.', 1)[-1]} ({module.type_name})"])
+            item.setText(COL_PARAMS, f"{totals[module.name]:,}")
+            item.setToolTip(COL_NAME, module.name or module.type_name)
+            module_items[module.name] = item
+            for p in module.params:
+                child = QTreeWidgetItem(item, [p.name.rsplit(".", 1)[-1],
+                                               "×".join(map(str, p.shape)), f"{p.numel:,}", ""])
+                child.setToolTip(COL_NAME, p.name)
+                child.setData(COL_NAME, NAME_ROLE, p.name)
+                for col in (COL_PARAMS, COL_SPARSITY, COL_TARGET):
+                    child.setTextAlignment(col, Qt.AlignmentFlag.AlignRight)
+                if p.prunable:
+                    child.setFlags(child.flags() | Qt.ItemFlag.ItemIsUserCheckable |
+                                   Qt.ItemFlag.ItemIsEditable)
+                    child.setCheckState(COL_NAME, Qt.CheckState.Checked)
+                    child.setData(COL_TARGET, NAME_ROLE, p.name)
+                    child.setData(COL_TARGET, TARGET_ROLE, None)
+                self.items[p.name] = child
+        # modules holding prunable parameters get a tri-state box that ticks all of them
+        for name, item in module_items.items():
+            if self._has_prunable(item):
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable |
+                              Qt.ItemFlag.ItemIsAutoTristate)
+        for item in module_items.values():
+            item.setTextAlignment(COL_PARAMS, Qt.AlignmentFlag.AlignRight)
+        self._refresh_module_checks()
+        self.update_stats(info)
+        self.tree.expandAll()
+
+    def update_stats(self, info: ModelInfo) -> None:
+        """New sparsities after a prune, fine-tune or revert; checks and targets are kept."""
+        self.info = info
+        for p in info.params:
+            item = self.items.get(p.name)
+            if item is not None:
+                item.setText(COL_SPARSITY, f"{p.sparsity:.1%}")
+
+    @staticmethod
+    def _module_totals(info: ModelInfo) -> dict[str, int]:
+        totals = {m.name: 0 for m in info.modules}
+        for m in info.modules:
+            own = sum(p.numel for p in m.params)
+            parts = m.name.split(".") if m.name else []
+            for depth in range(len(parts) + 1):
+                totals[".".join(parts[:depth])] += own
+        return totals
+
+    def _has_prunable(self, item: QTreeWidgetItem) -> bool:
+        for i in range(item.childCount()):
+            child = item.child(i)
+            if child.data(COL_TARGET, NAME_ROLE) is not None or self._has_prunable(child):
+                return True
+        return False
+
+    def _refresh_module_checks(self) -> None:
+        # touching one leaf per module makes Qt compute the parents' tri-state from the leaves
+        for item in self.items.values():
+            if item.flags() & Qt.ItemFlag.ItemIsUserCheckable:
+                item.setCheckState(COL_NAME, item.checkState(COL_NAME))
+
+    # ------------------------------------------------------------ reading and setting
+
+    def prunable_names(self) -> list[str]:
+        return [name for name, item in self.items.items()
+                if item.flags() & Qt.ItemFlag.ItemIsUserCheckable]
+
+    def checked(self) -> list[str]:
+        return [n for n in self.prunable_names()
+                if self.items[n].checkState(COL_NAME) == Qt.CheckState.Checked]
+
+    def include(self) -> Optional[list[str]]:
+        """None when every prunable parameter is ticked (the engine's default), else the ticked ones."""
+        checked = self.checked()
+        return None if len(checked) == len(self.prunable_names()) else checked
+
+    def per_layer(self) -> Optional[dict[str, float]]:
+        targets = {n: self.items[n].data(COL_TARGET, TARGET_ROLE) for n in self.checked()}
+        targets = {n: v for n, v in targets.items() if v is not None}
+        return targets or None
+
+    def set_checked(self, name: str, checked: bool) -> None:
+        self.items[name].setCheckState(COL_NAME, Qt.CheckState.Checked if checked
+                                       else Qt.CheckState.Unchecked)
+
+    def set_all_checked(self, checked: bool) -> None:
+        for name in self.prunable_names():
+            self.set_checked(name, checked)
+
+    def set_target(self, name: str, value: Optional[float]) -> None:
+        item = self.items[name]
+        item.setData(COL_TARGET, TARGET_ROLE, value)
+        item.setText(COL_TARGET, _target_text(value))
+
+    def clear_targets(self) -> None:
+        for name in self.prunable_names():
+            self.set_target(name, None)
+
+    def apply_selection(self, include: Optional[list[str]], per_layer: Optional[dict[str, float]]) -> None:
+        """Shows a recipe's include list and per-layer targets (exact names; patterns select all)."""
+        from engine.pruning.targets import matches
+        for name in self.prunable_names():
+            self.set_checked(name, include is None or any(matches(name, p) for p in include))
+            self.set_target(name, (per_layer or {}).get(name))
+
+    def _on_current(self, item: Optional[QTreeWidgetItem], _previous) -> None:
+        if item is not None and item.data(COL_TARGET, NAME_ROLE):
+            self.param_selected.emit(item.data(COL_TARGET, NAME_ROLE))

@@ -1,0 +1,161 @@
+"""The comparison table (Original / Pruned / ratio) of the latest run, its honest reading, and the
+run history: every finished run stays as a row. Copy and Save CSV carry both tables."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from engine.io import atomic_write_text
+from engine.metrics import ModelMetrics, format_ratio, format_value
+from gui.worker import MetricsReport
+
+COMPARE_COLUMNS = ("Metric", "Original", "Pruned", "Ratio", "Note")
+# (header, ModelMetrics attribute or callable, unit)
+HISTORY_COLUMNS = (
+    ("Accuracy", lambda m: None if m.accuracy is None else m.accuracy * 100, "%"),
+    ("Macro F1", lambda m: None if m.f1 is None else m.f1 * 100, "%"),
+    ("Params", lambda m: m.params, ""),
+    ("Non-zero", lambda m: m.nonzero_params, ""),
+    ("Sparsity", lambda m: m.sparsity * 100, "%"),
+    ("Size (dense)", lambda m: m.dense_bytes, "bytes"),
+    ("Size (sparse)", lambda m: m.sparse_bytes, "bytes"),
+    ("MACs", lambda m: m.macs, ""),
+    ("Effective MACs", lambda m: m.effective_macs, ""),
+    ("Latency", lambda m: m.latency_ms, "ms"),
+)
+GOOD = QColor(35, 134, 54)
+BAD = QColor(190, 30, 30)
+
+
+def _item(text: str, align_right: bool = True) -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+    if align_right:
+        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    return item
+
+
+class CompareView(QWidget):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.reports: list[MetricsReport] = []
+        self.original: Optional[ModelMetrics] = None
+
+        self.title = QLabel("Prune or press Measure to compare the model with the original.")
+        self.title.setStyleSheet("font-weight: bold")
+        self.table = QTableWidget(0, len(COMPARE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(COMPARE_COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        header = self.table.horizontalHeader()
+        for i in range(4):
+            header.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.history = QTableWidget(0, 1 + len(HISTORY_COLUMNS))
+        self.history.setHorizontalHeaderLabels(["Run"] + [c[0] for c in HISTORY_COLUMNS])
+        self.history.verticalHeader().setVisible(False)
+        self.history.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.history.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.history.horizontalHeader().setStretchLastSection(True)
+
+        self.copy_button = QPushButton("Copy")
+        self.copy_button.setToolTip("Copy the comparison table and the run history (tab-separated, "
+                                    "pastes into a spreadsheet)")
+        self.save_button = QPushButton("Save CSV…")
+        self.save_button.setToolTip("Save the comparison table and the run history as CSV")
+        buttons = QHBoxLayout()
+        buttons.addWidget(QLabel("Run history (every finished run):"))
+        buttons.addStretch(1)
+        buttons.addWidget(self.copy_button)
+        buttons.addWidget(self.save_button)
+
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.title)
+        top_layout.addWidget(self.table, 1)
+        top_layout.addWidget(self.summary)
+        bottom = QWidget()
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.setContentsMargins(0, 0, 0, 0)
+        bottom_layout.addLayout(buttons)
+        bottom_layout.addWidget(self.history)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(top)
+        splitter.addWidget(bottom)
+        splitter.setSizes([560, 240])
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter)
+
+        self.copy_button.clicked.connect(self.copy_to_clipboard)
+
+    # ------------------------------------------------------------ data in
+
+    def add_report(self, report: MetricsReport) -> None:
+        self.reports.append(report)
+        self.original = report.original
+        self.title.setText(f"Latest run: {report.record.label}")
+        self.table.setRowCount(len(report.table))
+        for row, r in enumerate(report.table):
+            self.table.setItem(row, 0, _item(r.metric, align_right=False))
+            self.table.setItem(row, 1, _item(format_value(r.original, r.unit)))
+            self.table.setItem(row, 2, _item(format_value(r.pruned, r.unit)))
+            ratio = _item(format_ratio(r.ratio))
+            if r.ratio is not None and abs(r.ratio - 1.0) > 0.005:
+                ratio.setForeground(GOOD if r.ratio > 1.0 else BAD)
+            self.table.setItem(row, 3, ratio)
+            note = _item(r.note, align_right=False)
+            note.setToolTip(r.note)
+            self.table.setItem(row, 4, note)
+        self.summary.setText(" ".join(report.summary))
+        self._fill_history()
+
+    def clear(self) -> None:
+        self.reports = []
+        self.original = None
+        self.table.setRowCount(0)
+        self.history.setRowCount(0)
+        self.summary.setText("")
+
+    def _fill_history(self) -> None:
+        rows = [("Original", self.original)] + [(r.record.label, r.current) for r in self.reports]
+        self.history.setRowCount(len(rows))
+        for i, (label, metrics) in enumerate(rows):
+            self.history.setItem(i, 0, _item(label, align_right=False))
+            for j, (_, getter, unit) in enumerate(HISTORY_COLUMNS, start=1):
+                self.history.setItem(i, j, _item(format_value(getter(metrics), unit)))
+
+    # ------------------------------------------------------------ data out
+
+    def rows(self) -> list[list[str]]:
+        """Both tables as text rows: the comparison of the latest run, a blank row, the history."""
+        out = [list(COMPARE_COLUMNS)]
+        for row in range(self.table.rowCount()):
+            out.append([self.table.item(row, c).text() for c in range(len(COMPARE_COLUMNS))])
+        out.append([])
+        out.append(["Run"] + [c[0] for c in HISTORY_COLUMNS])
+        for row in range(self.history.rowCount()):
+            out.append([self.history.item(row, c).text() for c in range(self.history.columnCount())])
+        return out
+
+    def to_text(self, delimiter: str) -> str:
+        buffer = io.StringIO()
+        csv.writer(buffer, delimiter=delimiter, lineterminator="\n").writerows(self.rows())
+        return buffer.getvalue()
+
+    def copy_to_clipboard(self) -> None:
+        QGuiApplication.clipboard().setText(self.to_text("\t"))
+
+    def save_csv(self, path: str | Path) -> None:
+        atomic_write_text(Path(path), self.to_text(","))

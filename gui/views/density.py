@@ -1,0 +1,85 @@
+"""Per-layer density (fraction of non-zero weights) as bars: the original model against now."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from engine.snapshots import WeightSnapshot
+from gui.views import CURRENT_COLOR, ORIGINAL_COLOR
+
+BAR_WIDTH = 0.38
+
+
+class DensityView(QWidget):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.names: list[str] = []
+        self.original: Optional[WeightSnapshot] = None
+        self.current: Optional[WeightSnapshot] = None
+        self.plot = pg.PlotWidget()
+        self.plot.setLabel("left", "density (non-zero / all)")
+        self.plot.setYRange(0, 1.12, padding=0)
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.plot.showGrid(y=True, alpha=0.2)
+        legend = self.plot.addLegend(offset=(-10, 10))
+        self.original_bars = pg.BarGraphItem(x=[], height=[], width=BAR_WIDTH,
+                                             brush=pg.mkBrush(*ORIGINAL_COLOR), name="original")
+        self.current_bars = pg.BarGraphItem(x=[], height=[], width=BAR_WIDTH,
+                                            brush=pg.mkBrush(*CURRENT_COLOR), name="now")
+        self.plot.addItem(self.original_bars)
+        self.plot.addItem(self.current_bars)
+        legend.addItem(self.original_bars, "original")
+        legend.addItem(self.current_bars, "now")
+        self.labels: list[pg.TextItem] = []
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.plot)
+        layout.addWidget(self.summary)
+
+    def set_original(self, snapshot: WeightSnapshot) -> None:
+        self.original = snapshot
+        self.current = None
+        self.names = [layer.name for layer in snapshot.layers]
+        for label in self.labels:
+            self.plot.removeItem(label)
+        self.labels = []
+        for _ in self.names:
+            label = pg.TextItem(anchor=(0.5, 1.0), color=(20, 20, 20))
+            self.plot.addItem(label)
+            self.labels.append(label)
+        self.plot.getAxis("bottom").setTicks([[(i, n) for i, n in enumerate(self.names)]])
+        self.plot.setXRange(-0.6, len(self.names) - 0.4, padding=0)
+        self._redraw()
+
+    def update_snapshot(self, snapshot: WeightSnapshot) -> None:
+        self.current = snapshot
+        self._redraw()
+
+    def densities(self) -> dict[str, tuple[float, float]]:
+        """(original, now) per layer, read back from the bars actually drawn."""
+        before = self.original_bars.opts["height"]
+        after = self.current_bars.opts["height"]
+        return {name: (float(before[i]), float(after[i])) for i, name in enumerate(self.names)}
+
+    def _redraw(self) -> None:
+        if self.original is None:
+            return
+        x = np.arange(len(self.names), dtype=float)
+        before = np.array([self.original.density(n) for n in self.names])
+        now_snapshot = self.current or self.original
+        known = {layer.name for layer in now_snapshot.layers}
+        after = np.array([now_snapshot.density(n) if n in known else 0.0 for n in self.names])
+        self.original_bars.setOpts(x=x - BAR_WIDTH / 2, height=before)
+        self.current_bars.setOpts(x=x + BAR_WIDTH / 2, height=after)
+        for label, xi, value in zip(self.labels, x, after):
+            label.setText(f"{value:.0%}" if value >= 0.1 or value == 0 else f"{value:.1%}")
+            label.setPos(xi + BAR_WIDTH / 2, value + 0.01)
+        total = sum(layer.numel for layer in now_snapshot.layers)
+        nonzero = sum(layer.nonzero for layer in now_snapshot.layers)
+        self.summary.setText(f"Prunable weights: {nonzero:,} of {total:,} non-zero "
+                             f"({nonzero / max(1, total):.1%} density) across {len(self.names)} "
+                             f"parameter(s).")

@@ -1,0 +1,190 @@
+"""Per-layer weight histograms, before (original model) and after (now) overlaid on the same bins.
+
+All layers appear as small multiples; the selected layer is drawn large. Fed by throttled
+:class:`~engine.snapshots.WeightSnapshot` s, so it follows pruning and fine-tuning live.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QScrollArea, QSplitter,
+                               QVBoxLayout, QWidget)
+
+from engine.snapshots import LayerHistogram, WeightSnapshot
+from gui.views import CURRENT_COLOR, ORIGINAL_COLOR
+
+SMALL_COLUMNS = 3
+SMALL_ROW_HEIGHT = 170
+
+
+def _pen(color, width=1.5):
+    return pg.mkPen(color=color, width=width)
+
+
+def _brush(color, alpha):
+    return pg.mkBrush(*color, alpha)
+
+
+class _HistogramPair:
+    """Two step curves (before, after) in one plot; created once, then only setData."""
+
+    def __init__(self, plot: pg.PlotItem, legend: bool = False) -> None:
+        if legend:
+            plot.addLegend(offset=(-10, 10))
+        self.before = plot.plot(stepMode="center", fillLevel=0, pen=_pen(ORIGINAL_COLOR),
+                                brush=_brush(ORIGINAL_COLOR, 70), name="original")
+        self.after = plot.plot(stepMode="center", fillLevel=0, pen=_pen(CURRENT_COLOR, 2),
+                               brush=_brush(CURRENT_COLOR, 60), name="now")
+        self.plot = plot
+        # Ranges are set by hand, and only when the data outgrow them or shrink a lot: with
+        # auto-range every live update re-laid out both axes, the costliest part of a repaint.
+        plot.disableAutoRange()
+        self.y_top = 0.0
+        self.x_span: tuple[float, float] = (0.0, 0.0)
+
+    def set(self, before: Optional[LayerHistogram], after: Optional[LayerHistogram],
+            nonzero_only: bool) -> None:
+        top = 0.0
+        for curve, hist in ((self.before, before), (self.after, after)):
+            if hist is None:
+                curve.setData([], [])
+                continue
+            counts = hist.counts_nonzero if nonzero_only else hist.counts
+            curve.setData(hist.edges, counts.astype(np.float64))
+            top = max(top, float(counts.max(initial=0)))
+            span = (float(hist.edges[0]), float(hist.edges[-1]))
+            if span != self.x_span:
+                self.x_span = span
+                self.plot.setXRange(*span, padding=0.02)
+        top = max(top, 1.0)
+        if top > self.y_top or top < 0.6 * self.y_top:
+            self.y_top = top * 1.08
+            self.plot.setYRange(0, self.y_top, padding=0)
+
+
+class HistogramView(QWidget):
+    layer_selected = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.original: Optional[WeightSnapshot] = None
+        self.current: Optional[WeightSnapshot] = None
+        self.updates = 0  # how many snapshots were drawn (tests check live updates)
+
+        self.nonzero = QCheckBox("Non-zero only")
+        self.nonzero.setChecked(True)
+        self.nonzero.setToolTip("Count only non-zero weights. Pruned weights are exactly zero and "
+                                "form one tall bar at 0 that hides the shape of what is left; "
+                                "untick to see that bar.")
+        self.layer = QComboBox()
+        self.layer.setToolTip("The layer drawn large. Click a small plot to pick it too.")
+        self.layer.setMinimumContentsLength(18)
+        self.info = QLabel()
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Layer:"))
+        top.addWidget(self.layer)
+        top.addWidget(self.nonzero)
+        top.addStretch(1)
+        top.addWidget(self.info)
+
+        self.big = pg.PlotWidget()
+        self.big.setLabel("bottom", "weight value")
+        self.big.setLabel("left", "count")
+        self.big.showGrid(x=True, y=True, alpha=0.2)
+        self.big_pair = _HistogramPair(self.big.getPlotItem(), legend=True)
+
+        self.grid = pg.GraphicsLayoutWidget()
+        self.grid.ci.setSpacing(6)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self.grid)
+        self.small: dict[str, _HistogramPair] = {}
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.big)
+        splitter.addWidget(self.scroll)
+        splitter.setSizes([420, 380])
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(splitter)
+
+        self.nonzero.toggled.connect(self._redraw)
+        self.layer.currentTextChanged.connect(self._on_layer)
+        self.grid.scene().sigMouseClicked.connect(self._on_grid_click)
+
+    # ------------------------------------------------------------ data in
+
+    def set_original(self, snapshot: WeightSnapshot) -> None:
+        self.original = snapshot
+        self.current = None
+        names = [layer.name for layer in snapshot.layers]
+        self.layer.blockSignals(True)
+        self.layer.clear()
+        self.layer.addItems(names)
+        self.layer.blockSignals(False)
+        self._build_small(names)
+        self._redraw()
+
+    def update_snapshot(self, snapshot: WeightSnapshot) -> None:
+        self.current = snapshot
+        self.updates += 1
+        self._redraw()
+
+    def select(self, name: str) -> None:
+        if name in self.small:
+            self.layer.setCurrentText(name)
+
+    # ------------------------------------------------------------ drawing
+
+    def _build_small(self, names: list[str]) -> None:
+        self.grid.clear()
+        self.small.clear()
+        for i, name in enumerate(names):
+            plot = self.grid.addPlot(row=i // SMALL_COLUMNS, col=i % SMALL_COLUMNS, title=name)
+            plot.setTitle(name, size="9pt")
+            plot.getAxis("left").setStyle(showValues=False)
+            plot.getAxis("bottom").setStyle(tickFont=None)
+            plot.setMouseEnabled(x=False, y=False)
+            plot.hideButtons()
+            self.small[name] = _HistogramPair(plot)
+        rows = max(1, (len(names) + SMALL_COLUMNS - 1) // SMALL_COLUMNS)
+        self.grid.setMinimumHeight(rows * SMALL_ROW_HEIGHT)
+
+    def _redraw(self, *_: object) -> None:
+        if self.original is None:
+            return
+        nonzero_only = self.nonzero.isChecked()
+        before = self.original.histograms
+        after = self.current.histograms if self.current is not None else {}
+        for name, pair in self.small.items():
+            pair.set(before.get(name), after.get(name), nonzero_only)
+        self._draw_big()
+
+    def _draw_big(self) -> None:
+        name = self.layer.currentText()
+        if not name or self.original is None:
+            return
+        after = self.current.histograms.get(name) if self.current is not None else None
+        self.big_pair.set(self.original.histograms.get(name), after, self.nonzero.isChecked())
+        self.big.setTitle(name)
+        snapshot = self.current or self.original
+        layer = next((l for l in snapshot.layers if l.name == name), None)
+        if layer is not None:
+            self.info.setText(f"{layer.module_type} {tuple(layer.shape)}: "
+                              f"{layer.nonzero:,} of {layer.numel:,} non-zero "
+                              f"({layer.density:.1%} density)")
+
+    def _on_layer(self, name: str) -> None:
+        self._draw_big()
+        if name:
+            self.layer_selected.emit(name)
+
+    def _on_grid_click(self, event) -> None:
+        pos = event.scenePos()
+        for name, pair in self.small.items():
+            if pair.plot.sceneBoundingRect().contains(pos):
+                self.select(name)
+                return

@@ -1,0 +1,171 @@
+"""One parameter as an image: weights, |w| or the mask, with zoom, pan, a colour bar and hover.
+
+Conv weights arrive as a grid of kernels (output channels down, input channels across, one blank
+pixel between kernels; see engine.snapshots.weight_matrix), so pruned kernels, channels and whole
+filters show as blank squares, rows and columns. Pixels stay sharp when zoomed, so N:M patterns
+(e.g. two of every four weights along a row) are visible.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from gui.worker import MatrixData
+
+SHOW = {"Weights": "weight", "Mask": "mask", "|w|": "abs"}
+COLORMAPS = {"weight": "CET-D1", "abs": "viridis", "mask": None}
+
+
+def grid_index(shape: tuple[int, ...], row: int, col: int) -> Optional[tuple[int, ...]]:
+    """The parameter index under a pixel of the kernel-grid picture; None on a gap pixel."""
+    if len(shape) == 2:
+        return (row, col)
+    if len(shape) == 3:  # conv1d: out x (in * k)
+        k = shape[2]
+        return (row, col // k, col % k)
+    kh = shape[2]
+    kw = int(np.prod(shape[3:]))
+    out, ky = divmod(row, kh + 1)
+    cin, kx = divmod(col, kw + 1)
+    if ky == kh or kx == kw:
+        return None
+    return (out, cin, ky, kx)
+
+
+class MaskView(QWidget):
+    request = Signal(str, str)  # parameter name, what (weight/abs/mask)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.data: Optional[MatrixData] = None
+        self.param = QComboBox()
+        self.param.setToolTip("The parameter to draw. Conv weights are drawn as a grid of kernels.")
+        self.param.setMinimumContentsLength(18)
+        self.show = QComboBox()
+        self.show.addItems(list(SHOW))
+        self.show.setToolTip("Weights: signed values (blue negative, red positive, white zero). "
+                             "Mask: black = pruned, white = kept. |w|: magnitude, what L1 ranks.")
+        fit = QPushButton("Fit")
+        fit.setToolTip("Zoom to the whole parameter (scroll to zoom, drag to pan)")
+        self.hover = QLabel("Hover over a pixel to see its index and value")
+        self.hover.setMinimumWidth(360)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Parameter:"))
+        top.addWidget(self.param)
+        top.addWidget(QLabel("Show:"))
+        top.addWidget(self.show)
+        top.addWidget(fit)
+        top.addStretch(1)
+        top.addWidget(self.hover)
+
+        self.plot = pg.PlotWidget()
+        self.plot.invertY(True)
+        self.plot.setAspectLocked(True)
+        self.plot.showGrid(False, False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image)
+        self.colorbar = pg.ColorBarItem(values=(-1, 1), colorMap=pg.colormap.get("CET-D1"),
+                                        interactive=False, width=14)
+        self.colorbar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.legend)
+
+        self._mouse = pg.SignalProxy(self.plot.scene().sigMouseMoved, rateLimit=30,
+                                     slot=self._on_mouse)
+        self.param.currentTextChanged.connect(self._ask)
+        self.show.currentTextChanged.connect(self._ask)
+        fit.clicked.connect(self.fit)
+
+    @property
+    def what(self) -> str:
+        return SHOW[self.show.currentText()]
+
+    def set_parameters(self, names: list[str]) -> None:
+        current = self.param.currentText()
+        self.param.blockSignals(True)
+        self.param.clear()
+        self.param.addItems(names)
+        if current in names:
+            self.param.setCurrentText(current)
+        self.param.blockSignals(False)
+        self._ask()
+
+    def select(self, name: str) -> None:
+        if self.param.findText(name) >= 0:
+            self.param.setCurrentText(name)
+
+    def _ask(self, *_: object) -> None:
+        if self.param.currentText():
+            self.request.emit(self.param.currentText(), self.what)
+
+    def set_matrix(self, data: MatrixData) -> None:
+        if data.name != self.param.currentText() or data.what != self.what:
+            return  # an answer to an older request
+        first = self.data is None or self.data.name != data.name or self.data.image.shape != data.image.shape
+        self.data = data
+        image = data.image
+        finite = image[np.isfinite(image)]
+        if data.what == "mask":
+            cmap, levels = pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)]), (0.0, 1.0)
+        elif data.what == "abs":
+            top = float(finite.max()) if finite.size else 1.0
+            cmap, levels = pg.colormap.get("viridis"), (0.0, top or 1.0)
+        else:
+            top = float(np.abs(finite).max()) if finite.size else 1.0
+            cmap, levels = pg.colormap.get("CET-D1"), (-(top or 1.0), top or 1.0)
+        self.colorbar.setColorMap(cmap)
+        self.colorbar.setLevels(levels)
+        self.image.setImage(image, levels=levels, autoLevels=False)
+        if first:
+            self.fit()
+        self._describe(data)
+
+    def fit(self) -> None:
+        if self.data is not None:
+            h, w = self.data.image.shape
+            self.plot.getPlotItem().getViewBox().setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
+
+    def _describe(self, data: MatrixData) -> None:
+        shape = data.shape
+        if len(shape) >= 4:
+            self.plot.setLabel("left", f"output channel (filter) × kernel row — {shape[0]} filters")
+            self.plot.setLabel("bottom", f"input channel × kernel column — {shape[1]} channels")
+            text = (f"{data.name} {shape}: {shape[0]} × {shape[1]} kernels of "
+                    f"{shape[2]}×{int(np.prod(shape[3:]))}, one blank pixel between kernels. A "
+                    f"pruned kernel is a blank square, a pruned input channel a blank column of "
+                    f"kernels, a pruned filter a blank row.")
+        else:
+            self.plot.setLabel("left", "output (row)")
+            self.plot.setLabel("bottom", "input (column)")
+            text = f"{data.name} {shape}: rows are outputs, columns inputs. Zoom in to see N:M patterns."
+        density = float(np.count_nonzero(np.nan_to_num(data.image)) /
+                        max(1, np.isfinite(data.image).sum()))
+        self.legend.setText(text + (f" Shown: {density:.1%} non-zero." if data.what != "mask" else
+                                    f" Kept: {density:.1%}."))
+
+    def _on_mouse(self, event) -> None:
+        if self.data is None:
+            return
+        pos = event[0]
+        if not self.plot.sceneBoundingRect().contains(pos):
+            return
+        point = self.plot.getPlotItem().getViewBox().mapSceneToView(pos)
+        row, col = int(np.floor(point.y())), int(np.floor(point.x()))
+        h, w = self.data.image.shape
+        if not (0 <= row < h and 0 <= col < w):
+            self.hover.setText("")
+            return
+        index = grid_index(self.data.shape, row, col)
+        if index is None:
+            self.hover.setText("(gap between kernels)")
+            return
+        value = float(self.data.image[row, col])
+        self.hover.setText(f"{self.data.name}[{', '.join(map(str, index))}] = {value:.5g}")

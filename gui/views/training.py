@@ -1,0 +1,89 @@
+"""Live fine-tuning curves: loss per batch, and test accuracy per epoch."""
+from __future__ import annotations
+
+from typing import Optional
+
+import pyqtgraph as pg
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from engine.finetune import EpochResult
+from gui.views import ACCENT_COLOR, CURRENT_COLOR, ORIGINAL_COLOR
+from gui.worker import StepLosses
+
+
+class TrainingView(QWidget):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.epochs: list[EpochResult] = []
+        self.epoch_end_steps: list[int] = []
+        self.status = QLabel("Fine-tune to see the loss and accuracy curves here.")
+
+        self.loss_plot = pg.PlotWidget(title="Training loss")
+        self.loss_plot.setLabel("bottom", "batch")
+        self.loss_plot.setLabel("left", "cross-entropy")
+        self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.loss_plot.addLegend(offset=(-10, 10))
+        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen(CURRENT_COLOR, width=1), name="batch loss")
+        self.epoch_loss_curve = self.loss_plot.plot(pen=None, symbol="o", symbolBrush=ACCENT_COLOR,
+                                                    symbolSize=9, name="epoch mean")
+
+        self.acc_plot = pg.PlotWidget(title="Test accuracy")
+        self.acc_plot.setLabel("bottom", "epoch")
+        self.acc_plot.setLabel("left", "accuracy", units="%")
+        self.acc_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.acc_plot.addLegend(offset=(-10, -10))
+        self.acc_curve = self.acc_plot.plot(pen=pg.mkPen(CURRENT_COLOR, width=2), symbol="o",
+                                            symbolBrush=CURRENT_COLOR, name="after epoch")
+        self.original_line = pg.InfiniteLine(angle=0, movable=False,
+                                             pen=pg.mkPen(ORIGINAL_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),
+                                             label="original {value:.2f}%",
+                                             labelOpts={"position": 0.15, "color": (90, 90, 90)})
+        self.start_line = pg.InfiniteLine(angle=0, movable=False,
+                                          pen=pg.mkPen(ACCENT_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DotLine),
+                                          label="before fine-tuning {value:.2f}%",
+                                          labelOpts={"position": 0.6, "color": ACCENT_COLOR})
+        self.original_line.hide()
+        self.start_line.hide()
+        self.acc_plot.addItem(self.original_line)
+        self.acc_plot.addItem(self.start_line)
+
+        plots = QHBoxLayout()
+        plots.addWidget(self.loss_plot)
+        plots.addWidget(self.acc_plot)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.status)
+        layout.addLayout(plots)
+
+    def start(self, epochs: int, original_accuracy: Optional[float],
+              current_accuracy: Optional[float]) -> None:
+        """A new fine-tuning run: clears the curves and marks where accuracy stood."""
+        self.steps, self.losses, self.epochs, self.epoch_end_steps = [], [], [], []
+        self._draw()
+        for line, value in ((self.original_line, original_accuracy),
+                            (self.start_line, current_accuracy)):
+            line.setVisible(value is not None)
+            if value is not None:
+                line.setValue(value * 100)
+        self.acc_plot.setXRange(0.5, max(1, epochs) + 0.5)
+        self.status.setText(f"Fine-tuning for {epochs} epoch(s)…")
+
+    def add_steps(self, chunk: StepLosses) -> None:
+        self.steps.extend(chunk.steps)
+        self.losses.extend(chunk.losses)
+        self.loss_curve.setData(self.steps, self.losses)
+
+    def add_epoch(self, result: EpochResult) -> None:
+        self.epochs.append(result)
+        self.epoch_end_steps.append(self.steps[-1] if self.steps else 0)
+        self._draw()
+        self.status.setText(f"Epoch {result.epoch}: train loss {result.train_loss:.4f}, test "
+                            f"accuracy {result.test.accuracy:.2%}, macro F1 {result.test.f1:.3f} "
+                            f"({result.seconds:.1f} s)")
+
+    def _draw(self) -> None:
+        self.loss_curve.setData(self.steps, self.losses)
+        self.epoch_loss_curve.setData(self.epoch_end_steps, [e.train_loss for e in self.epochs])
+        self.acc_curve.setData([e.epoch for e in self.epochs],
+                               [e.test.accuracy * 100 for e in self.epochs])

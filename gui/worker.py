@@ -1,0 +1,245 @@
+"""The one engine worker: a QObject living in its own QThread that owns the live Session.
+
+The GUI sends a :class:`Request` through a queued signal; the worker runs it on its thread and
+answers with signals that carry plain data only (numpy arrays and dataclasses, never live tensors),
+so the GUI thread never touches the model while training mutates it. Stop is a
+:class:`~engine.progress.CancelToken` created with the request: the GUI cancels it directly (it is
+thread-safe) and the engine honours it between batches. Chart snapshots during fine-tuning are
+throttled so a fast model does not flood the GUI with repaints.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, Signal, Slot
+
+from engine.config import DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, ModelSpec, PruneSpec
+from engine.finetune import EpochResult
+from engine.metrics import ModelMetrics, TableRow
+from engine.model_info import ModelInfo, describe_model
+from engine.progress import Cancelled, CancelToken, Progress
+from engine.session import RunRecord, Session
+from engine.snapshots import WeightSnapshot, weight_matrix
+
+
+@dataclass
+class Request:
+    """One operation for the worker. ``op`` names a ``_do_<op>`` method; ``token`` stops it."""
+    op: str
+    args: dict[str, Any] = field(default_factory=dict)
+    token: CancelToken = field(default_factory=CancelToken)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What the window shows right after a model and its data are opened."""
+    model: ModelInfo
+    data_description: str
+    original_snapshot: WeightSnapshot
+    model_spec: Optional[ModelSpec]
+    data_spec: Optional[DataSpec]
+
+
+@dataclass(frozen=True)
+class MatrixData:
+    """One parameter as a 2-D picture for the mask view (see engine.snapshots.weight_matrix)."""
+    name: str
+    what: str                   # weight, abs or mask
+    shape: tuple[int, ...]      # the parameter's own shape, to turn a pixel back into an index
+    image: np.ndarray
+
+
+@dataclass(frozen=True)
+class MetricsReport:
+    original: ModelMetrics
+    current: ModelMetrics
+    table: list[TableRow]
+    summary: list[str]
+    record: RunRecord
+
+
+@dataclass(frozen=True)
+class StepLosses:
+    steps: list[int]
+    losses: list[float]
+
+
+def warm_up_torch() -> None:
+    """The first optimizer step imports torch._dynamo: about two seconds, partly while holding the
+    GIL as shared libraries load, which froze the GUI thread for 150-250 ms at a time early in the
+    first fine-tune. One tiny step of each optimizer on the worker thread, right after the first
+    model opens, moves that cost to start-up."""
+    layer = torch.nn.Linear(2, 2)
+    for optimizer in (torch.optim.SGD(layer.parameters(), lr=0.1, momentum=0.9),
+                      torch.optim.Adam(layer.parameters(), lr=0.1)):
+        layer(torch.zeros(1, 2)).sum().backward()
+        optimizer.step()
+
+
+class EngineWorker(QObject):
+    progress = Signal(object)       # Progress
+    snapshot = Signal(object)       # WeightSnapshot of the current model
+    matrix = Signal(object)         # MatrixData of the watched parameter
+    model_changed = Signal(object)  # ModelInfo
+    opened = Signal(object)         # SessionInfo
+    metrics = Signal(object)        # MetricsReport
+    epoch = Signal(object)          # EpochResult
+    steps = Signal(object)          # StepLosses
+    exported = Signal(object)       # list[Path] written
+    finished = Signal(str)          # op
+    stopped = Signal(str)           # op, after the user's Stop
+    failed = Signal(str, str)       # op, one-line message
+    log = Signal(str)
+
+    SNAPSHOT_INTERVAL_S = 0.25
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session: Optional[Session] = None
+        # (parameter name, what) the mask view shows; set from the GUI thread (a plain tuple
+        # assignment is atomic) and read here when a snapshot is sent.
+        self.watch: Optional[tuple[str, str]] = None
+        self.warmed_up = False
+
+    # ------------------------------------------------------------ dispatch
+
+    @Slot(object)
+    def run(self, request: Request) -> None:
+        handler: Callable[[Request], None] = getattr(self, f"_do_{request.op}")
+        try:
+            if request.op not in ("open", "adopt") and self.session is None:
+                raise ValueError("open a model and data first")
+            handler(request)
+        except Cancelled:
+            self.log.emit(f"{request.op}: stopped by the user")
+            self._emit_state()
+            self.stopped.emit(request.op)
+            return
+        except Exception as exc:  # every engine error becomes a dialog, never a dead thread
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self.log.emit(f"{request.op} failed: {message}\n{traceback.format_exc().rstrip()}")
+            self._emit_state()
+            self.failed.emit(request.op, message)
+            return
+        self.finished.emit(request.op)
+
+    # ------------------------------------------------------------ operations
+
+    def _do_open(self, r: Request) -> None:
+        model_spec: ModelSpec = r.args["model"]
+        data_spec: DataSpec = r.args["data"]
+        self.progress.emit(Progress("Opening", 0, 0, model_spec.path or model_spec.source))
+        session = Session.open(model_spec, data_spec, r.args.get("metrics") or MetricsSpec(),
+                               r.args.get("seed", 0), self.log.emit)
+        self._adopt(session, model_spec, data_spec)
+
+    def _do_adopt(self, r: Request) -> None:
+        """Takes a Session built elsewhere (tests, scripts); it must not be used there afterwards."""
+        self._adopt(r.args["session"], None, None)
+
+    def _adopt(self, session: Session, model_spec, data_spec) -> None:
+        session.log = self.log.emit
+        self.session = session
+        self.opened.emit(SessionInfo(describe_model(session.model, session.loaded.description),
+                                     session.data.description, session.original_snapshot,
+                                     model_spec, data_spec))
+        self._emit_state()
+        if not self.warmed_up:
+            warm_up_torch()
+            self.warmed_up = True
+
+    def _do_prune(self, r: Request) -> None:
+        spec: PruneSpec = r.args["spec"]
+        self.session.prune(spec, self.progress.emit, r.token)
+        self._emit_state()
+        self._measure_and_record(r, r.args.get("label", "prune"))
+
+    def _do_finetune(self, r: Request) -> None:
+        spec: FinetuneSpec = r.args["spec"]
+        pending_steps: list[int] = []
+        pending_losses: list[float] = []
+        last_sent = [time.monotonic()]
+
+        def flush() -> None:
+            if pending_steps:
+                self.steps.emit(StepLosses(list(pending_steps), list(pending_losses)))
+                pending_steps.clear()
+                pending_losses.clear()
+
+        def on_step(step: int, loss: float) -> None:
+            pending_steps.append(step)
+            pending_losses.append(loss)
+            now = time.monotonic()
+            if now - last_sent[0] >= self.SNAPSHOT_INTERVAL_S:
+                last_sent[0] = now
+                flush()
+                self._emit_snapshots()
+
+        def on_epoch(result: EpochResult) -> None:
+            flush()
+            self.epoch.emit(result)
+
+        result = self.session.finetune(spec, self.progress.emit, r.token, on_epoch, on_step)
+        flush()
+        if result.cancelled:
+            raise Cancelled("stopped by the user")
+        self._emit_state()
+        self._measure_and_record(r, r.args.get("label", "fine-tune"))
+
+    def _do_measure(self, r: Request) -> None:
+        self._measure_and_record(r, r.args.get("label", "measure"))
+
+    def _do_revert(self, r: Request) -> None:
+        self.session.revert()
+        self._emit_state()
+
+    def _do_export(self, r: Request) -> None:
+        spec: ExportSpec = r.args["spec"]
+        if self.session.original_metrics is None or self.session.current_metrics is None:
+            # the JSON report carries the comparison table, so measure first when it is missing
+            self.session.measure_original(self.progress.emit, r.token)
+            self.session.measure_current(self.progress.emit, r.token)
+        self.exported.emit(self.session.export(spec, r.args.get("recipe")))
+
+    def _do_matrix(self, r: Request) -> None:
+        self.watch = (r.args["name"], r.args["what"])
+        self._emit_matrix()
+
+    # ------------------------------------------------------------ helpers
+
+    def _measure_and_record(self, r: Request, label: str) -> None:
+        session = self.session
+        original = session.measure_original(self.progress.emit, r.token)
+        current = session.measure_current(self.progress.emit, r.token)
+        recipe = r.args.get("recipe")
+        record = session.record_run(label, recipe.to_dict() if recipe is not None else None)
+        self.metrics.emit(MetricsReport(original, current, record.table, record.summary, record))
+        self.log.emit(f"{label}: accuracy {current.accuracy:.2%}, "
+                      f"{current.sparsity:.1%} of parameters are zero")
+
+    def _emit_state(self) -> None:
+        if self.session is None:
+            return
+        self._emit_snapshots()
+        self.model_changed.emit(describe_model(self.session.model, self.session.loaded.description))
+
+    def _emit_snapshots(self) -> None:
+        self.snapshot.emit(self.session.snapshot())
+        self._emit_matrix()
+
+    def _emit_matrix(self) -> None:
+        if self.watch is None or self.session is None:
+            return
+        name, what = self.watch
+        target = dict(self.session.model.named_parameters())
+        param = target.get(name) if name in target else target.get(name + "_orig")
+        if param is None:
+            return
+        # weight_matrix may return a view of the live parameter: copy before it crosses threads
+        image = np.array(weight_matrix(self.session.model, name, what), dtype=np.float32, copy=True)
+        self.matrix.emit(MatrixData(name, what, tuple(param.shape), image))
