@@ -117,7 +117,7 @@ class MainWindow(QMainWindow):
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
                          QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-        self.resizeDocks([self.findChild(QDockWidget, "model_dock")], [430], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.findChild(QDockWidget, "model_dock")], [400], Qt.Orientation.Horizontal)
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         action = QAction(text, self)

@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from engine.config import DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, ModelSpec, PruneSpec
 from engine.finetune import EpochResult
-from engine.metrics import ModelMetrics, TableRow
+from engine.metrics import ModelMetrics, TableRow, format_table
 from engine.model_info import ModelInfo, describe_model
 from engine.progress import Cancelled, CancelToken, Progress
 from engine.session import RunRecord, Session
@@ -161,6 +161,8 @@ class EngineWorker(QObject):
 
     def _do_finetune(self, r: Request) -> None:
         spec: FinetuneSpec = r.args["spec"]
+        self.log.emit(f"fine-tuning {spec.epochs} epoch(s): {spec.optimizer}, lr {spec.lr:g}, "
+                      f"batch {spec.batch_size}")
         pending_steps: list[int] = []
         pending_losses: list[float] = []
         last_sent = [time.monotonic()]
@@ -220,7 +222,8 @@ class EngineWorker(QObject):
         record = session.record_run(label, recipe.to_dict() if recipe is not None else None)
         self.metrics.emit(MetricsReport(original, current, record.table, record.summary, record))
         self.log.emit(f"{label}: accuracy {current.accuracy:.2%}, "
-                      f"{current.sparsity:.1%} of parameters are zero")
+                      f"{current.sparsity:.1%} of parameters are zero\n"
+                      + format_table(record.table) + "\n" + " ".join(record.summary))
 
     def _emit_state(self) -> None:
         if self.session is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QDoubleSpinBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QStyledItemDelegate, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
                                QWidget)
@@ -15,6 +16,7 @@ COL_NAME, COL_SHAPE, COL_PARAMS, COL_SPARSITY, COL_TARGET = range(5)
 NAME_ROLE = Qt.ItemDataRole.UserRole
 TARGET_ROLE = Qt.ItemDataRole.UserRole + 1   # float fraction, or None for the method's target
 DEFAULT_TARGET_TEXT = "default"
+DEFAULT_BRUSH = QBrush(QColor(150, 150, 150))
 
 
 class _TargetDelegate(QStyledItemDelegate):
@@ -39,10 +41,12 @@ class _TargetDelegate(QStyledItemDelegate):
         target = None if value < 0 else round(value / 100, 4)
         model.setData(index, target, TARGET_ROLE)
         model.setData(index, _target_text(target), Qt.ItemDataRole.DisplayRole)
+        model.setData(index, DEFAULT_BRUSH if target is None else QBrush(),
+                      Qt.ItemDataRole.ForegroundRole)
 
 
 def _target_text(value: Optional[float]) -> str:
-    return "" if value is None else f"{value:.1%}"
+    return DEFAULT_TARGET_TEXT if value is None else f"{value:.1%}"
 
 
 class ModelPanel(QWidget):
@@ -52,11 +56,14 @@ class ModelPanel(QWidget):
         super().__init__(parent)
         self.info: Optional[ModelInfo] = None
         self.items: dict[str, QTreeWidgetItem] = {}
+        self.module_items: dict[str, QTreeWidgetItem] = {}
+        self._syncing = False
         self.description = QLabel("No model")
         self.description.setWordWrap(True)
         self.tree = QTreeWidget()
         self.tree.setColumnCount(5)
-        self.tree.setHeaderLabels(["Module / parameter", "Shape", "Params", "Sparsity", "Target"])
+        self.tree.setHeaderLabels(["Module / parameter", "Type / shape", "Params", "Sparsity",
+                                   "Target"])
         self.tree.setUniformRowHeights(True)
         self.tree.setItemDelegate(_TargetDelegate(self.tree))
         header = self.tree.header()
@@ -66,7 +73,7 @@ class ModelPanel(QWidget):
         header.setStretchLastSection(False)
         tips = {COL_NAME: "Tick a parameter to include it in pruning (weights with two or more "
                           "dimensions can be pruned; biases and norm scales are kept).",
-                COL_SHAPE: "The parameter's tensor shape",
+                COL_SHAPE: "The module's type, or the parameter's tensor shape",
                 COL_PARAMS: "Number of values (for a module: all its parameters)",
                 COL_SPARSITY: "Fraction of values that are exactly zero now",
                 COL_TARGET: "Per-parameter target sparsity (double-click to edit). Empty: the "
@@ -94,11 +101,13 @@ class ModelPanel(QWidget):
         none_button.clicked.connect(lambda: self.set_all_checked(False))
         clear_button.clicked.connect(self.clear_targets)
         self.tree.currentItemChanged.connect(self._on_current)
+        self.tree.itemChanged.connect(self._on_item_changed)
 
     # ------------------------------------------------------------ building
 
     def set_model(self, info: ModelInfo) -> None:
         self.info = info
+        self._syncing = True
         self.tree.clear()
         self.items.clear()
         self.description.setText(info.description)
@@ -106,11 +115,11 @@ class ModelPanel(QWidget):
         totals = self._module_totals(info)
         for module in info.modules:
             if module.name == "":
-                item = QTreeWidgetItem(self.tree, [module.type_name])
+                item = QTreeWidgetItem(self.tree, ["model", module.type_name])
             else:
                 parent_name = module.name.rsplit(".", 1)[0] if "." in module.name else ""
                 parent = module_items[parent_name]
-                item = QTreeWidgetItem(parent, [f"{module.name.rsplit('.', 1)[-1]} ({module.type_name})"])
+                item = QTreeWidgetItem(parent, [module.name.rsplit(".", 1)[-1], module.type_name])
             item.setText(COL_PARAMS, f"{totals[module.name]:,}")
             item.setToolTip(COL_NAME, module.name or module.type_name)
             module_items[module.name] = item
@@ -127,14 +136,19 @@ class ModelPanel(QWidget):
                     child.setCheckState(COL_NAME, Qt.CheckState.Checked)
                     child.setData(COL_TARGET, NAME_ROLE, p.name)
                     child.setData(COL_TARGET, TARGET_ROLE, None)
+                    child.setText(COL_TARGET, _target_text(None))
+                    child.setForeground(COL_TARGET, DEFAULT_BRUSH)
                 self.items[p.name] = child
-        # modules holding prunable parameters get a tri-state box that ticks all of them
-        for name, item in module_items.items():
-            if self._has_prunable(item):
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable |
-                              Qt.ItemFlag.ItemIsAutoTristate)
+        # modules holding prunable parameters get a box that ticks all of them (kept in step by
+        # hand: Qt's auto-tristate would also put boxes on biases, which cannot be pruned)
+        self.module_items = {name: item for name, item in module_items.items()
+                             if self._leaves(item)}
+        self._syncing = True
         for item in module_items.values():
             item.setTextAlignment(COL_PARAMS, Qt.AlignmentFlag.AlignRight)
+        for item in self.module_items.values():
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        self._syncing = False
         self._refresh_module_checks()
         self.update_stats(info)
         self.tree.expandAll()
@@ -157,18 +171,38 @@ class ModelPanel(QWidget):
                 totals[".".join(parts[:depth])] += own
         return totals
 
-    def _has_prunable(self, item: QTreeWidgetItem) -> bool:
+    def _leaves(self, item: QTreeWidgetItem) -> list[QTreeWidgetItem]:
+        """The prunable parameter items under ``item``."""
+        found = []
         for i in range(item.childCount()):
             child = item.child(i)
-            if child.data(COL_TARGET, NAME_ROLE) is not None or self._has_prunable(child):
-                return True
-        return False
+            if child.data(COL_TARGET, NAME_ROLE) is not None:
+                found.append(child)
+            found.extend(self._leaves(child))
+        return found
+
+    def _on_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        if column != COL_NAME or self._syncing:
+            return
+        self._syncing = True
+        try:
+            if item.data(COL_TARGET, NAME_ROLE) is None and item.checkState(COL_NAME) != Qt.CheckState.PartiallyChecked:
+                for leaf in self._leaves(item):  # a module box ticks or clears all its parameters
+                    leaf.setCheckState(COL_NAME, item.checkState(COL_NAME))
+        finally:
+            self._syncing = False
+        self._refresh_module_checks()
 
     def _refresh_module_checks(self) -> None:
-        # touching one leaf per module makes Qt compute the parents' tri-state from the leaves
-        for item in self.items.values():
-            if item.flags() & Qt.ItemFlag.ItemIsUserCheckable:
-                item.setCheckState(COL_NAME, item.checkState(COL_NAME))
+        """Each module box shows whether all, some or none of its parameters are ticked."""
+        self._syncing = True
+        try:
+            for item in self.module_items.values():
+                states = {leaf.checkState(COL_NAME) for leaf in self._leaves(item)}
+                item.setCheckState(COL_NAME, states.pop() if len(states) == 1
+                                   else Qt.CheckState.PartiallyChecked)
+        finally:
+            self._syncing = False
 
     # ------------------------------------------------------------ reading and setting
 
@@ -202,6 +236,7 @@ class ModelPanel(QWidget):
         item = self.items[name]
         item.setData(COL_TARGET, TARGET_ROLE, value)
         item.setText(COL_TARGET, _target_text(value))
+        item.setForeground(COL_TARGET, DEFAULT_BRUSH if value is None else QBrush())
 
     def clear_targets(self) -> None:
         for name in self.prunable_names():

@@ -20,14 +20,14 @@ COMPARE_COLUMNS = ("Metric", "Original", "Pruned", "Ratio", "Note")
 # (header, ModelMetrics attribute or callable, unit)
 HISTORY_COLUMNS = (
     ("Accuracy", lambda m: None if m.accuracy is None else m.accuracy * 100, "%"),
-    ("Macro F1", lambda m: None if m.f1 is None else m.f1 * 100, "%"),
+    ("F1", lambda m: None if m.f1 is None else m.f1 * 100, "%"),
     ("Params", lambda m: m.params, ""),
     ("Non-zero", lambda m: m.nonzero_params, ""),
     ("Sparsity", lambda m: m.sparsity * 100, "%"),
-    ("Size (dense)", lambda m: m.dense_bytes, "bytes"),
-    ("Size (sparse)", lambda m: m.sparse_bytes, "bytes"),
+    ("Size dense", lambda m: m.dense_bytes, "bytes"),
+    ("Size sparse", lambda m: m.sparse_bytes, "bytes"),
     ("MACs", lambda m: m.macs, ""),
-    ("Effective MACs", lambda m: m.effective_macs, ""),
+    ("Eff. MACs", lambda m: m.effective_macs, ""),
     ("Latency", lambda m: m.latency_ms, "ms"),
 )
 GOOD = QColor(35, 134, 54)
@@ -53,6 +53,7 @@ class CompareView(QWidget):
         self.table = QTableWidget(0, len(COMPARE_COLUMNS))
         self.table.setHorizontalHeaderLabels(COMPARE_COLUMNS)
         self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(24)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         header = self.table.horizontalHeader()
         for i in range(4):
@@ -65,6 +66,7 @@ class CompareView(QWidget):
         self.history = QTableWidget(0, 1 + len(HISTORY_COLUMNS))
         self.history.setHorizontalHeaderLabels(["Run"] + [c[0] for c in HISTORY_COLUMNS])
         self.history.verticalHeader().setVisible(False)
+        self.history.verticalHeader().setDefaultSectionSize(24)
         self.history.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.history.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.history.horizontalHeader().setStretchLastSection(True)
@@ -84,8 +86,9 @@ class CompareView(QWidget):
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
         top_layout.addWidget(self.title)
-        top_layout.addWidget(self.table, 1)
+        top_layout.addWidget(self.table)
         top_layout.addWidget(self.summary)
+        top_layout.addStretch(1)
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)
         bottom_layout.setContentsMargins(0, 0, 0, 0)
@@ -94,7 +97,7 @@ class CompareView(QWidget):
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(top)
         splitter.addWidget(bottom)
-        splitter.setSizes([560, 240])
+        splitter.setSizes([520, 280])
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 
@@ -119,6 +122,10 @@ class CompareView(QWidget):
             note.setToolTip(r.note)
             self.table.setItem(row, 4, note)
         self.summary.setText(" ".join(report.summary))
+        # the table takes the height of its rows; the history gets the rest
+        height = self.table.horizontalHeader().height() + 24 * len(report.table) + 4
+        self.table.setMinimumHeight(height)
+        self.table.setMaximumHeight(height)
         self._fill_history()
 
     def clear(self) -> None:

@@ -24,15 +24,14 @@ class DensityView(QWidget):
         self.plot.setYRange(0, 1.12, padding=0)
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.showGrid(y=True, alpha=0.2)
-        legend = self.plot.addLegend(offset=(-10, 10))
+        self.plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 220),
+                            pen=pg.mkPen(200, 200, 200))
         self.original_bars = pg.BarGraphItem(x=[], height=[], width=BAR_WIDTH,
                                              brush=pg.mkBrush(*ORIGINAL_COLOR), name="original")
         self.current_bars = pg.BarGraphItem(x=[], height=[], width=BAR_WIDTH,
                                             brush=pg.mkBrush(*CURRENT_COLOR), name="now")
         self.plot.addItem(self.original_bars)
         self.plot.addItem(self.current_bars)
-        legend.addItem(self.original_bars, "original")
-        legend.addItem(self.current_bars, "now")
         self.labels: list[pg.TextItem] = []
         self.summary = QLabel()
         self.summary.setWordWrap(True)

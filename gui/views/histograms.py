@@ -33,7 +33,9 @@ class _HistogramPair:
 
     def __init__(self, plot: pg.PlotItem, legend: bool = False) -> None:
         if legend:
-            plot.addLegend(offset=(-10, 10))
+            plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 220),
+                           pen=pg.mkPen(200, 200, 200))
+        plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.before = plot.plot(stepMode="center", fillLevel=0, pen=_pen(ORIGINAL_COLOR),
                                 brush=_brush(ORIGINAL_COLOR, 70), name="original")
         self.after = plot.plot(stepMode="center", fillLevel=0, pen=_pen(CURRENT_COLOR, 2),

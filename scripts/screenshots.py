@@ -1,0 +1,98 @@
+"""Renders PruneLab's window and each of its tabs to PNG, offscreen, on the built-in demo.
+
+It does what a user does: open the demo, choose L1 global 80 %, Prune (which measures), Fine-tune one
+epoch (which measures again), then pictures every tab with that real data. README's pictures come
+from here:  python scripts/screenshots.py [--out docs/screenshots]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+WINDOW_SIZE = (1720, 1020)
+LAYER = "conv2.weight"
+
+
+def wait_for(app, signal, predicate=lambda *a: True, timeout_s: float = 300.0) -> tuple:
+    """Runs the event loop until ``signal`` fires with arguments accepted by ``predicate``."""
+    got: list[tuple] = []
+    signal.connect(lambda *args: got.append(args) if predicate(*args) else None)
+    deadline = time.monotonic() + timeout_s
+    while not got:
+        app.processEvents()
+        time.sleep(0.01)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {signal}")
+    return got[0]
+
+
+def settle(app, seconds: float = 0.4) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def run(window, app, op_start, op: str) -> None:
+    failed: list = []
+    window.operation_failed.connect(lambda o, m: failed.append(m))
+    op_start()
+    wait_for(app, window.operation_finished, lambda o: o == op)
+    if failed:
+        raise RuntimeError(f"{op} failed: {failed[0]}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+    from gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    settings = QSettings(str(Path(tempfile.mkdtemp()) / "screenshots.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings)
+    window.resize(*WINDOW_SIZE)
+    window.show()
+    run(window, app, window.open_demo, "open")
+
+    panel = window.method_panel
+    panel.component_boxes["method"].setCurrentIndex(panel.component_boxes["method"].findData("l1"))
+    panel.scope.setCurrentIndex(panel.scope.findData("global"))
+    panel.sparsity.setValue(80.0)
+    panel.epochs.setValue(1)
+    run(window, app, window.prune, "prune")
+    run(window, app, window.finetune, "finetune")
+
+    window.model_panel.tree.setCurrentItem(window.model_panel.items[LAYER])
+    wait_for(app, window.worker.matrix, lambda m: m.name == LAYER)
+    settle(app)
+    shots = {"window": None, "histograms": window.histograms, "density": window.density,
+             "masks": window.masks, "training": window.training, "compare": window.compare,
+             "log": window.log_view}
+    for name, view in shots.items():
+        window.tabs.setCurrentWidget(view or window.histograms)
+        settle(app)
+        picture = (window if view is None else window.tabs).grab()
+        path = out / f"{name}.png"
+        if not picture.save(str(path)):
+            raise OSError(f"could not write {path}")
+        print(f"wrote {path} ({picture.width()}x{picture.height()})")
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
