@@ -37,7 +37,8 @@ class ModelSpec:
     source: ``demo`` (the shipped LeNet), ``torchvision`` (an architecture by name, random init or
     ``path`` to local weights), ``state_dict`` (``path`` + ``arch``), ``python`` (a class or factory
     ``factory`` in the user's file ``path``), ``pickle`` (a full pickled model; runs code, so only
-    with ``trust_pickle``).
+    with ``trust_pickle``). A channel-pruned export loads as ``state_dict`` with ``shapes`` naming
+    its ``.shapes.json`` (the architecture comes from that file).
     """
     source: str = "demo"
     arch: str = "lenet"
@@ -45,6 +46,7 @@ class ModelSpec:
     factory: Optional[str] = None
     num_classes: int = 10
     trust_pickle: bool = False
+    shapes: Optional[str] = None
 
     def validate(self) -> None:
         _choice("model.source", self.source, MODEL_SOURCES)
@@ -58,6 +60,8 @@ class ModelSpec:
                               "to true only for a file you trust")
         if self.num_classes < 1:
             raise RecipeError("model.num_classes must be at least 1")
+        if self.shapes is not None and self.source != "state_dict":
+            raise RecipeError("model.shapes (a layer-shapes JSON) goes with model.source 'state_dict'")
 
 
 @dataclass
@@ -286,7 +290,8 @@ class Recipe:
 
     def _resolve_paths(self, base: Path) -> None:
         """Relative paths in a recipe file are relative to the recipe, so recipes travel with data."""
-        for spec, key in ((self.model, "path"), (self.data, "root"), (self.export, "path")):
+        for spec, key in ((self.model, "path"), (self.model, "shapes"), (self.data, "root"),
+                          (self.export, "path")):
             value = getattr(spec, key)
             if value and not Path(value).expanduser().is_absolute():
                 setattr(spec, key, str((base / value).resolve()))
