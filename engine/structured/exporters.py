@@ -61,7 +61,8 @@ def save_torchscript(model: nn.Module, example_input, path: Path) -> Path:
         except Exception as exc:
             raise ExportError(f"TorchScript export failed: the model could not be traced "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated, still loads everywhere
         torch.jit.save(traced, str(tmp))
     return path
 
