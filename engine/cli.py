@@ -151,7 +151,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         atomic_write_text(Path(args.json), json.dumps(
             {"table": [asdict(r) for r in result.table],
              "after_prune": [asdict(r) for r in result.after_prune_table],
-             "layer_sparsity": result.layer_sparsity}, indent=2))
+             "layer_sparsity": result.layer_sparsity,
+             "layer_widths": [asdict(w) for w in result.structured.layers]
+             if result.structured is not None else None}, indent=2))
     return 0
 
 
