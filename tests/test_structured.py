@@ -284,3 +284,24 @@ def test_semi_structured_conversion_matches_and_is_timed_on_cuda():
     assert report.outputs_match, report.max_abs_diff
     assert report.dense_ms > 0 and report.sparse_ms > 0 and report.speedup is not None
     assert type(sparse[0].weight).__name__.startswith("SparseSemiStructuredTensor")
+
+
+def test_lenet_structured_recipe_on_the_demo(tmp_path):
+    """The shipped recipe end to end: half the channels go, fine-tuning recovers most accuracy, the
+    table shows the smaller model, and the exported shapes + state_dict rebuild it exactly."""
+    from engine.paths import RECIPES
+    from engine.pipeline import run_recipe
+    recipe = Recipe.load(RECIPES / "lenet_structured.json")
+    recipe.export = replace(recipe.export, path=str(tmp_path / "lenet_s.pt"))
+    recipe.metrics = replace(recipe.metrics, latency_runs=5, latency_warmup=1)
+    result = run_recipe(recipe)
+    rows = {r.metric: r for r in result.table}
+    assert rows["Parameters"].ratio > 3.5 and rows["MACs"].ratio > 2.5
+    assert rows["Size (dense file)"].ratio > 3.5
+    assert result.structured.macs_after == result.final.macs   # one MACs counter everywhere
+    assert result.after_prune.accuracy < result.original.accuracy - 0.2
+    assert result.final.accuracy >= 0.9
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        rebuilt = load_structured(tmp_path / "lenet_s.shapes.json")
+        assert torch.equal(rebuilt(x), result.structured.model(x))
