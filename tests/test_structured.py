@@ -305,3 +305,26 @@ def test_lenet_structured_recipe_on_the_demo(tmp_path):
     with torch.no_grad():
         rebuilt = load_structured(tmp_path / "lenet_s.shapes.json")
         assert torch.equal(rebuilt(x), result.structured.model(x))
+
+
+def test_shapes_export_needs_an_architecture_name(tiny_data, tmp_path):
+    from engine.export import ExportError
+    session = Session(LoadedModel(build_architecture("lenet").eval(), "user model", None, None), tiny_data)
+    session.remove_channels(StructuredSpec(ratio=0.5))
+    with pytest.raises(ExportError, match="architecture name"):
+        session.export(ExportSpec(path=str(tmp_path / "m.pt"), formats=["shapes"]))
+    assert not list(tmp_path.iterdir())   # checked before anything is written
+    paths = session.export(ExportSpec(path=str(tmp_path / "m.pt"), formats=["torchscript"], report=False))
+    assert [p.name for p in paths] == ["m.pt", "m.torchscript.pt"]
+
+
+def test_iterative_taylor_global_reaches_the_ratio_and_reports_progress(tiny_data):
+    reports = []
+    outcome = prune_channels(build_architecture("lenet").eval(), X28,
+                             StructuredSpec(ratio=0.5, importance="taylor", scope="global",
+                                            iterative_steps=3, taylor_batches=2),
+                             progress=reports.append, data=tiny_data)
+    pruned = [w for w in outcome.layers if w.name not in outcome.protected]
+    kept = sum(w.out_after for w in pruned) / sum(w.out_before for w in pruned)
+    assert 0.45 <= kept <= 0.55, kept   # global: half of all channels, not half of each layer
+    assert any("step 3/3" in r.message for r in reports)
