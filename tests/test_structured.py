@@ -328,3 +328,14 @@ def test_iterative_taylor_global_reaches_the_ratio_and_reports_progress(tiny_dat
     kept = sum(w.out_after for w in pruned) / sum(w.out_before for w in pruned)
     assert 0.45 <= kept <= 0.55, kept   # global: half of all channels, not half of each layer
     assert any("step 3/3" in r.message for r in reports)
+
+
+def test_frozen_parameters_stay_frozen(tiny_data):
+    lenet = build_architecture("lenet").eval()
+    lenet.conv1.weight.requires_grad_(False)
+    for importance in ("l1", "taylor"):
+        pruned = prune_channels(lenet, X28, StructuredSpec(ratio=0.5, importance=importance),
+                                data=tiny_data).model
+        assert not pruned.conv1.weight.requires_grad and pruned.conv2.weight.requires_grad
+        assert pruned.conv1.weight.shape[0] == 3
+    assert not lenet.conv1.weight.requires_grad and lenet.conv1.weight.shape[0] == 6

@@ -131,16 +131,23 @@ def _accumulate_taylor_gradients(model: nn.Module, data, batches: int,
                               "l2 or bn, or load data")
     device = model_device(model)
     model.zero_grad(set_to_none=True)
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    for p in frozen:  # every weight needs a gradient to be scored; frozen ones stay frozen after
+        p.requires_grad_(True)
     loader = data.loader("train", 32, shuffle=True, seed=0)
-    for i, batch in enumerate(loader):
-        if i >= batches:
-            break
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        inputs, labels = split_batch(batch)
-        loss = nn.functional.cross_entropy(forward_batch(model, to_device(inputs, device)),
-                                           labels.to(device))
-        loss.backward()
+    try:
+        for i, batch in enumerate(loader):
+            if i >= batches:
+                break
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            inputs, labels = split_batch(batch)
+            loss = nn.functional.cross_entropy(forward_batch(model, to_device(inputs, device)),
+                                               labels.to(device))
+            loss.backward()
+    finally:
+        for p in frozen:
+            p.requires_grad_(False)
 
 
 def _wrap_library_error(exc: Exception, stage: str) -> StructuredError:
@@ -167,8 +174,6 @@ def prune_channels(model: nn.Module, example_input, spec: StructuredSpec,
     pruned = copy.deepcopy(model)
     make_permanent(pruned)  # fold any masks: the dependency graph must see plain weights
     pruned.eval()
-    for p in pruned.parameters():
-        p.requires_grad_(True)
     device = model_device(pruned)
     example = to_device(example_input, device)
     check_supported(pruned, spec)
@@ -180,6 +185,9 @@ def prune_channels(model: nn.Module, example_input, spec: StructuredSpec,
     params_before, macs_before = _count(pruned, example)
 
     modules = dict(pruned.named_modules())
+    # torch-pruning replaces every pruned parameter by a new one that requires grad; remember which
+    # were frozen so fine-tuning afterwards trains what the user meant to train
+    frozen = {n for n, p in pruned.named_parameters() if not p.requires_grad}
     try:
         pruner = tp.pruner.MetaPruner(
             pruned, example, importance=make_importance(spec.importance),
@@ -208,6 +216,9 @@ def prune_channels(model: nn.Module, example_input, spec: StructuredSpec,
         except Exception as exc:
             raise _wrap_library_error(exc, "remove channels") from None
     pruned.zero_grad(set_to_none=True)
+    for name, param in pruned.named_parameters():
+        if name in frozen:
+            param.requires_grad_(False)
 
     report(Progress("Removing channels", 0, 0, "checking the smaller model"))
     try:
