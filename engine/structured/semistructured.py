@@ -48,6 +48,10 @@ def semi_structured_availability() -> SemiStructuredAvailability:
         return SemiStructuredAvailability(
             False, f"{name} has compute capability {major}.{minor}; 2:4 sparse tensor cores need "
                    f"{MIN_CAPABILITY[0]}.{MIN_CAPABILITY[1]} or newer")
+    from torch.sparse import SparseSemiStructuredTensor
+    if not SparseSemiStructuredTensor._FORCE_CUTLASS and not torch.backends.cusparselt.is_available():
+        return SemiStructuredAvailability(False, f"this PyTorch build ({torch.__version__}) has no "
+                                                 f"cuSPARSELt, which its 2:4 kernels use")
     return SemiStructuredAvailability(True, f"{name} (compute capability {major}.{minor}) has 2:4 "
                                             f"sparse tensor cores")
 
