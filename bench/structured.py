@@ -91,6 +91,8 @@ def interleaved_latency(models: list[torch.nn.Module], batch: int, size: int, ro
             sync()
             wall[i].append((time.perf_counter() - start) / repeat * 1000.0)
             cpu[i].append((time.process_time() - start_cpu) / repeat * 1000.0)
+    if device.type == "cuda":  # host CPU time says nothing about GPU work: wall clock only
+        cpu = wall
     return [statistics.median(s) for s in wall], [statistics.median(s) for s in cpu]
 
 

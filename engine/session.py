@@ -247,6 +247,7 @@ class Session:
                       "comparison": self.comparison() if self.original_metrics and self.current_metrics
                       else None}
             if self.structured is not None:
+                report["structured"] = self.structured.as_dict()
                 report["layer_widths"] = [w for w in self.layer_widths() if w.changed]
         paths = export_all(self.model, spec.path, spec.kinds, self.data.example_input(1),
                            arch=self.loaded.arch, num_classes=self.data.num_classes,

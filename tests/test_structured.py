@@ -169,6 +169,8 @@ def test_session_removes_channels_finetunes_measures_and_exports(tiny_data, tmp_
     report = json.loads((tmp_path / "small.report.json").read_text())
     assert "runs code" in report["files"]["pickle"]["warning"]
     assert any(w["name"] == "conv1" and w["out_after"] == 3 for w in report["layer_widths"])
+    assert report["structured"]["params_after"] == outcome.params_after
+    assert report["structured"]["settings"]["ratio"] == 0.5
 
     x = tiny_data.example_input(4)
     with torch.no_grad():

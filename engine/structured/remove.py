@@ -10,7 +10,7 @@ it was.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 import torch
@@ -52,6 +52,14 @@ class StructuredOutcome:
     @property
     def macs_reduction(self) -> float:
         return self.macs_before / self.macs_after if self.macs_after else float("inf")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything but the model, as JSON-ready plain data (reports, the GUI's worker signals)."""
+        return {"layers": [asdict(w) for w in self.layers], "params_before": self.params_before,
+                "params_after": self.params_after, "macs_before": self.macs_before,
+                "macs_after": self.macs_after, "output_shape": list(self.output_shape),
+                "protected": list(self.protected), "settings": dict(self.settings),
+                "summary": self.summary}
 
     @property
     def summary(self) -> str:
