@@ -3,7 +3,6 @@ export, rebuild from state_dict + shapes JSON (no pickle) with identical outputs
 ONNX (onnxruntime) within 1e-4 for a subset (export is the slow part: resnet18 covers residual
 blocks, mobilenet_v3_small depthwise convs and squeeze-excitation, lenet the demo model)."""
 import json
-import warnings
 
 import numpy as np
 import pytest
