@@ -65,6 +65,12 @@ def test_uniform_ratio_halves_every_unprotected_layer(importance):
     assert outcome.model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
 
 
+def test_every_importance_has_help_text():
+    from engine.config import STRUCTURED_IMPORTANCES
+    from engine.structured.remove import IMPORTANCE_HELP
+    assert set(IMPORTANCE_HELP) == set(STRUCTURED_IMPORTANCES)
+
+
 def test_importances_choose_different_channels(tiny_data):
     lenet = build_architecture("lenet")
     kept = {}

@@ -24,6 +24,20 @@ from engine.pruning.targets import matches
 from engine.structured.shapes import LayerWidth, compare_widths, layer_configs
 
 
+# Architectures the test suite prunes, runs, exports and rebuilds on every run. Others may work
+# (torch-pruning traces most CNNs); a failure gets a clear StructuredError, never a broken model.
+TESTED_ARCHITECTURES = ("lenet", "resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
+                        "vgg16_bn", "efficientnet_b0", "regnet_y_400mf")
+
+# Tooltip text for the importance choices (StructuredSpec.importance).
+IMPORTANCE_HELP = {
+    "l1": "L1 norm of every weight a channel touches (its filter and the next layers' inputs)",
+    "l2": "L2 norm of every weight a channel touches; penalises single large weights more than L1",
+    "taylor": "|weight x gradient| on a few training batches: the loss change removing it would cause",
+    "bn": "the BatchNorm scale (gamma) after the channel; needs BatchNorm layers",
+}
+
+
 class StructuredError(ValueError):
     """Channel removal cannot be done on this model; the message says why in the user's terms."""
 
