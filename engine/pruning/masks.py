@@ -97,6 +97,7 @@ def global_magnitude_masks(
     so only the count, not the choice, can match on exact ties.
 
     Returns one mask per tensor, 0/1 in the tensor's dtype and shape, on its device.
+    Tensors of the common dtype get views into one flat mask.
     """
     _check_p(p)
     tensors = list(tensors)
@@ -144,12 +145,13 @@ def global_magnitude_masks(
         start += size
 
     k = n_pruned + count_to_prune(scores.numel() - n_pruned, amount)
-    keep = _keep_all_but_smallest(scores, k)
-
+    # The masks are views into one flat mask, as those prune.global_unstructured
+    # installs are: no per-tensor copies.
+    flat_mask = _keep_mask_(scores, k)
     masks = []
     start = 0
     for t, size in zip(tensors, sizes):
-        masks.append(keep[start : start + size].view(t.shape).to(t.dtype))
+        masks.append(flat_mask[start : start + size].view(t.shape).to(t.dtype))
         start += size
     return masks
 
@@ -221,27 +223,33 @@ def local_magnitude_prune(
     install_masks(pairs, masks)
 
 
-def _keep_all_but_smallest(scores: Tensor, k: int) -> Tensor:
-    """Boolean keep-mask dropping exactly the ``k`` smallest ``scores``."""
+def _keep_mask_(scores: Tensor, k: int) -> Tensor:
+    """Turn ``scores`` in place into a 0/1 mask dropping exactly its ``k`` smallest.
+
+    In place because the scores are not needed afterwards and reusing their buffer
+    saves allocating (and page-faulting) another model-sized tensor.
+    """
     if k == 0:
-        return torch.ones_like(scores, dtype=torch.bool)
+        return scores.fill_(1)
     threshold, n_at_most = _kth_smallest(scores, k)
+    # n_at_most >= k; more than k means ties at the threshold, and the last of them
+    # in flattened order are kept so that exactly k are pruned. Found before the
+    # scores are overwritten.
+    extra = n_at_most - k
     if torch.isnan(threshold):
         # Like topk, kthvalue ranks NaN above everything: a NaN threshold means all
         # real scores go and the NaNs are the ties to break.
-        keep = torch.zeros_like(scores, dtype=torch.bool)
-        tied_at = torch.isnan(scores)
+        tied = torch.nonzero(torch.isnan(scores)).squeeze(1)
+        scores.zero_()
     else:
-        # Not `scores > threshold`: that would drop NaNs, which rank above it.
-        keep = torch.le(scores, threshold).logical_not_()
-        tied_at = scores == threshold
-    # n_at_most >= k; more than k means ties at the threshold, and the last of them
-    # in flattened order are kept so that exactly k are pruned.
-    extra = n_at_most - k
+        tied = torch.nonzero(scores == threshold).squeeze(1) if extra > 0 else None
+        # keep = 1 - (score <= threshold): unlike `score > threshold` this keeps NaNs,
+        # which rank above any threshold, and a float result is several times faster
+        # to produce than a bool one that would then need converting.
+        torch.le(scores, threshold, out=scores).neg_().add_(1)
     if extra > 0:
-        tied = torch.nonzero(tied_at).squeeze(1)
-        keep[tied[tied.numel() - extra :]] = True
-    return keep
+        scores[tied[tied.numel() - extra :]] = 1
+    return scores
 
 
 # Below this size a plain kthvalue is as fast as narrowing the candidates first.
