@@ -269,10 +269,13 @@ class MainWindow(QMainWindow):
 
     def recipe(self) -> Recipe:
         """Everything the panels say, as the recipe the headless CLI would run."""
+        include = self.model_panel.include()
+        if include == [] and self.model_panel.info is not None:
+            # an empty include list means "everything" to the engine; here it means nothing ticked
+            raise RecipeError("no parameter is ticked in the model panel: tick the ones to prune")
         return Recipe(name="PruneLab GUI run", model=self.model_spec or ModelSpec(),
                       data=self.data_spec or DataSpec(),
-                      prune=self.method_panel.prune_spec(self.model_panel.include(),
-                                                         self.model_panel.per_layer()),
+                      prune=self.method_panel.prune_spec(include, self.model_panel.per_layer()),
                       finetune=self.method_panel.finetune_spec(), metrics=self.metrics_spec,
                       export=ExportSpec(path=str(self.last_export[0]) if self.last_export else None),
                       seed=self.method_panel.seed.value())

@@ -130,6 +130,7 @@ class ModelPanel(QWidget):
                 child.setData(COL_NAME, NAME_ROLE, p.name)
                 for col in (COL_PARAMS, COL_SPARSITY, COL_TARGET):
                     child.setTextAlignment(col, Qt.AlignmentFlag.AlignRight)
+                child.setFlags(child.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
                 if p.prunable:
                     child.setFlags(child.flags() | Qt.ItemFlag.ItemIsUserCheckable |
                                    Qt.ItemFlag.ItemIsEditable)
@@ -146,6 +147,7 @@ class ModelPanel(QWidget):
         self._syncing = True
         for item in module_items.values():
             item.setTextAlignment(COL_PARAMS, Qt.AlignmentFlag.AlignRight)
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
         for item in self.module_items.values():
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
         self._syncing = False
@@ -208,7 +210,7 @@ class ModelPanel(QWidget):
 
     def prunable_names(self) -> list[str]:
         return [name for name, item in self.items.items()
-                if item.flags() & Qt.ItemFlag.ItemIsUserCheckable]
+                if item.data(COL_TARGET, NAME_ROLE) is not None]
 
     def checked(self) -> list[str]:
         return [n for n in self.prunable_names()
