@@ -164,7 +164,8 @@ def run_schedule(session: "Session", prune_spec: PruneSpec, finetune_spec: Finet
         train(finetune_spec)
         record(offset[0])
     elif schedule.kind == "iterative":
-        _iterative(session, prune_spec, finetune_spec, options, result, prune, train, cancel)
+        _iterative(session, prune_spec, finetune_spec, options, result, prune, train, record,
+                   offset, cancel)
     elif schedule.kind == "gradual":
         _gradual(session, prune_spec, finetune_spec, options, result, prune, train, record, offset)
     result.layer_sparsity = {t.name: 1.0 - float(torch.count_nonzero(t.weight())) / t.weight().numel()
@@ -179,7 +180,10 @@ def _accuracy(session: "Session", cancel: CancelToken) -> float:
                     session.data.num_classes, cancel=cancel).accuracy
 
 
-def _iterative(session, spec, finetune_spec, options, result, prune, train, cancel) -> None:
+def _iterative(session, spec, finetune_spec, options, result, prune, train, record, offset,
+               cancel) -> None:
+    """Each round: prune to the round's target, fine-tune, evaluate. The trace gets a point after
+    each pruning step and after each round's fine-tuning, so it plots as a staircase."""
     floor = options["accuracy_floor"]
     rounds = options["rounds"]
     targets = [r / rounds for r in range(1, rounds + 1)]
@@ -195,6 +199,7 @@ def _iterative(session, spec, finetune_spec, options, result, prune, train, canc
                 return
             accuracy = _accuracy(session, cancel)
             result.rounds[-1] = dataclasses.replace(rr, accuracy=accuracy)
+            record(offset[0])
         session.log(f"round {r}: sparsity {rr.sparsity:.1%}, accuracy {accuracy:.2%}")
         if floor and accuracy < floor:
             session._replace_model(kept)
@@ -202,8 +207,7 @@ def _iterative(session, spec, finetune_spec, options, result, prune, train, canc
                               + (f"kept round {r - 1}" if r > 1 else "kept the model from before "
                                  "pruning"))
             session.log(result.stopped)
-            result.sparsity_trace.append((result.sparsity_trace[-1][0],
-                                          selected_sparsity(session.model, spec)))
+            record(offset[0])
             return
         kept = copy.deepcopy(session.model)
 

@@ -48,9 +48,10 @@ def prune_model(model: nn.Module, spec: PruneSpec, ctx: PruneContext) -> PruneOu
     criterion = CRITERIA.create(spec.method, spec.options)
     granularity = GRANULARITIES.create(spec.granularity, spec.options)
     if criterion.granularities is not None and spec.granularity not in criterion.granularities:
-        raise PruneError(f"criterion '{spec.method}' scores whole "
-                         f"{' or '.join(criterion.granularities)}s; choose granularity "
-                         f"{' or '.join(criterion.granularities)}, not '{spec.granularity}'")
+        raise PruneError(f"criterion '{spec.method}' works with granularity "
+                         f"{' or '.join(criterion.granularities)} only, not '{spec.granularity}'"
+                         + (" (it computes each layer's mask itself)" if criterion.provides_masks
+                            else ""))
     for target in targets:
         granularity.check(target)
     if criterion.needs_data and ctx.data is None:

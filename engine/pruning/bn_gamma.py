@@ -83,7 +83,7 @@ def slim(model: nn.Module, batchnorms: list[nn.Module], ctx: PruneContext, epoch
                 (loss + l1 * penalty).backward()
                 optimizer.step()
                 step += 1
-                tracker.update(step, f"epoch {epoch + 1}/{epochs}", loss=float(loss))
+                tracker.update(step, f"epoch {epoch + 1}/{epochs}", loss=float(loss.detach()))
     finally:
         optimizer.zero_grad(set_to_none=True)
         model.train(was_training)

@@ -35,6 +35,7 @@ class PluginMethodCriterion(Criterion):
     method_class: ClassVar[type] = prune.BasePruningMethod
     source: ClassVar[str] = ""
     provides_masks: ClassVar[bool] = True
+    granularities: ClassVar[Optional[tuple[str, ...]]] = ("fine",)
 
     def masks(self, targets: list[PruneTarget], sparsities: dict[str, float],
               ctx: PruneContext) -> list[torch.Tensor]:
