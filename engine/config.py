@@ -196,6 +196,17 @@ class ScheduleSpec:
 
     def validate(self) -> None:
         _choice("schedule.kind", self.kind, SCHEDULE_KINDS)
+        from engine.pruning.schedules import SCHEDULES   # plain Python, no torch
+        from engine.registry import OptionError
+        known = {o.name for o in SCHEDULES.get(self.kind).options}
+        unknown = sorted(set(self.options) - known)
+        if unknown:
+            raise RecipeError(f"schedule '{self.kind}' has no option {', '.join(unknown)}"
+                              + (f" (options: {', '.join(sorted(known))})" if known else ""))
+        try:
+            SCHEDULES.create(self.kind, self.options)
+        except OptionError as exc:
+            raise RecipeError(str(exc)) from None
 
 
 @dataclass

@@ -107,9 +107,6 @@ def run_schedule(session: "Session", prune_spec: PruneSpec, finetune_spec: Finet
     prune_spec.validate()
     finetune_spec.validate()
     options = SCHEDULES.create(schedule.kind, schedule.options)
-    unknown = sorted(set(schedule.options) - {o.name for o in options.options})
-    if unknown:
-        raise PruneError(f"schedule '{schedule.kind}' has no option {', '.join(unknown)}")
     if options.needs_training and finetune_spec.epochs < 1:
         raise PruneError(f"schedule '{schedule.kind}' trains while or after pruning: set "
                          f"fine-tuning epochs to at least 1")

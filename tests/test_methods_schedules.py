@@ -188,5 +188,5 @@ def test_schedule_errors_are_clear(session):
         session.run_schedule(PruneSpec(), FinetuneSpec(epochs=0), ScheduleSpec("gradual"))
     with pytest.raises(PruneError, match="fixes the sparsity"):
         session.run_schedule(PruneSpec(granularity="nm"), FT, ScheduleSpec("iterative"))
-    with pytest.raises(PruneError, match="no option rouns"):
+    with pytest.raises(ValueError, match="no option rouns"):
         session.run_schedule(PruneSpec(), FT, ScheduleSpec("iterative", {"rouns": 2}))
