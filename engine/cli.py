@@ -135,7 +135,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     else:
         print()
     print(format_table(result.table))
-    print("\nPer-layer sparsity: " + ", ".join(f"{k} {v:.2%}" for k, v in result.layer_sparsity.items()))
+    if result.structured is not None:
+        print("\n" + result.structured.summary)
+        print("Layer widths (out channels/features, before -> after): " + ", ".join(
+            f"{w.name} {w.out_before}->{w.out_after}" for w in result.structured.layers
+            if w.changed and w.out_before != w.out_after))
+    else:
+        print("\nPer-layer sparsity: " + ", ".join(f"{k} {v:.2%}" for k, v in result.layer_sparsity.items()))
     for path in result.exported:
         print(f"wrote {path}")
     if args.json:
@@ -145,7 +151,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         atomic_write_text(Path(args.json), json.dumps(
             {"table": [asdict(r) for r in result.table],
              "after_prune": [asdict(r) for r in result.after_prune_table],
-             "layer_sparsity": result.layer_sparsity}, indent=2))
+             "layer_sparsity": result.layer_sparsity,
+             "layer_widths": [asdict(w) for w in result.structured.layers]
+             if result.structured is not None else None}, indent=2))
     return 0
 
 

@@ -4,7 +4,11 @@ export. The GUI runs the same steps one button at a time through the same :class
 ``prune.sensitivity`` first scans each layer's sensitivity and replaces the per-layer ratios by the
 proposal that meets ``prune.sparsity``. A ``schedule`` other than one-shot runs through
 :func:`engine.scheduling.run_schedule`, which fine-tunes as the schedule says; the "after pruning"
-metrics are then those at the end of the schedule."""
+metrics are then those at the end of the schedule.
+
+When ``recipe.structured.enabled`` the prune step removes channels (a smaller dense model) instead
+of installing masks; the ``prune`` section (and so its sensitivity scan and schedule) is then not
+used. Fine-tuning works the same on the smaller model."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,11 +17,12 @@ from typing import Callable, Optional
 
 from engine.config import Recipe
 from engine.finetune import EpochResult, FinetuneResult
-from engine.metrics import ModelMetrics, TableRow, comparison_table
+from engine.metrics import ModelMetrics, TableRow, comparison_table, layer_sparsity
 from engine.progress import CancelToken, ProgressFn
 from engine.pruning.sensitivity import SensitivityResult, propose_ratios
 from engine.scheduling import ScheduleResult
 from engine.session import Session
+from engine.structured.remove import StructuredOutcome
 
 
 @dataclass
@@ -30,6 +35,7 @@ class RecipeResult:
     finetune: Optional[FinetuneResult] = None
     exported: list[Path] = field(default_factory=list)
     layer_sparsity: dict[str, float] = field(default_factory=dict)
+    structured: Optional[StructuredOutcome] = None
     schedule: Optional[ScheduleResult] = None
     sensitivity: Optional[SensitivityResult] = None
     proposed_ratios: Optional[dict[str, float]] = None
@@ -46,13 +52,14 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
     from dataclasses import replace
     prune_spec = recipe.prune
     sensitivity = proposed = None
-    if prune_spec.sensitivity is not None:
+    masks = not recipe.structured.enabled
+    if masks and prune_spec.sensitivity is not None:
         sensitivity = session.sensitivity_scan(prune_spec, prune_spec.sensitivity.grid, progress,
                                                cancel, prune_spec.sensitivity.max_eval_batches)
         proposed = propose_ratios(sensitivity, prune_spec.sparsity)
         log("sensitivity proposal: " + ", ".join(f"{k} {v:.1%}" for k, v in proposed.items()))
         prune_spec = replace(prune_spec, per_layer=proposed, sensitivity=None)
-    if recipe.schedule.kind != "oneshot":
+    if masks and recipe.schedule.kind != "oneshot":
         schedule = session.run_schedule(replace(prune_spec, make_permanent=False), recipe.finetune,
                                         recipe.schedule, progress, cancel, on_epoch)
         if schedule.stopped:
@@ -73,7 +80,13 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
     if finetune_needed and prune_spec.make_permanent:
         # masks must stay installed while fine-tuning so pruned weights stay zero
         prune_spec = replace(prune_spec, make_permanent=False)
-    outcome = session.prune(prune_spec, progress, cancel)
+    structured = None
+    if recipe.structured.enabled:
+        log("structured pruning: channels are removed; the 'prune' section is not used")
+        structured = session.remove_channels(recipe.structured, progress, cancel)
+        sparsity = layer_sparsity(session.model)
+    else:
+        sparsity = session.prune(prune_spec, progress, cancel).sparsity
     after_prune = session.measure_current(progress, cancel)
     log(f"after pruning: accuracy {after_prune.accuracy:.2%}")
     ft = None
@@ -86,7 +99,7 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
         log(f"after fine-tuning: accuracy {final.accuracy:.2%}")
     result = RecipeResult(original, after_prune, final, comparison_table(original, final),
                           comparison_table(original, after_prune), ft,
-                          layer_sparsity=outcome.sparsity, sensitivity=sensitivity,
+                          layer_sparsity=sparsity, structured=structured, sensitivity=sensitivity,
                           proposed_ratios=proposed)
     if recipe.export.path:
         result.exported = session.export(recipe.export, recipe)
