@@ -85,3 +85,18 @@ def test_bad_schedule_and_sensitivity_fields_are_named():
         Recipe.from_dict({"prune": {"scope": "global", "sensitivity": {}}})
     with pytest.raises(RecipeError, match=r"prune.sensitivity.grid\[0\]"):
         Recipe.from_dict({"prune": {"sensitivity": {"grid": [1.5]}}})
+
+
+def test_cli_reports_the_schedule_and_writes_the_sparsity_trace(tmp_path, capsys):
+    from engine.cli import main
+    recipe = json.loads((RECIPES / "lenet_gradual.json").read_text())
+    recipe["finetune"]["max_batches_per_epoch"] = 5
+    recipe["finetune"]["epochs"] = 2
+    path = tmp_path / "gradual.json"
+    path.write_text(json.dumps(recipe))
+    out_json = tmp_path / "out.json"
+    assert main([str(path), "--no-latency", "--quiet", "--json", str(out_json)]) == 0
+    assert "Schedule gradual: step 0 0.0%" in capsys.readouterr().out
+    trace = json.loads(out_json.read_text())["sparsity_trace"]
+    assert trace[0] == [0, 0.0] and trace[-1][0] == 10
+    assert trace[-1][1] == pytest.approx(0.85, abs=1e-3)
