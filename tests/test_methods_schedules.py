@@ -64,8 +64,13 @@ def test_proposal_meets_the_target_within_the_scanned_range(accs, sizes, target)
     grid = [0.2, 0.4, 0.6, 0.9]
     curves = {f"l{i}.weight": list(zip(grid, a)) for i, a in enumerate(accs)}
     layer_sizes = {f"l{i}.weight": sizes[i] for i in range(len(accs))}
-    ratios = propose_ratios(_result(curves, layer_sizes), target)
     total = sum(layer_sizes.values())
+    capacity = sum(math.floor(0.9 * n + 1e-9) for n in layer_sizes.values())
+    if math.ceil(target * total - 1e-9) > capacity:   # whole weights beyond the largest grid point
+        with pytest.raises(PruneError, match="extend the grid"):
+            propose_ratios(_result(curves, layer_sizes), target)
+        return
+    ratios = propose_ratios(_result(curves, layer_sizes), target)
     pruned = sum(round(ratios[k] * n) for k, n in layer_sizes.items())
     assert pruned == math.ceil(target * total - 1e-9)            # meets it, to the weight
     assert all(0.0 <= r <= 0.9 + 1e-12 for r in ratios.values())
