@@ -142,6 +142,12 @@ def main(argv: Optional[list[str]] = None) -> int:
             if w.changed and w.out_before != w.out_after))
     else:
         print("\nPer-layer sparsity: " + ", ".join(f"{k} {v:.2%}" for k, v in result.layer_sparsity.items()))
+    if result.schedule is not None and result.schedule.rounds:
+        print(f"\nSchedule {result.schedule.kind}: " + ", ".join(
+            f"step {r.step} {r.sparsity:.1%}" + (f" acc {r.accuracy:.2%}" if r.accuracy is not None
+                                                else "")
+            for r in result.schedule.rounds)
+            + (f" ({result.schedule.stopped})" if result.schedule.stopped else ""))
     for path in result.exported:
         print(f"wrote {path}")
     if args.json:
@@ -153,7 +159,12 @@ def main(argv: Optional[list[str]] = None) -> int:
              "after_prune": [asdict(r) for r in result.after_prune_table],
              "layer_sparsity": result.layer_sparsity,
              "layer_widths": [asdict(w) for w in result.structured.layers]
-             if result.structured is not None else None}, indent=2))
+             if result.structured is not None else None,
+             "sparsity_trace": result.schedule.sparsity_trace if result.schedule else None,
+             "schedule_rounds": [asdict(r) for r in result.schedule.rounds]
+             if result.schedule else None,
+             "sensitivity": asdict(result.sensitivity) if result.sensitivity else None,
+             "proposed_ratios": result.proposed_ratios}, indent=2))
     return 0
 
 
