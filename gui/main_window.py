@@ -223,7 +223,7 @@ class MainWindow(QMainWindow):
         w = self.worker
         w.opened.connect(self._on_opened)
         w.snapshot.connect(self._on_snapshot)
-        w.model_changed.connect(self.model_panel.update_stats)
+        w.model_changed.connect(self._on_model_changed)
         w.matrix.connect(self._on_matrix)
         w.metrics.connect(self._on_metrics)
         w.epoch.connect(self.training.add_epoch)
@@ -278,7 +278,9 @@ class MainWindow(QMainWindow):
                       prune=self.method_panel.prune_spec(include, self.model_panel.per_layer()),
                       finetune=self.method_panel.finetune_spec(), metrics=self.metrics_spec,
                       export=ExportSpec(path=str(self.last_export[0]) if self.last_export else None),
-                      seed=self.method_panel.seed.value())
+                      seed=self.method_panel.seed.value(),
+                      structured=self.method_panel.structured_spec(),
+                      schedule=self.method_panel.schedule_spec())
 
     def _checked_recipe(self) -> Optional[Recipe]:
         try:
@@ -294,9 +296,23 @@ class MainWindow(QMainWindow):
         if recipe is None:
             return False
         p = recipe.prune
-        label = f"{p.method} {p.granularity} " + (
-            "per-layer" if p.per_layer else f"{p.scope} {p.sparsity:.0%}")
-        return self.submit("prune", spec=p, recipe=recipe, label=label)
+        if recipe.structured.enabled:
+            st = recipe.structured
+            label = f"remove {st.ratio:.0%} channels ({st.importance}, {st.scope})"
+        else:
+            label = f"{p.method} {p.granularity} " + (
+                "per-layer" if p.per_layer else f"{p.scope} {p.sparsity:.0%}")
+            if recipe.schedule.kind != "oneshot":
+                label += f", {recipe.schedule.kind} schedule"
+                self._start_training_view(recipe.finetune.epochs)
+        return self.submit("prune", spec=p, recipe=recipe, label=label,
+                           schedule=recipe.schedule, finetune=recipe.finetune,
+                           structured=recipe.structured)
+
+    def _start_training_view(self, epochs: int) -> None:
+        original = self.last_report.original.accuracy if self.last_report else None
+        current = self.last_report.current.accuracy if self.last_report else None
+        self.training.start(epochs, original, current)
 
     def finetune(self) -> bool:
         recipe = self._checked_recipe()
@@ -305,9 +321,7 @@ class MainWindow(QMainWindow):
         if recipe.finetune.epochs == 0:
             self.show_error("Nothing to fine-tune", "Set Epochs in the method panel to 1 or more.")
             return False
-        original = self.last_report.original.accuracy if self.last_report else None
-        current = self.last_report.current.accuracy if self.last_report else None
-        self.training.start(recipe.finetune.epochs, original, current)
+        self._start_training_view(recipe.finetune.epochs)
         self.tabs.setCurrentWidget(self.training)
         return self.submit("finetune", spec=recipe.finetune, recipe=recipe,
                            label=f"+ fine-tune {recipe.finetune.epochs} epoch(s)")
@@ -404,6 +418,8 @@ class MainWindow(QMainWindow):
             recipe = Recipe.load(path)
             self.method_panel.set_prune_spec(recipe.prune)
             self.method_panel.set_finetune_spec(recipe.finetune)
+            self.method_panel.set_schedule_spec(recipe.schedule)
+            self.method_panel.set_structured_spec(recipe.structured)
             self.method_panel.seed.setValue(recipe.seed)
         except (RecipeError, ValueError) as exc:
             self.show_error("Cannot open recipe", str(exc))
@@ -519,6 +535,14 @@ class MainWindow(QMainWindow):
         self._apply_pending_selection()
         self.setWindowTitle(f"PruneLab — {info.model.description}")
         self.status_label.setText(f"{info.model.description}; {info.data_description}")
+
+    def _on_model_changed(self, info) -> None:
+        """New sparsities after a run; a new tree when channel removal changed the shapes."""
+        old = self.model_panel.info
+        if old is None or [(p.name, p.shape) for p in old.params] != [(p.name, p.shape) for p in info.params]:
+            self.model_panel.set_model(info)
+        else:
+            self.model_panel.update_stats(info)
 
     def _on_snapshot(self, snapshot) -> None:
         self.histograms.update_snapshot(snapshot)

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from PySide6.QtCore import QObject, Signal, Slot
 
-from engine.config import DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, ModelSpec, PruneSpec
+from engine.config import (DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, ModelSpec, PruneSpec,
+                           ScheduleSpec, StructuredSpec)
 from engine.finetune import EpochResult
 from engine.metrics import ModelMetrics, TableRow, format_table
 from engine.model_info import ModelInfo, describe_model
@@ -154,8 +155,27 @@ class EngineWorker(QObject):
             self.warmed_up = True
 
     def _do_prune(self, r: Request) -> None:
+        """Masks (one-shot), a schedule (which also fine-tunes), or channel removal, as the
+        recipe says; then measures and adds a history row."""
         spec: PruneSpec = r.args["spec"]
-        self.session.prune(spec, self.progress.emit, r.token)
+        schedule: ScheduleSpec = r.args.get("schedule") or ScheduleSpec()
+        structured: StructuredSpec = r.args.get("structured") or StructuredSpec()
+        if structured.enabled:
+            self.session.remove_channels(structured, self.progress.emit, r.token)
+        elif schedule.kind != "oneshot":
+            on_step, on_epoch, flush = self._live_callbacks()
+            result = self.session.run_schedule(
+                spec, r.args["finetune"], schedule, self.progress.emit, r.token, on_epoch, on_step,
+                on_round=lambda rr: self.log.emit(
+                    f"round {rr.round}: target {rr.target:.1%}, reached {rr.sparsity:.1%}"
+                    + (f", accuracy {rr.accuracy:.2%}" if rr.accuracy is not None else "")))
+            flush()
+            if result.stopped == "stopped by the user":
+                raise Cancelled(result.stopped)
+            if result.stopped:
+                self.log.emit(f"schedule ended early: {result.stopped}")
+        else:
+            self.session.prune(spec, self.progress.emit, r.token)
         self._emit_state()
         self._measure_and_record(r, r.args.get("label", "prune"))
 
@@ -163,6 +183,17 @@ class EngineWorker(QObject):
         spec: FinetuneSpec = r.args["spec"]
         self.log.emit(f"fine-tuning {spec.epochs} epoch(s): {spec.optimizer}, lr {spec.lr:g}, "
                       f"batch {spec.batch_size}")
+        on_step, on_epoch, flush = self._live_callbacks()
+        result = self.session.finetune(spec, self.progress.emit, r.token, on_epoch, on_step)
+        flush()
+        if result.cancelled:
+            raise Cancelled("stopped by the user")
+        self._emit_state()
+        self._measure_and_record(r, r.args.get("label", "fine-tune"))
+
+    def _live_callbacks(self):
+        """(on_step, on_epoch, flush) for training: batch losses and chart snapshots go out at
+        most every SNAPSHOT_INTERVAL_S, epochs at once."""
         pending_steps: list[int] = []
         pending_losses: list[float] = []
         last_sent = [time.monotonic()]
@@ -185,13 +216,9 @@ class EngineWorker(QObject):
         def on_epoch(result: EpochResult) -> None:
             flush()
             self.epoch.emit(result)
+            self._emit_snapshots()
 
-        result = self.session.finetune(spec, self.progress.emit, r.token, on_epoch, on_step)
-        flush()
-        if result.cancelled:
-            raise Cancelled("stopped by the user")
-        self._emit_state()
-        self._measure_and_record(r, r.args.get("label", "fine-tune"))
+        return on_step, on_epoch, flush
 
     def _do_measure(self, r: Request) -> None:
         self._measure_and_record(r, r.args.get("label", "measure"))

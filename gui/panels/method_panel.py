@@ -18,8 +18,10 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget)
 
 import engine.pruning
-from engine.config import OPTIMIZERS, SCOPES, FinetuneSpec, PruneSpec
+from engine.config import (OPTIMIZERS, SCOPES, STRUCTURED_IMPORTANCES, STRUCTURED_SCOPES,
+                           FinetuneSpec, PruneSpec, ScheduleSpec, StructuredSpec)
 from engine.pruning import apply as _apply  # noqa: F401  (registers the built-in components)
+from engine.pruning.schedules import SCHEDULES
 from engine.registry import Option, Registry
 
 # A registry's kind -> the PruneSpec field that names the chosen component.
@@ -35,8 +37,20 @@ TIPS = {
                    "the rest of the budget is taken from the other parameters.",
     "seed": "Seed for random choices (random criterion, data order while fine-tuning), so a run "
             "can be repeated exactly.",
-    "schedule": "How the target is reached: one-shot prunes to the target in one step. Iterative "
-                "schedules appear here when the engine registers them.",
+    "schedule": "How the target is reached: at once (one-shot), in rounds of prune and fine-tune, "
+                "gradually while fine-tuning, or at initialisation. Schedules other than one-shot "
+                "run their fine-tuning as part of Prune.",
+    "structured": "Tick to physically remove whole channels and filters instead of masking "
+                  "weights: the model gets smaller and faster, with the criterion below ranking "
+                  "channels. The mask settings above are then not used.",
+    "st_ratio": "Fraction of channels removed (per layer when uniform, overall when global).",
+    "st_importance": "How channels are ranked: l1/l2 weight magnitude, taylor |w·grad| over a few "
+                     "training batches, bn BatchNorm scale.",
+    "st_scope": "uniform: every layer loses the same fraction; global: one ranking across layers, "
+                "capped by 'Max per layer'.",
+    "st_round_to": "Keep every pruned width a multiple of this (8 suits SIMD and tensor cores); "
+                   "off keeps exact counts.",
+    "st_max_layer": "Global scope: no layer loses more than this fraction of its channels.",
     "epochs": "Epochs of fine-tuning after pruning, with the masks held fixed so pruned weights "
               "stay zero. 0 skips fine-tuning.",
     "optimizer": "SGD with momentum, or Adam.",
@@ -129,16 +143,22 @@ class MethodPanel(QWidget):
             combo.currentIndexChanged.connect(self._on_component)
             self.component_boxes[field] = combo
             self.prune_form.addRow(f"{field.replace('_', ' ').capitalize()}:", combo)
-        if "schedule" not in self.registries:
-            schedule = QComboBox()
-            schedule.addItem("One-shot")
-            schedule.setEnabled(False)
-            schedule.setToolTip(TIPS["schedule"])
-            self.prune_form.addRow("Schedule:", schedule)
-            self.prune_form.labelForField(schedule).setToolTip(TIPS["schedule"])
         self.options_box = QGroupBox("Options")
         self.options_form = QFormLayout(self.options_box)
         self.prune_form.addRow(self.options_box)
+        self.schedule = QComboBox()
+        self.schedule.setObjectName("schedule")
+        for component in SCHEDULES:
+            self.schedule.addItem(component.label or component.name, component.name)
+            self.schedule.setItemData(self.schedule.count() - 1, component.description,
+                                      Qt.ItemDataRole.ToolTipRole)
+        self.prune_form.addRow("Schedule:", self.schedule)
+        self.prune_form.labelForField(self.schedule).setToolTip(TIPS["schedule"])
+        self.schedule_box = QGroupBox("Schedule options")
+        self.schedule_form = QFormLayout(self.schedule_box)
+        self.schedule_widgets: dict[str, tuple[Option, QWidget]] = {}
+        self.schedule_values: dict[str, Any] = {}
+        self.prune_form.addRow(self.schedule_box)
 
         self.scope = QComboBox()
         for s in SCOPES:
@@ -211,13 +231,50 @@ class MethodPanel(QWidget):
             ft_form.addRow(label, widget)
             ft_form.labelForField(widget).setToolTip(TIPS[tip])
 
+        structured_box = QGroupBox("Remove channels (structured)")
+        structured_box.setToolTip(TIPS["structured"])
+        structured_box.setCheckable(True)
+        structured_box.setChecked(False)
+        self.structured_box = structured_box
+        st_form = QFormLayout(structured_box)
+        defaults_st = StructuredSpec()
+        self.st_ratio = QDoubleSpinBox()
+        self.st_ratio.setRange(1.0, 99.0)
+        self.st_ratio.setDecimals(1)
+        self.st_ratio.setSuffix(" %")
+        self.st_ratio.setValue(defaults_st.ratio * 100)
+        self.st_importance = QComboBox()
+        self.st_importance.addItems(list(STRUCTURED_IMPORTANCES))
+        self.st_scope = QComboBox()
+        self.st_scope.addItems(list(STRUCTURED_SCOPES))
+        self.st_round_to = QSpinBox()
+        self.st_round_to.setRange(0, 1024)
+        self.st_round_to.setSpecialValueText("off")
+        self.st_max_layer = QDoubleSpinBox()
+        self.st_max_layer.setRange(1.0, 99.0)
+        self.st_max_layer.setDecimals(1)
+        self.st_max_layer.setSuffix(" %")
+        self.st_max_layer.setValue(defaults_st.max_layer_ratio * 100)
+        for label, widget, tip in (("Channels removed:", self.st_ratio, "st_ratio"),
+                                   ("Importance:", self.st_importance, "st_importance"),
+                                   ("Scope:", self.st_scope, "st_scope"),
+                                   ("Round widths to:", self.st_round_to, "st_round_to"),
+                                   ("Max per layer:", self.st_max_layer, "st_max_layer")):
+            widget.setToolTip(TIPS[tip])
+            widget.setObjectName(tip)
+            st_form.addRow(label, widget)
+            st_form.labelForField(widget).setToolTip(TIPS[tip])
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(prune_box)
+        layout.addWidget(structured_box)
         layout.addWidget(ft_box)
         layout.addStretch(1)
         self.scope.currentIndexChanged.connect(self._on_scope)
+        self.schedule.currentIndexChanged.connect(self._on_schedule)
         self._on_component()
+        self._on_schedule()
 
     # ------------------------------------------------------------ components and options
 
@@ -252,6 +309,56 @@ class MethodPanel(QWidget):
                 self.options_form.addRow(f"{option.name.replace('_', ' ')}:", widget)
                 self.options_form.labelForField(widget).setToolTip(option.help)
         self.options_box.setVisible(bool(self.option_widgets))
+
+    def _on_schedule(self, *_: object) -> None:
+        component = SCHEDULES.get(self.schedule.currentData())
+        self.schedule.setToolTip(component.description)
+        self.schedule_values.update(self.schedule_options())
+        while self.schedule_form.rowCount():
+            self.schedule_form.removeRow(0)
+        self.schedule_widgets.clear()
+        for option in component.options:
+            widget = option_widget(option, self.schedule_values.get(option.name, option.default))
+            self.schedule_widgets[option.name] = (option, widget)
+            self.schedule_form.addRow(f"{option.name.replace('_', ' ')}:", widget)
+            self.schedule_form.labelForField(widget).setToolTip(option.help)
+        self.schedule_box.setVisible(bool(self.schedule_widgets))
+        self.changed.emit()
+
+    def schedule_options(self) -> dict[str, Any]:
+        return {name: option_value(option, widget)
+                for name, (option, widget) in self.schedule_widgets.items()}
+
+    def schedule_spec(self) -> ScheduleSpec:
+        spec = ScheduleSpec(kind=self.schedule.currentData(), options=self.schedule_options())
+        spec.validate()
+        return spec
+
+    def set_schedule_spec(self, spec: ScheduleSpec) -> None:
+        self.schedule_values.update(spec.options)
+        index = self.schedule.findData(spec.kind)
+        if index < 0:
+            raise ValueError(f"this PruneLab has no schedule '{spec.kind}'")
+        self.schedule.setCurrentIndex(index)
+        self._on_schedule()
+
+    def structured_spec(self) -> StructuredSpec:
+        spec = StructuredSpec(enabled=self.structured_box.isChecked(),
+                              ratio=round(self.st_ratio.value() / 100, 4),
+                              importance=self.st_importance.currentText(),
+                              scope=self.st_scope.currentText(),
+                              round_to=self.st_round_to.value() or None,
+                              max_layer_ratio=round(self.st_max_layer.value() / 100, 4))
+        spec.validate()
+        return spec
+
+    def set_structured_spec(self, spec: StructuredSpec) -> None:
+        self.structured_box.setChecked(spec.enabled)
+        self.st_ratio.setValue(spec.ratio * 100)
+        self.st_importance.setCurrentText(spec.importance)
+        self.st_scope.setCurrentText(spec.scope)
+        self.st_round_to.setValue(spec.round_to or 0)
+        self.st_max_layer.setValue(spec.max_layer_ratio * 100)
 
     def options(self) -> dict[str, Any]:
         return {name: option_value(option, widget)
@@ -312,6 +419,9 @@ class MethodPanel(QWidget):
     def controls_with_tooltips(self) -> dict[str, str]:
         """Every control's tooltip (tests check none is empty)."""
         controls = list(self.component_boxes.values()) + [w for _, w in self.option_widgets.values()]
+        controls += [self.schedule] + [w for _, w in self.schedule_widgets.values()]
+        controls += [self.st_ratio, self.st_importance, self.st_scope, self.st_round_to,
+                     self.st_max_layer]
         controls += [self.scope, self.sparsity, self.min_density, self.seed, self.epochs,
                      self.optimizer, self.lr, self.momentum, self.weight_decay, self.batch_size,
                      self.patience, self.max_batches, self.device]

@@ -20,7 +20,7 @@ class DensityView(QWidget):
         self.original: Optional[WeightSnapshot] = None
         self.current: Optional[WeightSnapshot] = None
         self.plot = pg.PlotWidget()
-        self.plot.setLabel("left", "density (non-zero / all)")
+        self.plot.setLabel("left", "density (non-zero / original count)")
         self.plot.setYRange(0, 1.12, padding=0)
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.showGrid(y=True, alpha=0.2)
@@ -70,15 +70,17 @@ class DensityView(QWidget):
         x = np.arange(len(self.names), dtype=float)
         before = np.array([self.original.density(n) for n in self.names])
         now_snapshot = self.current or self.original
-        known = {layer.name for layer in now_snapshot.layers}
-        after = np.array([now_snapshot.density(n) if n in known else 0.0 for n in self.names])
+        # relative to the original size, so channel removal (smaller tensors) shows as lost weights
+        original_numel = {layer.name: layer.numel for layer in self.original.layers}
+        nonzero_now = {layer.name: layer.nonzero for layer in now_snapshot.layers}
+        after = np.array([nonzero_now.get(n, 0) / max(1, original_numel[n]) for n in self.names])
         self.original_bars.setOpts(x=x - BAR_WIDTH / 2, height=before)
         self.current_bars.setOpts(x=x + BAR_WIDTH / 2, height=after)
         for label, xi, value in zip(self.labels, x, after):
             label.setText(f"{value:.0%}" if value >= 0.1 or value == 0 else f"{value:.1%}")
             label.setPos(xi + BAR_WIDTH / 2, value + 0.01)
-        total = sum(layer.numel for layer in now_snapshot.layers)
+        total = sum(layer.numel for layer in self.original.layers)
         nonzero = sum(layer.nonzero for layer in now_snapshot.layers)
-        self.summary.setText(f"Prunable weights: {nonzero:,} of {total:,} non-zero "
+        self.summary.setText(f"Prunable weights: {nonzero:,} of the original {total:,} non-zero "
                              f"({nonzero / max(1, total):.1%} density) across {len(self.names)} "
                              f"parameter(s).")
