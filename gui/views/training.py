@@ -33,9 +33,10 @@ class TrainingView(QWidget):
         self.acc_plot.setLabel("bottom", "epoch")
         self.acc_plot.setLabel("left", "accuracy", units="%")
         self.acc_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.acc_plot.addLegend(offset=(-10, -10))
+        self.acc_plot.addLegend(offset=(-10, 40), brush=pg.mkBrush(255, 255, 255, 220))
         self.acc_curve = self.acc_plot.plot(pen=pg.mkPen(CURRENT_COLOR, width=2), symbol="o",
-                                            symbolBrush=CURRENT_COLOR, name="after epoch")
+                                            symbolBrush=CURRENT_COLOR, name="test accuracy")
+        self.start_accuracy: Optional[float] = None  # drawn at epoch 0
         self.original_line = pg.InfiniteLine(angle=0, movable=False,
                                              pen=pg.mkPen(ORIGINAL_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),
                                              label="original {value:.2f}%",
@@ -60,13 +61,14 @@ class TrainingView(QWidget):
               current_accuracy: Optional[float]) -> None:
         """A new fine-tuning run: clears the curves and marks where accuracy stood."""
         self.steps, self.losses, self.epochs, self.epoch_end_steps = [], [], [], []
+        self.start_accuracy = current_accuracy
         self._draw()
         for line, value in ((self.original_line, original_accuracy),
                             (self.start_line, current_accuracy)):
             line.setVisible(value is not None)
             if value is not None:
                 line.setValue(value * 100)
-        self.acc_plot.setXRange(0.5, max(1, epochs) + 0.5)
+        self.acc_plot.setXRange(-0.3, max(1, epochs) + 0.3)
         self.status.setText(f"Fine-tuning for {epochs} epoch(s)…")
 
     def add_steps(self, chunk: StepLosses) -> None:
@@ -85,5 +87,8 @@ class TrainingView(QWidget):
     def _draw(self) -> None:
         self.loss_curve.setData(self.steps, self.losses)
         self.epoch_loss_curve.setData(self.epoch_end_steps, [e.train_loss for e in self.epochs])
-        self.acc_curve.setData([e.epoch for e in self.epochs],
-                               [e.test.accuracy * 100 for e in self.epochs])
+        xs = [e.epoch for e in self.epochs]
+        ys = [e.test.accuracy * 100 for e in self.epochs]
+        if self.start_accuracy is not None:  # epoch 0: where fine-tuning started
+            xs, ys = [0] + xs, [self.start_accuracy * 100] + ys
+        self.acc_curve.setData(xs, ys)
