@@ -9,7 +9,16 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from engine.config import DATA_SOURCES, MODEL_SOURCES, DataSpec, ExportSpec, ModelSpec
+from engine.config import DATA_SOURCES, EXPORT_KINDS, MODEL_SOURCES, DataSpec, ExportSpec, ModelSpec
+
+EXTRA_EXPORT_HELP = {
+    "shapes": "<name>.shapes.json: the layer shapes, from which PruneLab rebuilds a channel-pruned "
+              "model without unpickling (needed to reopen a model whose channels were removed)",
+    "torchscript": "<name>.torchscript.pt: the traced model, loadable with torch.jit.load and no "
+                   "Python class",
+    "onnx": "<name>.onnx: for ONNX Runtime and other inference engines",
+    "pickle": "<name>.pickle.pt: the whole pickled model (torch.save(model)); loading it runs code",
+}
 
 CHECKPOINT_FILTER = "Checkpoints (*.pt *.pth *.bin *.ckpt *.safetensors);;All files (*)"
 MODEL_SOURCE_HELP = {
@@ -86,6 +95,10 @@ class OpenModelDialog(QDialog):
                              "classifier, always without downloading weights)")
         self.path = _PathRow("Model file", CHECKPOINT_FILTER + ";;Python (*.py)")
         self.path.edit.setText(current.path or "")
+        self.shapes = _PathRow("Layer shapes", "Layer shapes (*.shapes.json);;JSON (*.json)")
+        self.shapes.edit.setText(current.shapes or "")
+        self.shapes.setToolTip("For a channel-pruned export: its .shapes.json, from which the "
+                               "smaller architecture is rebuilt (no code runs)")
         self.factory = QLineEdit(current.factory or "")
         self.factory.setToolTip("Name of the nn.Module class or factory function in the Python file")
         self.num_classes = QSpinBox()
@@ -97,6 +110,7 @@ class OpenModelDialog(QDialog):
         form.addRow("", self.help)
         form.addRow("Architecture:", self.arch)
         form.addRow("File:", self.path)
+        form.addRow("Layer shapes:", self.shapes)
         form.addRow("Class / factory:", self.factory)
         form.addRow("Classes:", self.num_classes)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open |
@@ -118,6 +132,7 @@ class OpenModelDialog(QDialog):
         self.form.setRowVisible(self.arch, source in ("torchvision", "state_dict"))
         self.form.setRowVisible(self.path, source != "demo")
         self.form.setRowVisible(self.factory, source == "python")
+        self.form.setRowVisible(self.shapes, source == "state_dict")
         self.form.setRowVisible(self.num_classes, source in ("torchvision", "state_dict", "python"))
 
     def spec(self) -> ModelSpec:
@@ -125,7 +140,8 @@ class OpenModelDialog(QDialog):
         source = self.source.currentData()
         spec = ModelSpec(source=source, arch=self.arch.currentText().strip() or "lenet",
                          path=self.path.text() or None, factory=self.factory.text().strip() or None,
-                         num_classes=self.num_classes.value(), trust_pickle=False)
+                         num_classes=self.num_classes.value(), trust_pickle=False,
+                         shapes=(self.shapes.text() or None) if source == "state_dict" else None)
         return spec
 
 
@@ -217,11 +233,20 @@ class ExportDialog(QDialog):
         self.report.setChecked(True)
         self.report.setToolTip("Settings (the recipe), original and pruned metrics and the "
                                "comparison table")
+        self.extras: dict[str, QCheckBox] = {}
+        for kind in EXPORT_KINDS:
+            if kind == "state_dict":
+                continue
+            box = QCheckBox(f"Also write {kind}")
+            box.setToolTip(EXTRA_EXPORT_HELP.get(kind, kind))
+            self.extras[kind] = box
         form = QFormLayout()
         form.addRow("File:", row)
         form.addRow("Format:", self.format)
         form.addRow("", self.masks)
         form.addRow("", self.report)
+        for box in self.extras.values():
+            form.addRow("", box)
         note = QLabel("Files are written atomically; the model's source checkpoint is never "
                       "overwritten.")
         note.setWordWrap(True)
@@ -261,5 +286,7 @@ class ExportDialog(QDialog):
         self.format.blockSignals(False)
 
     def spec(self) -> ExportSpec:
+        extras = [kind for kind, box in self.extras.items() if box.isChecked()]
         return ExportSpec(path=self.path.text().strip() or None, include_masks=self.masks.isChecked(),
-                          report=self.report.isChecked())
+                          report=self.report.isChecked(),
+                          formats=["state_dict", *extras] if extras else None)

@@ -407,8 +407,11 @@ class MainWindow(QMainWindow):
         if suffix in STATE_DICT_SUFFIXES:
             current = self.model_spec or ModelSpec()
             arch = current.arch if current.source in ("state_dict", "torchvision", "demo") else "lenet"
+            # a channel-pruned export carries its architecture in <name>.shapes.json beside it
+            shapes = p.with_name(f"{p.stem}.shapes.json")
             return self.open_model(ModelSpec(source="state_dict", path=path, arch=arch,
-                                             num_classes=current.num_classes))
+                                             num_classes=current.num_classes,
+                                             shapes=str(shapes) if shapes.is_file() else None))
         self.show_error("Cannot open this file", f"{p.name}: PruneLab opens checkpoints "
                         f"({', '.join(STATE_DICT_SUFFIXES)}), Python model files and recipes (.json).")
         return False

@@ -1,0 +1,67 @@
+"""The Open model, Open data and Export dialogs build the engine's specs; a channel-pruned export
+with its shapes file reopens by dropping the checkpoint."""
+import pytest
+
+from engine.config import ExportSpec
+from gui.dialogs import ExportDialog, OpenDataDialog, OpenModelDialog
+from tests.gui.conftest import wait_done
+
+
+def test_open_model_dialog_specs(qtbot):
+    dialog = OpenModelDialog(None, None, ["lenet", "resnet18"])
+    qtbot.addWidget(dialog)
+    assert [dialog.source.itemData(i) for i in range(dialog.source.count())] == \
+        ["demo", "torchvision", "state_dict", "python", "pickle"]
+    dialog.source.setCurrentIndex(dialog.source.findData("state_dict"))
+    dialog.arch.setCurrentText("resnet18")
+    dialog.path.edit.setText("/tmp/w.pt")
+    dialog.num_classes.setValue(3)
+    spec = dialog.spec()
+    assert (spec.source, spec.arch, spec.path, spec.num_classes, spec.trust_pickle) == \
+        ("state_dict", "resnet18", "/tmp/w.pt", 3, False)
+    dialog.source.setCurrentIndex(dialog.source.findData("python"))
+    dialog.factory.setText("Net")
+    assert dialog.spec().factory == "Net" and dialog.spec().shapes is None
+
+
+def test_open_data_dialog_specs(qtbot):
+    dialog = OpenDataDialog()
+    qtbot.addWidget(dialog)
+    dialog.source.setCurrentIndex(dialog.source.findData("cifar10"))
+    dialog.root.edit.setText("/data/cifar")
+    dialog.image_size.setValue(32)
+    dialog.channels.setCurrentText("3")
+    dialog.max_eval.setValue(500)
+    spec = dialog.spec()
+    assert (spec.source, spec.root, spec.image_size, spec.channels, spec.max_eval_samples) == \
+        ("cifar10", "/data/cifar", 32, 3, 500)
+
+
+def test_export_dialog_format_follows_suffix(qtbot):
+    dialog = ExportDialog(None, "/tmp/out/model.pt")
+    qtbot.addWidget(dialog)
+    assert dialog.format.currentData() == ".pt"
+    dialog.format.setCurrentIndex(dialog.format.findData(".safetensors"))
+    assert dialog.path.text() == "/tmp/out/model.safetensors"
+    dialog.path.setText("/tmp/out/other.pt")
+    assert dialog.format.currentData() == ".pt"
+    dialog.masks.setChecked(True)
+    dialog.extras["shapes"].setChecked(True)
+    assert all(box.toolTip() for box in dialog.extras.values())
+    assert dialog.spec() == ExportSpec("/tmp/out/other.pt", include_masks=True, report=True,
+                                       formats=["state_dict", "shapes"])
+
+
+def test_channel_pruned_export_reopens_from_a_dropped_checkpoint(qtbot, demo_window, tmp_path):
+    w = demo_window
+    w.method_panel.structured_box.setChecked(True)
+    w.method_panel.st_ratio.setValue(50.0)
+    wait_done(qtbot, w, w.prune_action.trigger, "prune")
+    shapes = {p.name: p.shape for p in w.model_panel.info.params}
+    target = tmp_path / "small.pt"
+    wait_done(qtbot, w, lambda: w.export(ExportSpec(str(target), formats=["state_dict", "shapes"])),
+              "export")
+    assert (tmp_path / "small.shapes.json").is_file()
+    wait_done(qtbot, w, lambda: w.open_path(str(target)), "open")
+    assert w.model_spec.shapes == str(tmp_path / "small.shapes.json")
+    assert {p.name: p.shape for p in w.model_panel.info.params} == shapes
