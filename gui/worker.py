@@ -204,19 +204,22 @@ class EngineWorker(QObject):
                 pending_steps.clear()
                 pending_losses.clear()
 
-        def on_step(step: int, loss: float) -> None:
-            pending_steps.append(step)
-            pending_losses.append(loss)
+        def throttled_snapshot() -> None:
             now = time.monotonic()
             if now - last_sent[0] >= self.SNAPSHOT_INTERVAL_S:
                 last_sent[0] = now
                 flush()
                 self._emit_snapshots()
 
+        def on_step(step: int, loss: float) -> None:
+            pending_steps.append(step)
+            pending_losses.append(loss)
+            throttled_snapshot()
+
         def on_epoch(result: EpochResult) -> None:
             flush()
             self.epoch.emit(result)
-            self._emit_snapshots()
+            throttled_snapshot()
 
         return on_step, on_epoch, flush
 
