@@ -164,11 +164,15 @@ class EngineWorker(QObject):
             self.session.remove_channels(structured, self.progress.emit, r.token)
         elif schedule.kind != "oneshot":
             on_step, on_epoch, flush = self._live_callbacks()
-            result = self.session.run_schedule(
-                spec, r.args["finetune"], schedule, self.progress.emit, r.token, on_epoch, on_step,
-                on_round=lambda rr: self.log.emit(
-                    f"round {rr.round}: target {rr.target:.1%}, reached {rr.sparsity:.1%}"
-                    + (f", accuracy {rr.accuracy:.2%}" if rr.accuracy is not None else "")))
+            def on_round(rr) -> None:  # each pruning round shows at once in the charts
+                self.log.emit(f"round {rr.round}: target {rr.target:.1%}, reached "
+                              f"{rr.sparsity:.1%}" + (f", accuracy {rr.accuracy:.2%}"
+                                                      if rr.accuracy is not None else ""))
+                self._emit_snapshots()
+
+            result = self.session.run_schedule(spec, r.args["finetune"], schedule,
+                                               self.progress.emit, r.token, on_epoch, on_step,
+                                               on_round=on_round)
             flush()
             if result.stopped == "stopped by the user":
                 raise Cancelled(result.stopped)

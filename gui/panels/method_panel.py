@@ -286,6 +286,9 @@ class MethodPanel(QWidget):
         for field, combo in self.component_boxes.items():
             combo.setToolTip(self.component(field).description)
         self._rebuild_options()
+        # N:M and the like fix the sparsity themselves (e.g. 2:4 is 50 %): the target is moot
+        fixed = any(getattr(self.component(f), "fixed_sparsity", False) for f in self.component_boxes)
+        self.sparsity.setEnabled(not fixed)
         supports_global = all(getattr(self.component(f), "supports_global", True)
                               for f in self.component_boxes)
         global_index = self.scope.findData("global")

@@ -150,3 +150,17 @@ def test_gui_thread_heartbeat_never_stalls_while_finetuning(qtbot, demo_window):
     assert len(beats) > 50
     assert max(gaps) < 0.2
     assert len(snapshots) >= 5  # charts were updated live, throttled to ~4 per second
+
+
+def test_closing_during_finetune_stops_and_joins_the_worker(qtbot, demo_window):
+    w = demo_window
+    choose(w, "l1", "global", 50.0, epochs=200)
+    running = []
+    w.worker.progress.connect(lambda p: running.append(p) if p.stage == "Fine-tuning" else None)
+    w.finetune_action.trigger()
+    qtbot.waitUntil(lambda: len(running) >= 2, timeout=30_000)
+    t0 = time.perf_counter()
+    w.close()
+    elapsed = time.perf_counter() - t0
+    print(f"close took {elapsed * 1000:.0f} ms")
+    assert w.thread.isFinished() and elapsed < 2.0

@@ -117,3 +117,15 @@ def test_model_panel_ticks_and_targets_become_the_spec(qtbot, lenet):
     panel.apply_selection(["fc*"], {"fc1.weight": 0.9})
     assert panel.include() == ["fc1.weight", "fc2.weight", "fc3.weight"]
     assert panel.per_layer() == {"fc1.weight": 0.9}
+
+
+def test_fixed_sparsity_granularity_disables_the_target(qtbot):
+    panel = MethodPanel()
+    qtbot.addWidget(panel)
+    gran = panel.component_boxes["granularity"]
+    assert panel.sparsity.isEnabled()
+    gran.setCurrentIndex(gran.findData("nm"))
+    assert not panel.sparsity.isEnabled()
+    assert {"n", "m"} <= set(panel.options())
+    gran.setCurrentIndex(gran.findData("fine"))
+    assert panel.sparsity.isEnabled()

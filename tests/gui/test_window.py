@@ -196,3 +196,21 @@ def test_app_main_opens_a_recipe_and_quits(qtbot, tmp_path, image_folder, lenet_
     QTimer.singleShot(50, close_when_loaded)
     assert main([str(path)]) == 0
     assert seen and "fc1.weight" in seen[0]
+
+
+def test_run_actions_have_shortcuts_and_follow_busy_state(qtbot, demo_window):
+    w = demo_window
+    shortcuts = {a.text().replace("&", ""): a.shortcut().toString()
+                 for a in (w.prune_action, w.finetune_action, w.measure_action, w.stop_action,
+                           w.revert_action, w.export_action, w.open_model_action,
+                           w.open_data_action, w.save_recipe_action)}
+    assert all(shortcuts.values()), shortcuts
+    assert len(set(shortcuts.values())) == len(shortcuts)
+    assert w.prune_action.isEnabled() and not w.stop_action.isEnabled()
+    w.method_panel.epochs.setValue(50)
+    w.finetune_action.trigger()
+    assert w.stop_action.isEnabled() and not w.prune_action.isEnabled()
+    assert w.prune() is False or w.busy_op == "finetune"   # a second run is refused while busy
+    with qtbot.waitSignal(w.operation_stopped, timeout=30_000):
+        w.stop_action.trigger()
+    assert w.prune_action.isEnabled() and not w.stop_action.isEnabled()
