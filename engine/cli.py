@@ -136,6 +136,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         print()
     print(format_table(result.table))
     print("\nPer-layer sparsity: " + ", ".join(f"{k} {v:.2%}" for k, v in result.layer_sparsity.items()))
+    if result.group is not None:
+        group = result.group
+        print(f"Sparsity of the pruned group ({len(group.names)} parameter(s), {group.numel:,} "
+              f"weights): {group.sparsity:.4f}")
+    if result.corner is not None:
+        from engine.snapshots import format_matrix
+        size = "x".join(str(n) for n in result.corner.before.shape)
+        print(f"\n{result.corner.name} (top-left {size}) before:\n{format_matrix(result.corner.before)}")
+        print(f"after:\n{format_matrix(result.corner.after)}")
     for path in result.exported:
         print(f"wrote {path}")
     if args.json:
@@ -145,7 +154,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         atomic_write_text(Path(args.json), json.dumps(
             {"table": [asdict(r) for r in result.table],
              "after_prune": [asdict(r) for r in result.after_prune_table],
-             "layer_sparsity": result.layer_sparsity}, indent=2))
+             "layer_sparsity": result.layer_sparsity,
+             "group_sparsity": None if result.group is None else
+             {"names": list(result.group.names), "numel": result.group.numel,
+              "zeros": result.group.zeros, "sparsity": result.group.sparsity},
+             "corner": None if result.corner is None else
+             {"name": result.corner.name, "before": result.corner.before.tolist(),
+              "after": result.corner.after.tolist()}}, indent=2))
     return 0
 
 

@@ -6,11 +6,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
+
 from engine.config import Recipe
 from engine.finetune import EpochResult, FinetuneResult
 from engine.metrics import ModelMetrics, TableRow, comparison_table
 from engine.progress import CancelToken, ProgressFn
+from engine.pruning.targets import GroupSparsity, group_sparsity
 from engine.session import Session
+from engine.snapshots import weight_corner
+
+
+@dataclass(frozen=True)
+class WeightCorner:
+    """A parameter's top-left block before and after the run (``metrics.show_corner``)."""
+    name: str
+    before: np.ndarray
+    after: np.ndarray
 
 
 @dataclass
@@ -23,6 +35,8 @@ class RecipeResult:
     finetune: Optional[FinetuneResult] = None
     exported: list[Path] = field(default_factory=list)
     layer_sparsity: dict[str, float] = field(default_factory=dict)
+    group: Optional[GroupSparsity] = None    # the pruned parameters taken together, at the end
+    corner: Optional[WeightCorner] = None
 
 
 def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
@@ -31,6 +45,8 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
     recipe.validate()
     cancel = cancel or CancelToken()
     session = Session.open(recipe.model, recipe.data, recipe.metrics, recipe.seed, log)
+    corner_name, corner_size = recipe.metrics.show_corner, recipe.metrics.corner_size
+    corner_before = weight_corner(session.model, corner_name, corner_size) if corner_name else None
     original = session.measure_original(progress, cancel)
     log(f"original: accuracy {original.accuracy:.2%}")
     finetune_needed = recipe.finetune.epochs > 0
@@ -52,7 +68,11 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
         log(f"after fine-tuning: accuracy {final.accuracy:.2%}")
     result = RecipeResult(original, after_prune, final, comparison_table(original, final),
                           comparison_table(original, after_prune), ft,
-                          layer_sparsity=outcome.sparsity)
+                          layer_sparsity=outcome.sparsity,
+                          group=group_sparsity(session.model, prune_spec.include, prune_spec.exclude))
+    if corner_name:
+        result.corner = WeightCorner(corner_name, corner_before,
+                                     weight_corner(session.model, corner_name, corner_size))
     if recipe.export.path:
         result.exported = session.export(recipe.export, recipe)
     return result

@@ -62,7 +62,16 @@ class Session:
     def open(cls, model_spec: ModelSpec, data_spec: DataSpec, metrics: Optional[MetricsSpec] = None,
              seed: int = 0, log: Callable[[str], None] = lambda _m: None) -> "Session":
         loaded = load_model(model_spec)
-        data = load_data(data_spec)
+        _check_text_pairing(loaded, data_spec)
+        data = load_data(data_spec, vocab=loaded.vocab, tokenizer=loaded.tokenizer)
+        if data_spec.vectors_path:
+            from engine.text.vectors import fill_embedding
+            embedding = getattr(loaded.model, "embedding", None)
+            vocab = getattr(data, "vocab", None)
+            if not isinstance(embedding, nn.Embedding) or vocab is None:
+                raise ValueError("data.vectors_path needs a model with an 'embedding' layer and "
+                                 "text data with a vocabulary (a BiLSTM on text_csv/text_tsv)")
+            log(str(fill_embedding(embedding, vocab, data_spec.vectors_path)))
         session = cls(loaded, data, metrics or MetricsSpec(), seed, log)
         session.check_compatible()
         log(f"loaded {loaded.description}; data: {data.description} "
@@ -95,7 +104,8 @@ class Session:
         dense, sparse = storage_bytes(model)
         example = self.data.example_input(1)
         macs, effective = count_macs(model, example)
-        m = ModelMetrics(accuracy=result.accuracy, loss=result.loss, f1=result.f1,
+        m = ModelMetrics(input_note=self.data.input_note,
+                         accuracy=result.accuracy, loss=result.loss, f1=result.f1,
                          precision=result.precision, recall=result.recall, params=params,
                          nonzero_params=nonzero, dense_bytes=dense, sparse_bytes=sparse, macs=macs,
                          effective_macs=effective, latency_batch=spec.latency_batch_size,
@@ -201,3 +211,16 @@ class Session:
                              protected=(self.loaded.source_path,) if self.loaded.source_path else ())
         self.log("exported " + ", ".join(str(p) for p in paths))
         return paths
+
+
+def _check_text_pairing(loaded: LoadedModel, data_spec: DataSpec) -> None:
+    """A Hugging Face model reads its own tokenizer's ids, a BiLSTM its vocabulary's; mixing them
+    would run without error and mean nothing, so it is refused up front."""
+    from engine.config import TEXT_DATA_SOURCES
+    if loaded.tokenizer is not None and data_spec.source in TEXT_DATA_SOURCES \
+            and data_spec.source != "hf_tsv":
+        raise ValueError(f"a Hugging Face model reads text through its own tokenizer: use "
+                         f"data.source 'hf_tsv', not '{data_spec.source}'")
+    if loaded.vocab is not None and data_spec.source == "hf_tsv":
+        raise ValueError("data.source 'hf_tsv' is for Hugging Face models; this model has its own "
+                         "vocabulary: use 'text_csv' or 'text_tsv'")
