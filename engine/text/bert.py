@@ -37,6 +37,7 @@ def require_transformers():
     except ImportError:
         raise MissingExtraError(INSTALL_HINT) from None
     transformers.logging.set_verbosity_error()  # no "some weights were not initialised" noise
+    transformers.utils.logging.disable_progress_bar()  # no per-file bars in the CLI's output
     return transformers
 
 
@@ -121,7 +122,7 @@ def hf_bundle(train, test, class_names: Optional[list[str]], tokenizer, max_len:
     """TSV/CSV samples tokenized by the model's own tokenizer: batches are ``(input_ids,
     attention_mask, label)``, padded with the tokenizer's pad id to the batch's longest text."""
     from engine.text.datasets import (EncodedTextDataset, PadCollate, TextDataBundle, count_classes,
-                                      representative_length, token_stream)
+                                      representative_length)
     num_classes = count_classes(class_names, train, test)
     model_max = getattr(tokenizer, "model_max_length", None) or DEFAULT_MAX_LEN
     max_len = min(max_len or DEFAULT_MAX_LEN, model_max if model_max < 10**6 else DEFAULT_MAX_LEN)
@@ -132,12 +133,7 @@ def hf_bundle(train, test, class_names: Optional[list[str]], tokenizer, max_len:
         return [torch.tensor(x, dtype=torch.int64) for x in ids]
     train_ids, test_ids = encode(train.texts), encode(test.texts)
     length = min(example_tokens or representative_length(test_ids), max_len)
-    # the example: real test words laid end to end, wrapped in the model's special tokens
-    content = [torch.tensor(x, dtype=torch.int64) for x in
-               tokenizer(test.texts[:256], add_special_tokens=False)["input_ids"] if x]
-    specials = tokenizer.num_special_tokens_to_add(pair=False)
-    body = token_stream(content, max(1, length - specials)).tolist()
-    row = torch.tensor(tokenizer.build_inputs_with_special_tokens(body), dtype=torch.int64)[None, :]
+    row = _example_ids(tokenizer, test.texts, length)[None, :]
     example = (row, torch.ones_like(row))
     description += f", {type(tokenizer).__name__} (max {max_len} tokens)"
     return TextDataBundle(EncodedTextDataset(train_ids, train.labels),
@@ -145,3 +141,14 @@ def hf_bundle(train, test, class_names: Optional[list[str]], tokenizer, max_len:
                           (row.shape[1],), description,
                           class_names or [str(i) for i in range(num_classes)],
                           collate=PadCollate(pad_id, mask=True), example_row=example)
+
+
+def _example_ids(tokenizer, texts: list[str], length: int) -> torch.Tensor:
+    """``length`` token ids of real test text laid end to end, with the model's special tokens (the
+    tokenizer adds them and truncates, so this works for any tokenizer)."""
+    count = 1
+    while True:
+        ids = tokenizer(" ".join(texts[:count]), truncation=True, max_length=length)["input_ids"]
+        if len(ids) >= length or count >= len(texts):
+            return torch.tensor(ids, dtype=torch.int64)
+        count *= 2
