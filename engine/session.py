@@ -186,6 +186,29 @@ class Session:
         self.model = model
         self.loaded = dataclasses.replace(self.loaded, model=model)
 
+    def _text_sidecar_writer(self, path: Path) -> Callable[[], list[Path]]:
+        """A BiLSTM export gets its hyper-parameters and vocabulary beside it (``model.json``), so it
+        opens again as ``state_dict`` + ``bilstm`` with the same token ids. Checked before anything
+        is written: the source model's own JSON is never overwritten."""
+        from engine.text.bilstm import BiLSTMClassifier, sidecar_for, sidecar_path
+        vocab = getattr(self.data, "vocab", None) or self.loaded.vocab
+        if not isinstance(self.model, BiLSTMClassifier) or vocab is None:
+            return lambda: []
+        target = sidecar_path(path)
+        if self.loaded.source_path is not None and target.expanduser().resolve() == \
+                sidecar_path(self.loaded.source_path).resolve():
+            raise ValueError(f"exporting to {path.name} would overwrite the source model's "
+                             f"{target.name}; choose another name")
+
+        def write() -> list[Path]:
+            import json
+            from engine.io import atomic_write_text
+            names = self.data.class_names or self.loaded.class_names or []
+            sidecar = sidecar_for(self.model, vocab, names, pruned_from=self.loaded.description)
+            atomic_write_text(target, json.dumps(sidecar, indent=1) + "\n")
+            return [target]
+        return write
+
     @property
     def is_pruned(self) -> bool:
         return has_masks(self.model) or any(
@@ -207,8 +230,10 @@ class Session:
                       "original": self.original_metrics, "pruned": self.current_metrics,
                       "comparison": self.comparison() if self.original_metrics and self.current_metrics
                       else None}
+        write_sidecar = self._text_sidecar_writer(Path(spec.path))
         paths = export_model(self.model, spec.path, spec.include_masks, report,
                              protected=(self.loaded.source_path,) if self.loaded.source_path else ())
+        paths += write_sidecar()
         self.log("exported " + ", ".join(str(p) for p in paths))
         return paths
 

@@ -136,3 +136,26 @@ def test_word_vectors_initialise_the_embedding_through_the_session(tmp_path):
     assert torch.all(session.model.embedding.weight[10] == 0.5)
     assert torch.all(session.original.embedding.weight[10] == 0.5)
     assert any("initialised 1 of" in m for m in messages)
+
+
+def test_pruned_export_reopens_with_its_vocabulary_and_never_overwrites_the_source_json(tmp_path):
+    from engine.config import ExportSpec
+    source = tmp_path / "mine.pt"
+    shutil.copy(TEXT_DEMO_CHECKPOINT, source)
+    shutil.copy(TEXT_DEMO_CHECKPOINT.with_suffix(".json"), source.with_suffix(".json"))
+    data = DataSpec(source="text_demo", max_eval_samples=200)
+    spec = ModelSpec(source="state_dict", arch="bilstm", path=str(source))
+    session = Session.open(spec, data, MetricsSpec(measure_latency=False))
+    session.prune(PruneSpec(method="l1", sparsity=0.95, include=["fc.weight"]))
+    pruned = session.measure_current()
+    original_json = source.with_suffix(".json").read_text()
+    with pytest.raises(ValueError, match="overwrite the source model's mine.json"):
+        session.export(ExportSpec(path=str(tmp_path / "mine.safetensors"), report=False))
+    assert not (tmp_path / "mine.safetensors").exists()
+    paths = session.export(ExportSpec(path=str(tmp_path / "pruned.pt"), report=False))
+    assert tmp_path / "pruned.json" in paths
+    assert source.with_suffix(".json").read_text() == original_json
+    reopened = Session.open(ModelSpec(source="state_dict", arch="bilstm", path=str(tmp_path / "pruned.pt")),
+                            data, MetricsSpec(measure_latency=False))
+    assert reopened.measure_original().accuracy == pruned.accuracy
+    assert reopened.loaded.vocab.itos == session.loaded.vocab.itos

@@ -169,3 +169,17 @@ def test_recipe_paths_for_text_resolve_relative_to_the_recipe(tmp_path):
     recipe = Recipe.load(path)
     assert recipe.data.vocab_path == str(tmp_path / "v.json")
     assert recipe.data.vectors_path == str(tmp_path / "w.vec")
+
+
+def test_every_text_source_has_help_and_text_models_suggest_their_data(tmp_path):
+    from engine.config import DATA_SOURCES, MODEL_SOURCES, TEXT_DATA_SOURCES
+    from engine.text import DATA_SOURCE_HELP, MODEL_SOURCE_HELP
+    from engine.text.sources import suggested_data
+    assert set(TEXT_DATA_SOURCES) == set(DATA_SOURCE_HELP) and set(TEXT_DATA_SOURCES) <= set(DATA_SOURCES)
+    assert set(MODEL_SOURCE_HELP) <= set(MODEL_SOURCES)
+    assert suggested_data("text_demo").source == "text_demo"
+    assert suggested_data("hf", str(tmp_path)) is None
+    (tmp_path / "data").mkdir()
+    suggestion = suggested_data("hf", str(tmp_path))
+    assert (suggestion.source, suggestion.root) == ("hf_tsv", str(tmp_path / "data"))
+    assert suggested_data("demo") is None

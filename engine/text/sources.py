@@ -55,3 +55,16 @@ def load_text_data(spec: DataSpec, vocab: Optional[Vocab] = None,
         label += "; vocabulary built from the training split"
     return vocab_bundle(train, test, class_names, vocab, spec.text_max_len, spec.example_tokens,
                         label)
+
+
+def suggested_data(model_source: str, model_path: Optional[str] = None) -> Optional[DataSpec]:
+    """The data a text model is usually opened with, so opening one does not leave the image demo
+    selected: the text demo for the demo BiLSTM, a model folder's ``data/`` TSVs for a Hugging Face
+    model when it has them (as ``scripts/make_tiny_bert.py`` writes). None when there is no guess."""
+    if model_source == "text_demo":
+        return DataSpec(source="text_demo")
+    if model_source == "hf" and model_path:
+        data = Path(model_path).expanduser() / "data"
+        if data.is_dir():
+            return DataSpec(source="hf_tsv", root=str(data))
+    return None
