@@ -10,6 +10,10 @@ from torch.utils.data import TensorDataset
 from engine.data.sources import DataBundle
 from engine.models.lenet import LeNet
 
+# The suite's models are tiny: one intra-op thread is as fast, and it keeps timings steady when the
+# machine (2 cores in CI) is busy with anything else, where torch's thread pool thrashes.
+torch.set_num_threads(1)
+
 
 @pytest.fixture
 def lenet():

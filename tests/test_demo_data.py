@@ -1,0 +1,128 @@
+"""The built-in demo: shipped digits, their 28x28 pipeline, and the pretrained LeNet."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.data import digits as D
+from engine.models.lenet import LeNet
+
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+CKPT = RESOURCES / "lenet_digits.pt"
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    return D.load_digits_arrays()
+
+
+@pytest.fixture(scope="module")
+def datasets():
+    return D.digits_datasets()
+
+
+def test_resource_path_is_in_repo():
+    assert D.DIGITS_PATH == RESOURCES / "digits.npz"
+    assert D.DIGITS_PATH.is_file()
+
+
+def test_raw_arrays(arrays):
+    assert arrays.images.shape == (1797, 8, 8) and arrays.images.dtype == np.uint8
+    assert arrays.labels.shape == (1797,) and arrays.labels.dtype == np.uint8
+    assert arrays.images.min() == 0 and arrays.images.max() == 16
+    assert set(np.unique(arrays.labels).tolist()) == set(range(10))
+    assert np.issubdtype(arrays.train_idx.dtype, np.integer)
+    assert np.issubdtype(arrays.test_idx.dtype, np.integer)
+
+
+def test_split_sizes_disjoint_and_complete(arrays):
+    tr, te = arrays.train_idx, arrays.test_idx
+    assert len(tr) == 1437 and len(te) == 360
+    assert len(np.unique(tr)) == len(tr) and len(np.unique(te)) == len(te)
+    assert np.intersect1d(tr, te).size == 0
+    assert np.array_equal(np.sort(np.concatenate([tr, te])), np.arange(1797))
+
+
+def test_split_is_the_fixed_one(arrays):
+    # pins the committed split: stratified, 35-37 test images per digit
+    counts = np.bincount(arrays.labels[arrays.test_idx], minlength=10)
+    assert counts.tolist() == [36, 36, 35, 37, 36, 37, 36, 36, 35, 36]
+    assert arrays.test_idx[:5].tolist() == np.sort(arrays.test_idx)[:5].tolist()
+
+
+def test_all_classes_in_both_splits(datasets):
+    for ds in datasets:
+        assert set(ds.tensors[1].unique().tolist()) == set(range(10))
+
+
+def test_dataset_shapes_and_dtypes(datasets):
+    train_ds, test_ds = datasets
+    assert isinstance(train_ds, torch.utils.data.TensorDataset)
+    for ds, n in ((train_ds, 1437), (test_ds, 360)):
+        x, y = ds.tensors
+        assert x.shape == (n, 1, 28, 28) and x.dtype == torch.float32
+        assert y.shape == (n,) and y.dtype == torch.int64
+        assert torch.isfinite(x).all()
+    x0, y0 = train_ds[0]
+    assert x0.shape == (1, 28, 28) and y0.dtype == torch.int64
+
+
+def test_upscaling_is_deterministic_and_centred(arrays):
+    a = D.upscale_digits(arrays.images[:64])
+    b = D.upscale_digits(arrays.images[:64].copy())
+    assert torch.equal(a, b)
+    assert a.shape == (64, 1, 28, 28) and a.dtype == torch.float32
+    assert a.min() >= 0 and a.max() <= 1
+    # the digit lies in the central 20x20 box; the 4-px border is blank
+    border = a.clone()
+    border[..., 4:24, 4:24] = 0
+    assert border.abs().max() == 0
+    # an all-16 image fills the box with ones, an all-0 image stays blank
+    full = D.upscale_digits(np.full((1, 8, 8), 16, np.uint8))
+    assert torch.allclose(full[0, 0, 4:24, 4:24], torch.ones(20, 20))
+    assert D.upscale_digits(np.zeros((1, 8, 8), np.uint8)).abs().max() == 0
+
+
+def test_datasets_are_reproducible(datasets):
+    train2, test2 = D.digits_datasets()
+    assert torch.equal(datasets[0].tensors[0], train2.tensors[0])
+    assert torch.equal(datasets[1].tensors[1], test2.tensors[1])
+
+
+def test_normalisation_constants(datasets):
+    x = datasets[0].tensors[0].double()
+    assert abs(float(x.mean())) < 1e-3
+    assert abs(float(x.std()) - 1.0) < 1e-3
+    mean, std = D._train_pixel_stats()
+    assert round(mean, 4) == D.DIGITS_MEAN and round(std, 4) == D.DIGITS_STD
+    raw, _ = D.digits_datasets(normalize=False)
+    assert torch.allclose(D.normalize_digits(raw.tensors[0]), datasets[0].tensors[0])
+
+
+def test_other_image_size():
+    train_ds, _ = D.digits_datasets(image_size=32, normalize=False)
+    assert train_ds.tensors[0].shape == (1437, 1, 32, 32)
+
+
+def test_missing_file_message(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make_demo_data"):
+        D.load_digits_arrays(tmp_path / "nope.npz")
+
+
+def test_checkpoint_loads_strictly_and_is_accurate(datasets):
+    sd = torch.load(CKPT, map_location="cpu", weights_only=True)
+    assert isinstance(sd, dict) and all(isinstance(v, torch.Tensor) for v in sd.values())
+    model = LeNet()
+    model.load_state_dict(sd, strict=True)
+    model.eval()
+    x, y = datasets[1].tensors
+    with torch.no_grad():
+        acc = (model(x).argmax(1) == y).float().mean().item()
+    assert acc >= 0.97, acc
+    meta = json.loads((RESOURCES / "lenet_digits.json").read_text())
+    assert meta["test_accuracy"] == pytest.approx(acc, abs=1e-4)
+    assert meta["data"]["normalize"] == {"mean": D.DIGITS_MEAN, "std": D.DIGITS_STD}
