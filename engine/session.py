@@ -242,6 +242,12 @@ def _check_text_pairing(loaded: LoadedModel, data_spec: DataSpec) -> None:
     """A Hugging Face model reads its own tokenizer's ids, a BiLSTM its vocabulary's; mixing them
     would run without error and mean nothing, so it is refused up front."""
     from engine.config import TEXT_DATA_SOURCES
+    from engine.text.bilstm import BiLSTMClassifier
+    is_text_model = (loaded.tokenizer is not None or loaded.vocab is not None
+                     or isinstance(loaded.model, BiLSTMClassifier))
+    if is_text_model and data_spec.source not in TEXT_DATA_SOURCES:
+        raise ValueError(f"{loaded.description} is a text model: open text data "
+                         f"({', '.join(TEXT_DATA_SOURCES)}), not '{data_spec.source}'")
     if loaded.tokenizer is not None and data_spec.source in TEXT_DATA_SOURCES \
             and data_spec.source != "hf_tsv":
         raise ValueError(f"a Hugging Face model reads text through its own tokenizer: use "

@@ -159,3 +159,8 @@ def test_pruned_export_reopens_with_its_vocabulary_and_never_overwrites_the_sour
                             data, MetricsSpec(measure_latency=False))
     assert reopened.measure_original().accuracy == pruned.accuracy
     assert reopened.loaded.vocab.itos == session.loaded.vocab.itos
+
+
+def test_text_model_with_image_data_is_refused_in_plain_words():
+    with pytest.raises(ValueError, match="is a text model: open text data"):
+        Session.open(ModelSpec(source="text_demo"), DataSpec(source="demo"))
