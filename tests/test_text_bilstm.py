@@ -164,3 +164,18 @@ def test_pruned_export_reopens_with_its_vocabulary_and_never_overwrites_the_sour
 def test_text_model_with_image_data_is_refused_in_plain_words():
     with pytest.raises(ValueError, match="is a text model: open text data"):
         Session.open(ModelSpec(source="text_demo"), DataSpec(source="demo"))
+
+
+def test_finetuning_a_pruned_bilstm_keeps_lstm_zeros():
+    from engine.config import FinetuneSpec
+    session = Session.open(ModelSpec(source="text_demo"), DataSpec(source="text_demo", max_eval_samples=64),
+                           MetricsSpec(measure_latency=False))
+    session.prune(PruneSpec(method="l1", scope="global", sparsity=0.7,
+                            include=["lstm.weight_*", "embedding.weight"]))
+    zeros_before = group_sparsity(session.model, ["lstm.weight_*"]).zeros
+    before = session.model.lstm.weight_hh_l1_orig.detach().clone()
+    result = session.finetune(FinetuneSpec(epochs=1, optimizer="adam", lr=1e-3, batch_size=32,
+                                           max_batches_per_epoch=4, device="cpu"))
+    assert len(result.epochs) == 1
+    assert not torch.equal(before, session.model.lstm.weight_hh_l1_orig)  # it trained ...
+    assert group_sparsity(session.model, ["lstm.weight_*"]).zeros == zeros_before  # ... masks held
