@@ -103,3 +103,24 @@ def test_missing_transformers_gives_the_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(MissingExtraError, match=r"pip install -e '\.\[bert\]'"):
         require_transformers()
+
+
+def test_bin_weights_load_like_safetensors(tiny_bert, tmp_path):
+    import shutil
+    from safetensors.torch import load_file
+    from engine.text.bert import load_hf_classifier
+    folder = tmp_path / "bin_model"
+    shutil.copytree(tiny_bert, folder)
+    state = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    torch.save(state, folder / "pytorch_model.bin")
+    from_bin, _, _ = load_hf_classifier(folder)
+    from_safetensors, _, names = load_hf_classifier(tiny_bert)
+    ids = torch.tensor([[2, 10, 11, 12, 3]])
+    with torch.no_grad():
+        assert torch.allclose(from_bin(ids, torch.ones_like(ids)),
+                              from_safetensors(ids, torch.ones_like(ids)))
+    assert names == ["World", "Sports", "Business", "Sci/Tech"]
+    (folder / "pytorch_model.bin").unlink()
+    with pytest.raises(ValueError, match="has no weights"):
+        load_hf_classifier(folder)
