@@ -5,7 +5,6 @@ import shutil
 
 import pytest
 import torch
-from torch import nn
 
 from engine.config import DataSpec, MetricsSpec, ModelSpec, PruneSpec
 from engine.data.sources import load_data

@@ -1,7 +1,6 @@
 """Seed 000's pruning recipes, end to end on the shipped text demo, and their fidelity to the
 torch.nn.utils.prune calls the tutorial makes."""
 import json
-from pathlib import Path
 
 import pytest
 import torch

@@ -30,7 +30,6 @@ from torch.utils.data import DataLoader, Dataset
 from engine.data.sources import DataBundle, DataError
 from engine.text.tokenizer import Vocab, tokenize
 
-AG_NEWS_CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
 CLASS_FILES = ("classes.txt", "class.txt")
 TRAIN_STEMS = ("train",)
 TEST_STEMS = ("test", "dev", "valid", "val")
