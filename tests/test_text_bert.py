@@ -124,3 +124,15 @@ def test_bin_weights_load_like_safetensors(tiny_bert, tmp_path):
     (folder / "pytorch_model.bin").unlink()
     with pytest.raises(ValueError, match="has no weights"):
         load_hf_classifier(folder)
+
+
+def test_hf_tsv_data_needs_a_tokenizer_and_takes_one_from_a_folder(tiny_bert):
+    from engine.data.sources import DataError, load_data
+    with pytest.raises(DataError, match="tokenizer_path"):
+        load_data(DataSpec(source="hf_tsv", root=str(tiny_bert / "data")))
+    data = load_data(DataSpec(source="hf_tsv", root=str(tiny_bert / "data"), tokenizer_path=str(tiny_bert),
+                              text_max_len=16, example_tokens=12))
+    ids, mask, labels = next(iter(data.loader("test", 4)))
+    assert ids.shape[1] <= 16 and mask.shape == ids.shape and labels.shape == (4,)
+    example_ids, example_mask = data.example_input(2)
+    assert example_ids.shape == (2, 12) and bool(example_mask.all())
