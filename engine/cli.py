@@ -135,7 +135,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     else:
         print()
     print(format_table(result.table))
-    print("\nPer-layer sparsity: " + ", ".join(f"{k} {v:.2%}" for k, v in result.layer_sparsity.items()))
+    if result.structured is not None:
+        print("\n" + result.structured.summary)
+        print("Layer widths (out channels/features, before -> after): " + ", ".join(
+            f"{w.name} {w.out_before}->{w.out_after}" for w in result.structured.layers
+            if w.changed and w.out_before != w.out_after))
+    else:
+        print("\nPer-layer sparsity: " + ", ".join(f"{k} {v:.2%}" for k, v in result.layer_sparsity.items()))
     if result.group is not None:
         group = result.group
         print(f"Sparsity of the pruned group ({len(group.names)} parameter(s), {group.numel:,} "
@@ -155,6 +161,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             {"table": [asdict(r) for r in result.table],
              "after_prune": [asdict(r) for r in result.after_prune_table],
              "layer_sparsity": result.layer_sparsity,
+             "layer_widths": [asdict(w) for w in result.structured.layers]
+             if result.structured is not None else None,
              "group_sparsity": None if result.group is None else
              {"names": list(result.group.names), "numel": result.group.numel,
               "zeros": result.group.zeros, "sparsity": result.group.sparsity},

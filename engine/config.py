@@ -26,6 +26,10 @@ TEXT_DATA_SOURCES = ("text_demo", "text_csv", "text_tsv", "hf_tsv")
 SCOPES = ("local", "global")
 OPTIMIZERS = ("sgd", "adam")
 EXPORT_FORMATS = ("pt", "safetensors")
+# What ExportSpec.formats may name; "state_dict" is the folded .pt/.safetensors file at export.path.
+EXPORT_KINDS = ("state_dict", "shapes", "torchscript", "onnx", "pickle")
+STRUCTURED_IMPORTANCES = ("l1", "l2", "taylor", "bn")
+STRUCTURED_SCOPES = ("uniform", "global")
 
 
 @dataclass
@@ -36,7 +40,9 @@ class ModelSpec:
     ``path`` to local weights), ``state_dict`` (``path`` + ``arch``), ``python`` (a class or factory
     ``factory`` in the user's file ``path``), ``pickle`` (a full pickled model; runs code, so only
     with ``trust_pickle``), ``text_demo`` (the shipped BiLSTM trained on the text demo), ``hf`` (a
-    local Hugging Face sequence-classification folder ``path``; needs the ``bert`` extra).
+    local Hugging Face sequence-classification folder ``path``; needs the ``bert`` extra). A
+    channel-pruned export loads as ``state_dict`` with ``shapes`` naming its ``.shapes.json`` (the
+    architecture comes from that file).
 
     ``arch_options`` passes settings to a built-in architecture that needs more than
     ``num_classes``, e.g. ``{"vocab_size": 5000, "emb_dim": 100}`` for ``bilstm``; a BiLSTM
@@ -48,6 +54,7 @@ class ModelSpec:
     factory: Optional[str] = None
     num_classes: int = 10
     trust_pickle: bool = False
+    shapes: Optional[str] = None
     arch_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -65,6 +72,8 @@ class ModelSpec:
                               "to true only for a file you trust")
         if self.num_classes < 1:
             raise RecipeError("model.num_classes must be at least 1")
+        if self.shapes is not None and self.source != "state_dict":
+            raise RecipeError("model.shapes (a layer-shapes JSON) goes with model.source 'state_dict'")
 
 
 @dataclass
@@ -211,11 +220,55 @@ class MetricsSpec:
 
 
 @dataclass
+class StructuredSpec:
+    """Structured pruning that physically removes channels/filters (torch-pruning's dependency graph).
+
+    ``ratio`` is the fraction of channels removed: the same in every layer when ``scope`` is
+    ``uniform``, or the overall fraction when ``scope`` is ``global`` (layers then differ; none loses
+    more than ``max_layer_ratio``). ``importance`` ranks channels: ``l1``/``l2`` weight magnitude,
+    ``taylor`` (|weight x gradient| over ``taylor_batches`` training batches), ``bn`` (BatchNorm scale).
+    ``round_to`` keeps every pruned width a multiple of it (8 suits SIMD and tensor cores).
+    The classifier's outputs are always kept; ``exclude`` names further modules (names, globs,
+    ``re:`` regex) whose output channels are kept. When ``enabled``, a recipe removes channels
+    instead of applying the mask pruning in ``prune``.
+    """
+    enabled: bool = False
+    ratio: float = 0.5
+    importance: str = "l1"
+    scope: str = "uniform"
+    round_to: Optional[int] = None
+    max_layer_ratio: float = 0.9
+    exclude: Optional[list[str]] = None
+    iterative_steps: int = 1
+    taylor_batches: int = 4
+
+    def validate(self) -> None:
+        _choice("structured.importance", self.importance, STRUCTURED_IMPORTANCES)
+        _choice("structured.scope", self.scope, STRUCTURED_SCOPES)
+        if not 0.0 < self.ratio < 1.0:
+            raise RecipeError(f"structured.ratio must be in (0, 1), got {self.ratio}")
+        if not 0.0 < self.max_layer_ratio < 1.0:
+            raise RecipeError(f"structured.max_layer_ratio must be in (0, 1), got {self.max_layer_ratio}")
+        if self.round_to is not None and self.round_to < 1:
+            raise RecipeError("structured.round_to must be at least 1 (or null for no rounding)")
+        if self.iterative_steps < 1:
+            raise RecipeError("structured.iterative_steps must be at least 1")
+        if self.taylor_batches < 1:
+            raise RecipeError("structured.taylor_batches must be at least 1")
+
+
+@dataclass
 class ExportSpec:
-    """Where the pruned checkpoint goes. ``path`` None skips export; format follows the suffix."""
+    """Where the pruned checkpoint goes. ``path`` None skips export; format follows the suffix.
+
+    ``formats`` (default: just ``state_dict``) adds files beside ``path``: ``shapes`` (the layer
+    shapes as JSON, from which :mod:`engine.structured.rebuild` rebuilds a channel-pruned model with
+    no pickle), ``torchscript``, ``onnx``, ``pickle`` (a whole pickled model: loading it runs code).
+    """
     path: Optional[str] = None
     include_masks: bool = False
     report: bool = True
+    formats: Optional[list[str]] = None
 
     def validate(self) -> None:
         if self.path is not None:
@@ -223,6 +276,17 @@ class ExportSpec:
             if suffix not in ("pt", "pth", "safetensors"):
                 raise RecipeError(f"export.path must end in .pt, .pth or .safetensors, "
                                   f"not '{Path(self.path).suffix}'")
+        for i, kind in enumerate(self.formats or []):
+            _choice(f"export.formats[{i}]", kind, EXPORT_KINDS)
+
+    @property
+    def kinds(self) -> list[str]:
+        """The requested files; the state_dict is always written (the shapes JSON describes it)."""
+        kinds = ["state_dict"]
+        for kind in self.formats or []:
+            if kind not in kinds:
+                kinds.append(kind)
+        return kinds
 
 
 @dataclass
@@ -235,9 +299,11 @@ class Recipe:
     metrics: MetricsSpec = field(default_factory=MetricsSpec)
     export: ExportSpec = field(default_factory=ExportSpec)
     seed: int = 0
+    structured: StructuredSpec = field(default_factory=StructuredSpec)
 
     def validate(self) -> "Recipe":
-        for part in (self.model, self.data, self.prune, self.finetune, self.metrics, self.export):
+        for part in (self.model, self.data, self.prune, self.structured, self.finetune, self.metrics,
+                     self.export):
             part.validate()
         return self
 
@@ -273,8 +339,9 @@ class Recipe:
 
     def _resolve_paths(self, base: Path) -> None:
         """Relative paths in a recipe file are relative to the recipe, so recipes travel with data."""
-        for spec, key in ((self.model, "path"), (self.data, "root"), (self.data, "vocab_path"),
-                          (self.data, "vectors_path"), (self.data, "tokenizer_path"),
+        for spec, key in ((self.model, "path"), (self.model, "shapes"), (self.data, "root"),
+                          (self.data, "vocab_path"), (self.data, "vectors_path"),
+                          (self.data, "tokenizer_path"),
                           (self.export, "path")):
             value = getattr(spec, key)
             if value and not Path(value).expanduser().is_absolute():

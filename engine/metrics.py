@@ -52,6 +52,7 @@ class ModelMetrics:
     throughput: Optional[float] = None
     latency_batch: int = 1
     device: str = "cpu"
+    latency_gpu_ms: Optional[float] = None   # also measured on CUDA when the model runs on the CPU
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     input_note: str = ""        # what one example is beyond its batch size, e.g. "64 tokens"
 
@@ -321,6 +322,8 @@ def comparison_table(original: ModelMetrics, pruned: ModelMetrics) -> list[Table
     inputs = f", {pruned.input_note}" if pruned.input_note else ""
     cost(f"Latency (batch {pruned.latency_batch}{inputs}, {pruned.device})", original.latency_ms,
          pruned.latency_ms, "ms", "measured: warm-up, then median of timed runs")
+    cost(f"Latency (batch {pruned.latency_batch}, cuda)", original.latency_gpu_ms,
+         pruned.latency_gpu_ms, "ms", "measured on the GPU: warm-up, then median of timed runs")
     if original.throughput is not None and pruned.throughput is not None:
         rows.append(TableRow(f"Throughput ({pruned.device})", original.throughput,
                              pruned.throughput, pruned.throughput / original.throughput,

@@ -1,5 +1,9 @@
 """Running a whole recipe headless: load -> measure -> prune -> measure -> fine-tune -> measure ->
-export. The GUI runs the same steps one button at a time through the same :class:`Session`."""
+export. The GUI runs the same steps one button at a time through the same :class:`Session`.
+
+When ``recipe.structured.enabled`` the prune step removes channels (a smaller dense model) instead
+of installing masks; the ``prune`` section is then not used. Fine-tuning works the same on the
+smaller model."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,7 +14,7 @@ import numpy as np
 
 from engine.config import Recipe
 from engine.finetune import EpochResult, FinetuneResult
-from engine.metrics import ModelMetrics, TableRow, comparison_table
+from engine.metrics import ModelMetrics, TableRow, comparison_table, layer_sparsity
 from engine.progress import CancelToken, ProgressFn
 from engine.pruning.targets import GroupSparsity, group_sparsity
 from engine.session import Session
@@ -23,6 +27,7 @@ class WeightCorner:
     name: str
     before: np.ndarray
     after: np.ndarray
+from engine.structured.remove import StructuredOutcome
 
 
 @dataclass
@@ -35,6 +40,7 @@ class RecipeResult:
     finetune: Optional[FinetuneResult] = None
     exported: list[Path] = field(default_factory=list)
     layer_sparsity: dict[str, float] = field(default_factory=dict)
+    structured: Optional[StructuredOutcome] = None
     group: Optional[GroupSparsity] = None    # the pruned parameters taken together, at the end
     corner: Optional[WeightCorner] = None
 
@@ -55,7 +61,13 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
         # masks must stay installed while fine-tuning so pruned weights stay zero
         from dataclasses import replace
         prune_spec = replace(prune_spec, make_permanent=False)
-    outcome = session.prune(prune_spec, progress, cancel)
+    structured = None
+    if recipe.structured.enabled:
+        log("structured pruning: channels are removed; the 'prune' section is not used")
+        structured = session.remove_channels(recipe.structured, progress, cancel)
+        sparsity = layer_sparsity(session.model)
+    else:
+        sparsity = session.prune(prune_spec, progress, cancel).sparsity
     after_prune = session.measure_current(progress, cancel)
     log(f"after pruning: accuracy {after_prune.accuracy:.2%}")
     ft = None
@@ -68,8 +80,9 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
         log(f"after fine-tuning: accuracy {final.accuracy:.2%}")
     result = RecipeResult(original, after_prune, final, comparison_table(original, final),
                           comparison_table(original, after_prune), ft,
-                          layer_sparsity=outcome.sparsity,
-                          group=group_sparsity(session.model, prune_spec.include, prune_spec.exclude))
+                          layer_sparsity=sparsity, structured=structured)
+    if structured is None:
+        result.group = group_sparsity(session.model, prune_spec.include, prune_spec.exclude)
     if corner_name:
         result.corner = WeightCorner(corner_name, corner_before,
                                      weight_corner(session.model, corner_name, corner_size))

@@ -14,9 +14,9 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from engine.config import DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, ModelSpec, PruneSpec, Recipe
+from engine.config import (DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, ModelSpec, PruneSpec, Recipe,
+                           StructuredSpec)
 from engine.data.sources import DataBundle, load_data
-from engine.export import export_model
 from engine.finetune import EpochResult, FinetuneResult, finetune
 from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs, count_parameters,
                             evaluate, forward_batch, layer_sparsity, measure_latency, model_device, resolve_device,
@@ -26,6 +26,11 @@ from engine.progress import CancelToken, Progress, ProgressFn
 from engine.pruning.apply import PruneOutcome, has_masks, make_permanent, prune_model
 from engine.pruning.base import PruneContext
 from engine.snapshots import WeightSnapshot, histogram_ranges, take_snapshot
+from engine.structured.exporters import export_all
+from engine.structured.remove import StructuredOutcome, prune_channels
+from engine.structured.semistructured import (SemiStructuredAvailability, SemiStructuredReport,
+                                              convert_semi_structured, semi_structured_availability)
+from engine.structured.shapes import LayerWidth, layer_widths
 
 # Evaluation needs no gradients, so a large batch is cheap and fast.
 EVAL_BATCH_SIZE = 256
@@ -55,6 +60,7 @@ class Session:
         self.current_metrics: Optional[ModelMetrics] = None
         self.original_snapshot = take_snapshot(self.original, "original")
         self.history: list[RunRecord] = []
+        self.structured: Optional[StructuredOutcome] = None   # the last channel removal
 
     # ------------------------------------------------------------ loading
 
@@ -118,6 +124,10 @@ class Session:
                 model, self.data.example_input(spec.latency_batch_size), spec.latency_runs,
                 spec.latency_warmup, device, cancel)
             m.device = device.type
+            if device.type == "cpu" and torch.cuda.is_available():
+                m.latency_gpu_ms, _ = measure_latency(
+                    model, self.data.example_input(spec.latency_batch_size), spec.latency_runs,
+                    spec.latency_warmup, torch.device("cuda"), cancel)
         return m
 
     def measure_original(self, progress=None, cancel=None) -> ModelMetrics:
@@ -152,6 +162,43 @@ class Session:
         self.current_metrics = None
         return outcome
 
+    def remove_channels(self, spec: StructuredSpec, progress: Optional[ProgressFn] = None,
+                        cancel: Optional[CancelToken] = None) -> StructuredOutcome:
+        """Structured pruning: replaces the live model by a smaller one with channels removed.
+        The work happens on a copy, so a failure or Stop leaves the model as it was. Fine-tuning,
+        measuring and exporting then work on the smaller model as on any other; ``revert`` brings
+        back the original."""
+        outcome = prune_channels(self.model, self.data.example_input(1), spec, progress, cancel,
+                                 data=self.data)
+        self._replace_model(outcome.model)
+        self.structured = outcome
+        self.current_metrics = None
+        self.log(outcome.summary)
+        return outcome
+
+    def layer_widths(self) -> list[LayerWidth]:
+        """Every conv/linear/norm layer's width in the original and in the current model."""
+        return layer_widths(self.original, self.model)
+
+    @staticmethod
+    def semi_structured_availability() -> SemiStructuredAvailability:
+        return semi_structured_availability()
+
+    def semi_structured(self, apply_mask: bool = False, batch_size: int = 64,
+                        progress: Optional[ProgressFn] = None,
+                        cancel: Optional[CancelToken] = None) -> SemiStructuredReport:
+        """Converts the current model's 2:4 Linear weights to semi-structured sparse tensors on the
+        GPU (a copy; the session's model is unchanged), checks its outputs and times it. Raises
+        SemiStructuredUnavailable with the reason where the hardware cannot."""
+        _, report = convert_semi_structured(self.model, self.data.example_input(batch_size),
+                                            apply_mask, runs=self.metrics_spec.latency_runs,
+                                            warmup=self.metrics_spec.latency_warmup,
+                                            progress=progress, cancel=cancel)
+        self.log(f"2:4 sparsity: {report.converted} Linear layer(s) converted, outputs "
+                 f"{'match' if report.outputs_match else 'DIFFER'} (max |diff| {report.max_abs_diff:.2e}), "
+                 f"speedup {report.speedup:.2f}x at batch {report.batch_size}")
+        return report
+
     def finetune(self, spec: FinetuneSpec, progress: Optional[ProgressFn] = None,
                  cancel: Optional[CancelToken] = None,
                  on_epoch: Optional[Callable[[EpochResult], None]] = None,
@@ -180,6 +227,7 @@ class Session:
     def revert(self) -> None:
         self._replace_model(copy.deepcopy(self.original))
         self.current_metrics = None
+        self.structured = None
         self.log("reverted to the original weights")
 
     def _replace_model(self, model: nn.Module) -> None:
@@ -212,7 +260,8 @@ class Session:
     @property
     def is_pruned(self) -> bool:
         return has_masks(self.model) or any(
-            s > 0 for s in layer_sparsity(self.model).values())
+            s > 0 for s in layer_sparsity(self.model).values()) or any(
+            w.changed for w in self.layer_widths())
 
     # ------------------------------------------------------------ views and export
 
@@ -230,9 +279,15 @@ class Session:
                       "original": self.original_metrics, "pruned": self.current_metrics,
                       "comparison": self.comparison() if self.original_metrics and self.current_metrics
                       else None}
+            if self.structured is not None:
+                report["structured"] = self.structured.as_dict()
+                report["layer_widths"] = [w for w in self.layer_widths() if w.changed]
         write_sidecar = self._text_sidecar_writer(Path(spec.path))
-        paths = export_model(self.model, spec.path, spec.include_masks, report,
-                             protected=(self.loaded.source_path,) if self.loaded.source_path else ())
+        paths = export_all(self.model, spec.path, spec.kinds, self.data.example_input(1),
+                           arch=self.loaded.arch, num_classes=self.data.num_classes,
+                           input_shape=tuple(self.data.input_shape), include_masks=spec.include_masks,
+                           report=report,
+                           protected=(self.loaded.source_path,) if self.loaded.source_path else ())
         paths += write_sidecar()
         self.log("exported " + ", ".join(str(p) for p in paths))
         return paths

@@ -27,6 +27,7 @@ class LoadedModel:
     model: nn.Module
     description: str
     source_path: Path | None = None
+    arch: str | None = None   # the architecture name it can be rebuilt by (None for user code/pickles)
     vocab: Optional[Any] = None          # engine.text.tokenizer.Vocab
     tokenizer: Optional[Any] = None      # a Hugging Face tokenizer
     class_names: Optional[list[str]] = None
@@ -37,7 +38,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     if spec.source == "demo":
         model = build_architecture("lenet", 10)
         load_into(model, read_state_dict(DEMO_CHECKPOINT), "the demo checkpoint")
-        return LoadedModel(model.eval(), "LeNet trained on the built-in digits", DEMO_CHECKPOINT)
+        return LoadedModel(model.eval(), "LeNet trained on the built-in digits", DEMO_CHECKPOINT, "lenet")
     if spec.source == "text_demo":
         return _load_bilstm(TEXT_DEMO_CHECKPOINT, spec, "BiLSTM trained on the built-in text demo")
     if spec.source == "hf":
@@ -52,12 +53,20 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         if spec.path:
             load_into(model, read_state_dict(spec.path), Path(spec.path).name)
             return LoadedModel(model.eval(), f"{spec.arch} with weights from {Path(spec.path).name}",
-                               Path(spec.path))
-        return LoadedModel(model.eval(), f"{spec.arch} (random init)")
+                               Path(spec.path), spec.arch)
+        return LoadedModel(model.eval(), f"{spec.arch} (random init)", None, spec.arch)
+    if spec.source == "state_dict" and spec.shapes:
+        # a channel-pruned export: rebuilt from its layer-shapes JSON, then loaded weights-only
+        from engine.structured.rebuild import load_structured, read_shapes
+        arch = read_shapes(spec.shapes)["arch"]
+        model = load_structured(spec.shapes, spec.path)
+        return LoadedModel(model, f"{arch} (channel-pruned) from {Path(spec.path).name}",
+                           Path(spec.path), arch)
     if spec.source == "state_dict":
         model = build_architecture(spec.arch, spec.num_classes, spec.arch_options)
         load_into(model, read_state_dict(spec.path), Path(spec.path).name)
-        return LoadedModel(model.eval(), f"{spec.arch} from {Path(spec.path).name}", Path(spec.path))
+        return LoadedModel(model.eval(), f"{spec.arch} from {Path(spec.path).name}", Path(spec.path),
+                           spec.arch)
     if spec.source == "python":
         model = build_from_user_file(Path(spec.path), spec.factory, spec.num_classes)
         return LoadedModel(model.eval(), f"{spec.factory} from {Path(spec.path).name}", Path(spec.path))

@@ -1,0 +1,262 @@
+"""Structured pruning: channels and filters are physically removed, so the model gets smaller and
+cheaper to run, not just sparser.
+
+torch-pruning's dependency graph finds every layer coupled to a channel (the next conv's input, the
+BatchNorm between them, residual additions that force blocks to share widths, depthwise groups)
+and removes the channel from all of them at once; PruneLab does not hand-write any of that. The
+work happens on a copy: the caller's model is never touched, so a failure or a Stop leaves it as
+it was.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from engine.config import StructuredSpec
+from engine.metrics import count_macs, forward_batch, model_device, split_batch, to_device
+from engine.progress import Cancelled, CancelToken, Progress, ProgressFn, ProgressTracker
+from engine.pruning.apply import make_permanent
+from engine.pruning.targets import matches
+from engine.structured.shapes import LayerWidth, compare_widths, layer_configs
+
+
+# Architectures the test suite prunes, runs, exports and rebuilds on every run. Others may work
+# (torch-pruning traces most CNNs); a failure gets a clear StructuredError, never a broken model.
+TESTED_ARCHITECTURES = ("lenet", "resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
+                        "vgg16_bn", "efficientnet_b0", "regnet_y_400mf")
+
+# Tooltip text for the importance choices (StructuredSpec.importance).
+IMPORTANCE_HELP = {
+    "l1": "L1 norm of every weight a channel touches (its filter and the next layers' inputs)",
+    "l2": "L2 norm of every weight a channel touches; penalises single large weights more than L1",
+    "taylor": "|weight x gradient| on a few training batches: the loss change removing it would cause",
+    "bn": "the BatchNorm scale (gamma) after the channel; needs BatchNorm layers",
+}
+
+
+class StructuredError(ValueError):
+    """Channel removal cannot be done on this model; the message says why in the user's terms."""
+
+
+@dataclass
+class StructuredOutcome:
+    """What channel removal did. Everything but ``model`` is plain data for the GUI and reports."""
+    model: nn.Module                      # the smaller model (a new object)
+    layers: list[LayerWidth]              # every conv/linear/norm layer: width before and after
+    params_before: int
+    params_after: int
+    macs_before: int
+    macs_after: int
+    output_shape: tuple[int, ...]         # checked equal to the original model's
+    protected: list[str]                  # modules whose output channels were kept
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def changed_layers(self) -> list[LayerWidth]:
+        return [w for w in self.layers if w.changed]
+
+    @property
+    def param_reduction(self) -> float:
+        return self.params_before / self.params_after if self.params_after else float("inf")
+
+    @property
+    def macs_reduction(self) -> float:
+        return self.macs_before / self.macs_after if self.macs_after else float("inf")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything but the model, as JSON-ready plain data (reports, the GUI's worker signals)."""
+        return {"layers": [asdict(w) for w in self.layers], "params_before": self.params_before,
+                "params_after": self.params_after, "macs_before": self.macs_before,
+                "macs_after": self.macs_after, "output_shape": list(self.output_shape),
+                "protected": list(self.protected), "settings": dict(self.settings),
+                "summary": self.summary}
+
+    @property
+    def summary(self) -> str:
+        return (f"removed channels in {len(self.changed_layers)} of {len(self.layers)} layers: "
+                f"parameters {self.params_before:,} -> {self.params_after:,} "
+                f"({self.param_reduction:.2f}x fewer), MACs {self.macs_before:,} -> "
+                f"{self.macs_after:,} ({self.macs_reduction:.2f}x fewer)")
+
+
+def _count(model: nn.Module, example) -> tuple[int, int]:
+    """(parameters, MACs) counted as the comparison table counts them (torchprofile), so the two
+    never disagree."""
+    return sum(p.numel() for p in model.parameters()), count_macs(model, example)[0]
+
+
+def make_importance(name: str):
+    import torch_pruning as tp
+    if name == "l1":
+        return tp.importance.MagnitudeImportance(p=1)
+    if name == "l2":
+        return tp.importance.MagnitudeImportance(p=2)
+    if name == "taylor":
+        return tp.importance.TaylorImportance()
+    if name == "bn":
+        return tp.importance.BNScaleImportance()
+    raise StructuredError(f"unknown channel importance '{name}' (use l1, l2, taylor or bn)")
+
+
+def find_classifier(model: nn.Module, example_input) -> tuple[str, nn.Module]:
+    """The last conv/linear layer the forward pass runs: its outputs are the class scores, so its
+    output channels must never be removed."""
+    order: list[nn.Module] = []
+    handles = [m.register_forward_hook(lambda mod, _i, _o: order.append(mod))
+               for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+    try:
+        with torch.no_grad():
+            forward_batch(model, example_input)
+    finally:
+        for h in handles:
+            h.remove()
+    if not order:
+        raise StructuredError("the model has no convolution or linear layer to remove channels from")
+    names = {m: n for n, m in model.named_modules()}
+    return names[order[-1]], order[-1]
+
+
+def check_supported(model: nn.Module, spec: StructuredSpec) -> None:
+    """Architectures known to need settings PruneLab does not expose get a message up front."""
+    attention = [n for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]
+    if attention:
+        raise StructuredError(
+            f"channel removal does not support attention layers (nn.MultiheadAttention at "
+            f"{attention[0]}): their heads must be pruned together, which needs per-model settings. "
+            f"Use mask pruning for this model.")
+    if spec.importance == "bn" and not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                           for m in model.modules()):
+        raise StructuredError("'bn' importance ranks channels by their BatchNorm scale, and this "
+                              "model has no BatchNorm layer: choose l1, l2 or taylor")
+
+
+def _protected_modules(model: nn.Module, classifier: str, exclude: Optional[list[str]]) -> list[str]:
+    names = [classifier]
+    module_names = [n for n, _ in model.named_modules() if n]
+    for pattern in exclude or []:
+        hits = [n for n in module_names if matches(n, pattern)]
+        if not hits:
+            raise StructuredError(f"structured.exclude: no module matches '{pattern}'")
+        names += [n for n in hits if n not in names]
+    return names
+
+
+def _accumulate_taylor_gradients(model: nn.Module, data, batches: int,
+                                 cancel: Optional[CancelToken]) -> None:
+    """Taylor importance scores |w * dL/dw|, so it needs gradients of the loss on real data."""
+    if data is None:
+        raise StructuredError("'taylor' importance needs training data for gradients; choose l1, "
+                              "l2 or bn, or load data")
+    device = model_device(model)
+    model.zero_grad(set_to_none=True)
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    for p in frozen:  # every weight needs a gradient to be scored; frozen ones stay frozen after
+        p.requires_grad_(True)
+    loader = data.loader("train", 32, shuffle=True, seed=0)
+    try:
+        for i, batch in enumerate(loader):
+            if i >= batches:
+                break
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            inputs, labels = split_batch(batch)
+            loss = nn.functional.cross_entropy(forward_batch(model, to_device(inputs, device)),
+                                               labels.to(device))
+            loss.backward()
+    finally:
+        for p in frozen:
+            p.requires_grad_(False)
+
+
+def _wrap_library_error(exc: Exception, stage: str) -> StructuredError:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return StructuredError(
+        f"torch-pruning could not {stage} for this architecture ({type(exc).__name__}"
+        + (f": {first}" if first else "") + "). Channel removal needs every layer that shares a "
+        "channel to be traceable; use mask pruning for this model.")
+
+
+def prune_channels(model: nn.Module, example_input, spec: StructuredSpec,
+                   progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+                   data=None) -> StructuredOutcome:
+    """Returns a copy of ``model`` with channels removed as ``spec`` says; ``model`` is unchanged.
+
+    ``example_input`` is a batch the model takes (it traces the dependency graph and checks the
+    result). ``data`` (a :class:`~engine.data.sources.DataBundle`) is needed for Taylor importance.
+    """
+    import torch_pruning as tp
+
+    spec.validate()
+    report = progress or (lambda _p: None)
+    report(Progress("Removing channels", 0, 0, "tracing channel dependencies"))
+    pruned = copy.deepcopy(model)
+    make_permanent(pruned)  # fold any masks: the dependency graph must see plain weights
+    pruned.eval()
+    device = model_device(pruned)
+    example = to_device(example_input, device)
+    check_supported(pruned, spec)
+    with torch.no_grad():
+        expected_shape = tuple(forward_batch(pruned, example).shape)
+    classifier, _ = find_classifier(pruned, example)
+    protected = _protected_modules(pruned, classifier, spec.exclude)
+    before_configs = layer_configs(pruned)
+    params_before, macs_before = _count(pruned, example)
+
+    modules = dict(pruned.named_modules())
+    # torch-pruning replaces every pruned parameter by a new one that requires grad; remember which
+    # were frozen so fine-tuning afterwards trains what the user meant to train
+    frozen = {n for n, p in pruned.named_parameters() if not p.requires_grad}
+    try:
+        pruner = tp.pruner.MetaPruner(
+            pruned, example, importance=make_importance(spec.importance),
+            global_pruning=spec.scope == "global", pruning_ratio=spec.ratio,
+            max_pruning_ratio=spec.max_layer_ratio if spec.scope == "global" else 1.0,
+            iterative_steps=spec.iterative_steps, round_to=spec.round_to,
+            ignored_layers=[modules[n] for n in protected])
+    except Exception as exc:
+        raise _wrap_library_error(exc, "trace the channel dependencies") from None
+
+    for step in range(spec.iterative_steps):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if spec.importance == "taylor":
+            _accumulate_taylor_gradients(pruned, data, spec.taylor_batches, cancel)
+        try:
+            groups = list(pruner.step(interactive=True))
+            tracker = ProgressTracker("Removing channels", len(groups), progress)
+            for i, group in enumerate(groups, 1):
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                group.prune()
+                tracker.update(i, f"step {step + 1}/{spec.iterative_steps}")
+        except (StructuredError, Cancelled):
+            raise
+        except Exception as exc:
+            raise _wrap_library_error(exc, "remove channels") from None
+    pruned.zero_grad(set_to_none=True)
+    for name, param in pruned.named_parameters():
+        if name in frozen:
+            param.requires_grad_(False)
+
+    report(Progress("Removing channels", 0, 0, "checking the smaller model"))
+    try:
+        with torch.no_grad():
+            out_shape = tuple(forward_batch(pruned, example).shape)
+    except Exception as exc:
+        raise _wrap_library_error(exc, "produce a model that still runs") from None
+    if out_shape != expected_shape:
+        raise StructuredError(f"after channel removal the model outputs {out_shape} instead of "
+                              f"{expected_shape}; the architecture is not supported")
+    params_after, macs_after = _count(pruned, example)
+    return StructuredOutcome(
+        model=pruned, layers=compare_widths(before_configs, layer_configs(pruned)),
+        params_before=params_before, params_after=params_after,
+        macs_before=macs_before, macs_after=macs_after,
+        output_shape=out_shape, protected=protected,
+        settings={"ratio": spec.ratio, "importance": spec.importance, "scope": spec.scope,
+                  "round_to": spec.round_to, "max_layer_ratio": spec.max_layer_ratio,
+                  "iterative_steps": spec.iterative_steps})
