@@ -1,7 +1,9 @@
 """Time PruneLab's global magnitude pruning against torch's, and check they agree.
 
 Runs ``prune.global_unstructured(pairs, prune.L1Unstructured, amount=0.5)`` and
-``engine.pruning.masks.global_magnitude_prune(pairs, 0.5)`` on every Conv2d/Linear
+PruneLab's own path, ``engine.pruning.apply.prune_model`` with a global L1 50% spec (what the
+app and recipes run: one kthvalue threshold, masks installed as standard torch.nn.utils.prune
+buffers), on every Conv2d/Linear
 weight of torchvision ResNets (random init, seeded), each repeat on a fresh deep copy,
 and reports median times, the speedup, and whether the installed masks are identical
 element for element with exactly the requested number of zeros.
@@ -32,7 +34,10 @@ import torchvision  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn.utils import prune  # noqa: E402
 
-from engine.pruning.masks import count_to_prune, global_magnitude_prune  # noqa: E402
+from engine.config import PruneSpec  # noqa: E402
+from engine.pruning.apply import prune_model  # noqa: E402
+from engine.pruning.base import PruneContext  # noqa: E402
+from engine.pruning.masks import count_to_prune  # noqa: E402
 
 AMOUNT = 0.5
 SPEEDUP_TARGET = 5.0
@@ -78,7 +83,7 @@ def _bench_model(name: str, repeats: int, budget_s: float, device: torch.device)
             prune.global_unstructured(ref_pairs, pruning_method=prune.L1Unstructured, amount=AMOUNT)
 
         def run_ours() -> None:
-            global_magnitude_prune(our_pairs, AMOUNT)
+            prune_model(ours, PruneSpec(scope="global", sparsity=AMOUNT), PruneContext(ours))
 
         # Alternate the order so neither side always runs on a warmer allocator/cache.
         if i % 2 == 0:

@@ -28,6 +28,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune
 
+from engine.pruning.threshold import kth_smallest
+
 Amount = int | float
 ParamRef = tuple[nn.Module, str]
 
@@ -231,7 +233,7 @@ def _keep_mask_(scores: Tensor, k: int) -> Tensor:
     """
     if k == 0:
         return scores.fill_(1)
-    threshold, n_at_most = _kth_smallest(scores, k)
+    threshold, n_at_most = kth_smallest(scores, k)
     # n_at_most >= k; more than k means ties at the threshold, and the last of them
     # in flattened order are kept so that exactly k are pruned. Found before the
     # scores are overwritten.
@@ -250,57 +252,6 @@ def _keep_mask_(scores: Tensor, k: int) -> Tensor:
     if extra > 0:
         scores[tied[tied.numel() - extra :]] = 1
     return scores
-
-
-# Below this size a plain kthvalue is as fast as narrowing the candidates first.
-_BRACKET_MIN_NUMEL = 1 << 20
-_SAMPLE_SIZE = 1 << 16
-
-
-def _kth_smallest(scores: Tensor, k: int) -> tuple[Tensor, int]:
-    """The k-th smallest score (1-based, NaN ranked last) and how many rank <= it."""
-    if scores.numel() >= _BRACKET_MIN_NUMEL:
-        found = _kth_smallest_in_bracket(scores, k)
-        if found is not None:
-            return found
-    threshold = torch.kthvalue(scores, k).values
-    if torch.isnan(threshold):
-        return threshold, scores.numel()
-    return threshold, int(torch.count_nonzero(scores <= threshold))
-
-
-def _kth_smallest_in_bracket(scores: Tensor, k: int) -> tuple[Tensor, int] | None:
-    """``_kth_smallest`` with ``kthvalue`` run on a small slice; None if that fails.
-
-    ``kthvalue`` copies its whole input plus an int64 index per element before
-    selecting, which makes it most of the cost on a model with millions of weights.
-    So the k-th value is first bracketed by quantiles of a strided sample, and the one
-    ``kthvalue`` call runs only on the few scores inside the bracket. Counting the
-    scores below the bracket keeps the answer exact; when the sample misleads (the
-    k-th value lies outside the bracket) the caller falls back to the full
-    ``kthvalue``, so the sample can only change the speed, never the result.
-    """
-    n = scores.numel()
-    # A deterministic stride rather than a random sample: no RNG state is touched.
-    sample = torch.sort(scores[:: n // _SAMPLE_SIZE]).values
-    s = sample.numel()
-    q = k / n
-    # Six standard deviations of the sample quantile's rank, plus slack for
-    # quantiles near 0 or 1 where that is tiny.
-    margin = int(6.0 * (s * q * (1.0 - q)) ** 0.5) + 32
-    lo = sample[max(0, int(q * s) - margin)]
-    hi = sample[min(s - 1, int(q * s) + margin)]
-    if torch.isnan(hi):
-        # Every comparison with NaN is false, which would break the bracket below.
-        return None
-    below = scores < lo
-    n_below = int(torch.count_nonzero(below))
-    # Scores < lo are also <= hi, so the xor leaves exactly lo <= score <= hi.
-    candidates = scores[torch.logical_xor(scores <= hi, below)]
-    if not n_below < k <= n_below + candidates.numel():
-        return None
-    threshold = torch.kthvalue(candidates, k - n_below).values
-    return threshold, n_below + int(torch.count_nonzero(candidates <= threshold))
 
 
 def _current(module: nn.Module, name: str) -> tuple[Tensor, Tensor | None]:

@@ -1,7 +1,12 @@
-"""Choosing exactly k lowest-scoring entries with one ``kthvalue`` instead of a full sort."""
+"""Choosing exactly k lowest-scoring entries with one ``kthvalue`` instead of a full sort.
+
+Shared by every criterion and granularity (and by the torch-compatible helpers in
+:mod:`engine.pruning.masks`), so all of them get the same exact count and the same tie rule.
+"""
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 
 def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -17,16 +22,72 @@ def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
         return torch.zeros_like(scores, dtype=torch.bool)
     if k >= n:
         return torch.ones_like(scores, dtype=torch.bool)
-    threshold = torch.kthvalue(flat.float() if flat.dtype in (torch.float16, torch.bfloat16) else flat,
-                               k).values
-    selected = flat < threshold
-    missing = k - int(selected.sum())
-    if missing > 0:
-        tied = torch.nonzero(flat == threshold, as_tuple=True)[0][:missing]
-        selected[tied] = True
+    if flat.dtype in (torch.float16, torch.bfloat16):
+        flat = flat.float()
+    threshold, n_at_most = kth_smallest(flat, k)
+    if torch.isnan(threshold):  # NaN scores rank last, as kthvalue and topk rank them
+        selected = ~torch.isnan(flat)
+        tied = torch.nonzero(~selected, as_tuple=True)[0]
+    elif n_at_most == k:
+        return (flat <= threshold).view_as(scores)
+    else:
+        selected = flat < threshold
+        tied = torch.nonzero(flat == threshold, as_tuple=True)[0]
+    selected[tied[:k - int(selected.sum())]] = True
     return selected.view_as(scores)
 
 
 def count_for_fraction(n: int, fraction: float) -> int:
     """Number of entries a fraction of n means, rounded like torch.nn.utils.prune."""
     return int(round(fraction * n))
+
+
+# Below this size a plain kthvalue is as fast as narrowing the candidates first.
+_BRACKET_MIN_NUMEL = 1 << 20
+_SAMPLE_SIZE = 1 << 16
+
+
+def kth_smallest(scores: Tensor, k: int) -> tuple[Tensor, int]:
+    """The k-th smallest score (1-based, NaN ranked last) and how many rank <= it."""
+    if scores.numel() >= _BRACKET_MIN_NUMEL:
+        found = _kth_smallest_in_bracket(scores, k)
+        if found is not None:
+            return found
+    threshold = torch.kthvalue(scores, k).values
+    if torch.isnan(threshold):
+        return threshold, scores.numel()
+    return threshold, int(torch.count_nonzero(scores <= threshold))
+
+
+def _kth_smallest_in_bracket(scores: Tensor, k: int) -> tuple[Tensor, int] | None:
+    """``_kth_smallest`` with ``kthvalue`` run on a small slice; None if that fails.
+
+    ``kthvalue`` copies its whole input plus an int64 index per element before
+    selecting, which makes it most of the cost on a model with millions of weights.
+    So the k-th value is first bracketed by quantiles of a strided sample, and the one
+    ``kthvalue`` call runs only on the few scores inside the bracket. Counting the
+    scores below the bracket keeps the answer exact; when the sample misleads (the
+    k-th value lies outside the bracket) the caller falls back to the full
+    ``kthvalue``, so the sample can only change the speed, never the result.
+    """
+    n = scores.numel()
+    # A deterministic stride rather than a random sample: no RNG state is touched.
+    sample = torch.sort(scores[:: n // _SAMPLE_SIZE]).values
+    s = sample.numel()
+    q = k / n
+    # Six standard deviations of the sample quantile's rank, plus slack for
+    # quantiles near 0 or 1 where that is tiny.
+    margin = int(6.0 * (s * q * (1.0 - q)) ** 0.5) + 32
+    lo = sample[max(0, int(q * s) - margin)]
+    hi = sample[min(s - 1, int(q * s) + margin)]
+    if torch.isnan(hi):
+        # Every comparison with NaN is false, which would break the bracket below.
+        return None
+    below = scores < lo
+    n_below = int(torch.count_nonzero(below))
+    # Scores < lo are also <= hi, so the xor leaves exactly lo <= score <= hi.
+    candidates = scores[torch.logical_xor(scores <= hi, below)]
+    if not n_below < k <= n_below + candidates.numel():
+        return None
+    threshold = torch.kthvalue(candidates, k - n_below).values
+    return threshold, n_below + int(torch.count_nonzero(candidates <= threshold))
