@@ -151,6 +151,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         size = "x".join(str(n) for n in result.corner.before.shape)
         print(f"\n{result.corner.name} (top-left {size}) before:\n{format_matrix(result.corner.before)}")
         print(f"after:\n{format_matrix(result.corner.after)}")
+    if result.schedule is not None and result.schedule.rounds:
+        print(f"\nSchedule {result.schedule.kind}: " + ", ".join(
+            f"step {r.step} {r.sparsity:.1%}" + (f" acc {r.accuracy:.2%}" if r.accuracy is not None
+                                                else "")
+            for r in result.schedule.rounds)
+            + (f" ({result.schedule.stopped})" if result.schedule.stopped else ""))
     for path in result.exported:
         print(f"wrote {path}")
     if args.json:
@@ -168,7 +174,12 @@ def main(argv: Optional[list[str]] = None) -> int:
               "zeros": result.group.zeros, "sparsity": result.group.sparsity},
              "corner": None if result.corner is None else
              {"name": result.corner.name, "before": result.corner.before.tolist(),
-              "after": result.corner.after.tolist()}}, indent=2))
+              "after": result.corner.after.tolist()},
+             "sparsity_trace": result.schedule.sparsity_trace if result.schedule else None,
+             "schedule_rounds": [asdict(r) for r in result.schedule.rounds]
+             if result.schedule else None,
+             "sensitivity": asdict(result.sensitivity) if result.sensitivity else None,
+             "proposed_ratios": result.proposed_ratios}, indent=2))
     return 0
 
 

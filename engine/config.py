@@ -26,6 +26,9 @@ TEXT_DATA_SOURCES = ("text_demo", "text_csv", "text_tsv", "hf_tsv")
 SCOPES = ("local", "global")
 OPTIMIZERS = ("sgd", "adam")
 EXPORT_FORMATS = ("pt", "safetensors")
+# engine.pruning.schedules.SCHEDULES holds these (with their options); listed here so validating a
+# recipe does not import torch.
+SCHEDULE_KINDS = ("oneshot", "iterative", "gradual", "at_init")
 # What ExportSpec.formats may name; "state_dict" is the folded .pt/.safetensors file at export.path.
 EXPORT_KINDS = ("state_dict", "shapes", "torchscript", "onnx", "pickle")
 STRUCTURED_IMPORTANCES = ("l1", "l2", "taylor", "bn")
@@ -141,6 +144,25 @@ class DataSpec:
 
 
 @dataclass
+class SensitivitySpec:
+    """Per-layer ratios from a sensitivity scan: each selected layer is pruned alone at every
+    sparsity of ``grid`` (with the run's criterion and granularity) and the test accuracy measured;
+    the ratios proposed then meet ``prune.sparsity`` over the selected layers (by parameter count)
+    with the least predicted accuracy loss. ``max_eval_batches`` limits the test batches per point
+    (256 samples each) to make the scan faster."""
+    grid: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    max_eval_batches: Optional[int] = None
+
+    def validate(self) -> None:
+        if not self.grid:
+            raise RecipeError("prune.sensitivity.grid needs at least one sparsity")
+        for i, value in enumerate(self.grid):
+            _fraction(f"prune.sensitivity.grid[{i}]", value)
+        if self.max_eval_batches is not None and self.max_eval_batches < 1:
+            raise RecipeError("prune.sensitivity.max_eval_batches must be at least 1")
+
+
+@dataclass
 class PruneSpec:
     """What to prune and how.
 
@@ -148,6 +170,11 @@ class PruneSpec:
     ``global``). ``per_layer`` maps a parameter name (``conv1.weight``) to its own sparsity and
     overrides ``sparsity`` for that layer. ``include``/``exclude`` select parameters by exact name or
     glob pattern; by default every conv/linear weight is a candidate.
+
+    ``plugin`` is a user's Python file whose methods become available as ``method`` (it runs code:
+    a recipe you run is trusted as you wrote it; see :mod:`engine.pruning.custom`). ``sensitivity``,
+    when set, replaces ``per_layer`` by ratios proposed from a sensitivity scan that meet
+    ``sparsity`` over the selected layers.
     """
     method: str = "l1"
     granularity: str = "fine"
@@ -160,9 +187,16 @@ class PruneSpec:
     options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     make_permanent: bool = False
+    plugin: Optional[str] = None
+    sensitivity: Optional[SensitivitySpec] = None
 
     def validate(self) -> None:
         _choice("prune.scope", self.scope, SCOPES)
+        if self.sensitivity is not None:
+            self.sensitivity.validate()
+            if self.scope != "local" or self.per_layer:
+                raise RecipeError("prune.sensitivity proposes per-layer ratios: use scope 'local' "
+                                  "and no prune.per_layer")
         _fraction("prune.sparsity", self.sparsity)
         for name, value in (self.per_layer or {}).items():
             _fraction(f"prune.per_layer['{name}']", value)
@@ -198,6 +232,33 @@ class FinetuneSpec:
         if self.patience is not None and self.patience < 1:
             raise RecipeError("finetune.patience must be at least 1")
         _choice("finetune.device", self.device, ("auto", "cpu", "cuda"))
+
+
+@dataclass
+class ScheduleSpec:
+    """When and how often pruning happens (see :mod:`engine.pruning.schedules`).
+
+    ``kind``: ``oneshot`` (prune once, then fine-tune), ``iterative`` (rounds of prune → fine-tune
+    → evaluate), ``gradual`` (Zhu & Gupta's cubic schedule during fine-tuning), ``at_init``
+    (re-initialise, prune, train the sparse network from scratch). ``options`` are the schedule's
+    own (rounds, accuracy_floor, every, ...), validated against its registry entry.
+    """
+    kind: str = "oneshot"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        _choice("schedule.kind", self.kind, SCHEDULE_KINDS)
+        from engine.pruning.schedules import SCHEDULES   # plain Python, no torch
+        from engine.registry import OptionError
+        known = {o.name for o in SCHEDULES.get(self.kind).options}
+        unknown = sorted(set(self.options) - known)
+        if unknown:
+            raise RecipeError(f"schedule '{self.kind}' has no option {', '.join(unknown)}"
+                              + (f" (options: {', '.join(sorted(known))})" if known else ""))
+        try:
+            SCHEDULES.create(self.kind, self.options)
+        except OptionError as exc:
+            raise RecipeError(str(exc)) from None
 
 
 @dataclass
@@ -300,9 +361,11 @@ class Recipe:
     export: ExportSpec = field(default_factory=ExportSpec)
     seed: int = 0
     structured: StructuredSpec = field(default_factory=StructuredSpec)
+    schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
 
     def validate(self) -> "Recipe":
-        for part in (self.model, self.data, self.prune, self.structured, self.finetune, self.metrics,
+        for part in (self.model, self.data, self.prune, self.structured, self.schedule,
+                     self.finetune, self.metrics,
                      self.export):
             part.validate()
         return self
@@ -341,8 +404,8 @@ class Recipe:
         """Relative paths in a recipe file are relative to the recipe, so recipes travel with data."""
         for spec, key in ((self.model, "path"), (self.model, "shapes"), (self.data, "root"),
                           (self.data, "vocab_path"), (self.data, "vectors_path"),
-                          (self.data, "tokenizer_path"),
-                          (self.export, "path")):
+                          (self.data, "tokenizer_path"), (self.export, "path"),
+                          (self.prune, "plugin")):
             value = getattr(spec, key)
             if value and not Path(value).expanduser().is_absolute():
                 setattr(spec, key, str((base / value).resolve()))

@@ -52,11 +52,14 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
              progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
              on_epoch: Optional[Callable[[EpochResult], None]] = None,
              on_step: Optional[Callable[[int, float], None]] = None,
-             after_step: Optional[Callable[[nn.Module], None]] = None) -> FinetuneResult:
+             after_step: Optional[Callable[[nn.Module], None]] = None,
+             best_from_step: int = 0) -> FinetuneResult:
     """Trains ``model`` in place on ``data.train``; evaluates on ``data.test`` after each epoch.
 
     ``on_step(global_step, loss)`` is called after every batch (the GUI throttles what it draws);
-    ``after_step(model)`` lets a schedule adjust masks during training.
+    ``after_step(model)`` lets a schedule adjust masks during training. Epochs ending before
+    ``best_from_step`` are not candidates for the kept best epoch (a gradual schedule has not
+    reached its target sparsity yet then).
     """
     spec.validate()
     result = FinetuneResult()
@@ -105,6 +108,8 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
             result.epochs.append(epoch_result)
             if on_epoch is not None:
                 on_epoch(epoch_result)
+            if step < best_from_step:
+                continue
             if test.accuracy > best_acc:
                 best_acc, result.best_epoch, since_best = test.accuracy, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())

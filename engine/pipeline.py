@@ -1,9 +1,14 @@
 """Running a whole recipe headless: load -> measure -> prune -> measure -> fine-tune -> measure ->
 export. The GUI runs the same steps one button at a time through the same :class:`Session`.
 
+``prune.sensitivity`` first scans each layer's sensitivity and replaces the per-layer ratios by the
+proposal that meets ``prune.sparsity``. A ``schedule`` other than one-shot runs through
+:func:`engine.scheduling.run_schedule`, which fine-tunes as the schedule says; the "after pruning"
+metrics are then those at the end of the schedule.
+
 When ``recipe.structured.enabled`` the prune step removes channels (a smaller dense model) instead
-of installing masks; the ``prune`` section is then not used. Fine-tuning works the same on the
-smaller model."""
+of installing masks; the ``prune`` section (and so its sensitivity scan and schedule) is then not
+used. Fine-tuning works the same on the smaller model."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,9 +21,12 @@ from engine.config import Recipe
 from engine.finetune import EpochResult, FinetuneResult
 from engine.metrics import ModelMetrics, TableRow, comparison_table, layer_sparsity
 from engine.progress import CancelToken, ProgressFn
+from engine.pruning.sensitivity import SensitivityResult, propose_ratios
 from engine.pruning.targets import GroupSparsity, group_sparsity
+from engine.scheduling import ScheduleResult
 from engine.session import Session
 from engine.snapshots import weight_corner
+from engine.structured.remove import StructuredOutcome
 
 
 @dataclass(frozen=True)
@@ -27,7 +35,6 @@ class WeightCorner:
     name: str
     before: np.ndarray
     after: np.ndarray
-from engine.structured.remove import StructuredOutcome
 
 
 @dataclass
@@ -43,6 +50,9 @@ class RecipeResult:
     structured: Optional[StructuredOutcome] = None
     group: Optional[GroupSparsity] = None    # the pruned parameters taken together, at the end
     corner: Optional[WeightCorner] = None
+    schedule: Optional[ScheduleResult] = None
+    sensitivity: Optional[SensitivityResult] = None
+    proposed_ratios: Optional[dict[str, float]] = None
 
 
 def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
@@ -55,11 +65,37 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
     corner_before = weight_corner(session.model, corner_name, corner_size) if corner_name else None
     original = session.measure_original(progress, cancel)
     log(f"original: accuracy {original.accuracy:.2%}")
-    finetune_needed = recipe.finetune.epochs > 0
+    from dataclasses import replace
     prune_spec = recipe.prune
+    sensitivity = proposed = None
+    masks = not recipe.structured.enabled
+    if masks and prune_spec.sensitivity is not None:
+        sensitivity = session.sensitivity_scan(prune_spec, prune_spec.sensitivity.grid, progress,
+                                               cancel, prune_spec.sensitivity.max_eval_batches)
+        proposed = propose_ratios(sensitivity, prune_spec.sparsity)
+        log("sensitivity proposal: " + ", ".join(f"{k} {v:.1%}" for k, v in proposed.items()))
+        prune_spec = replace(prune_spec, per_layer=proposed, sensitivity=None)
+    if masks and recipe.schedule.kind != "oneshot":
+        schedule = session.run_schedule(replace(prune_spec, make_permanent=False), recipe.finetune,
+                                        recipe.schedule, progress, cancel, on_epoch)
+        if schedule.stopped:
+            log(f"schedule {recipe.schedule.kind}: {schedule.stopped}")
+        if recipe.prune.make_permanent:
+            session.make_permanent()
+        final = session.measure_current(progress, cancel)
+        log(f"after the {recipe.schedule.kind} schedule: accuracy {final.accuracy:.2%}, sparsity "
+            f"{schedule.sparsity_trace[-1][1]:.2%} of the selected weights")
+        result = RecipeResult(original, final, final, comparison_table(original, final),
+                              comparison_table(original, final), None,
+                              layer_sparsity=schedule.layer_sparsity, schedule=schedule,
+                              sensitivity=sensitivity, proposed_ratios=proposed)
+        _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)
+        if recipe.export.path:
+            result.exported = session.export(recipe.export, recipe)
+        return result
+    finetune_needed = recipe.finetune.epochs > 0
     if finetune_needed and prune_spec.make_permanent:
         # masks must stay installed while fine-tuning so pruned weights stay zero
-        from dataclasses import replace
         prune_spec = replace(prune_spec, make_permanent=False)
     structured = None
     if recipe.structured.enabled:
@@ -80,12 +116,20 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
         log(f"after fine-tuning: accuracy {final.accuracy:.2%}")
     result = RecipeResult(original, after_prune, final, comparison_table(original, final),
                           comparison_table(original, after_prune), ft,
-                          layer_sparsity=sparsity, structured=structured)
-    if structured is None:
+                          layer_sparsity=sparsity, structured=structured, sensitivity=sensitivity,
+                          proposed_ratios=proposed)
+    _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)
+    if recipe.export.path:
+        result.exported = session.export(recipe.export, recipe)
+    return result
+
+
+def _add_group_and_corner(result: RecipeResult, session: Session, prune_spec, corner_name,
+                          corner_size: int, corner_before) -> None:
+    """The pruned group's sparsity taken together (mask pruning only: structured removal changes
+    shapes instead), and the shown corner after the run."""
+    if result.structured is None:
         result.group = group_sparsity(session.model, prune_spec.include, prune_spec.exclude)
     if corner_name:
         result.corner = WeightCorner(corner_name, corner_before,
                                      weight_corner(session.model, corner_name, corner_size))
-    if recipe.export.path:
-        result.exported = session.export(recipe.export, recipe)
-    return result

@@ -9,13 +9,13 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
 from torch import nn
 
-from engine.config import (DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, ModelSpec, PruneSpec, Recipe,
-                           StructuredSpec)
+from engine.config import (DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, ModelSpec, PruneSpec,
+                           Recipe, ScheduleSpec, StructuredSpec)
 from engine.data.sources import DataBundle, load_data
 from engine.finetune import EpochResult, FinetuneResult, finetune
 from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs, count_parameters,
@@ -31,6 +31,10 @@ from engine.structured.remove import StructuredOutcome, prune_channels
 from engine.structured.semistructured import (SemiStructuredAvailability, SemiStructuredReport,
                                               convert_semi_structured, semi_structured_availability)
 from engine.structured.shapes import LayerWidth, layer_widths
+
+if TYPE_CHECKING:
+    from engine.pruning.sensitivity import SensitivityResult
+    from engine.scheduling import RoundResult, ScheduleResult
 
 # Evaluation needs no gradients, so a large batch is cheap and fast.
 EVAL_BATCH_SIZE = 256
@@ -202,11 +206,14 @@ class Session:
     def finetune(self, spec: FinetuneSpec, progress: Optional[ProgressFn] = None,
                  cancel: Optional[CancelToken] = None,
                  on_epoch: Optional[Callable[[EpochResult], None]] = None,
-                 on_step: Optional[Callable[[int, float], None]] = None) -> FinetuneResult:
+                 on_step: Optional[Callable[[int, float], None]] = None,
+                 after_step: Optional[Callable[[nn.Module], None]] = None,
+                 best_from_step: int = 0) -> FinetuneResult:
         device = resolve_device(spec.device)
         self.model.to(device)
         try:
-            result = finetune(self.model, self.data, spec, self.seed, progress, cancel, on_epoch, on_step)
+            result = finetune(self.model, self.data, spec, self.seed, progress, cancel, on_epoch,
+                              on_step, after_step, best_from_step)
         finally:
             self.model.to("cpu")
         self.current_metrics = None
@@ -218,6 +225,27 @@ class Session:
                      + (f"the best epoch ({result.best_epoch})" if result.best_epoch
                         else "the weights from before fine-tuning"))
         return result
+
+    def run_schedule(self, prune_spec: PruneSpec, finetune_spec: FinetuneSpec,
+                     schedule: ScheduleSpec, progress: Optional[ProgressFn] = None,
+                     cancel: Optional[CancelToken] = None,
+                     on_epoch: Optional[Callable[[EpochResult], None]] = None,
+                     on_step: Optional[Callable[[int, float], None]] = None,
+                     on_sparsity: Optional[Callable[[int, float], None]] = None,
+                     on_round: Optional[Callable[["RoundResult"], None]] = None) -> "ScheduleResult":
+        """Prunes (and fine-tunes) the live model following ``schedule``; see
+        :func:`engine.scheduling.run_schedule`."""
+        from engine.scheduling import run_schedule
+        return run_schedule(self, prune_spec, finetune_spec, schedule, progress, cancel, on_epoch,
+                            on_step, on_sparsity, on_round)
+
+    def sensitivity_scan(self, spec: PruneSpec, grid, progress: Optional[ProgressFn] = None,
+                         cancel: Optional[CancelToken] = None,
+                         max_eval_batches: Optional[int] = None) -> "SensitivityResult":
+        """Prunes each selected layer alone over ``grid`` on a copy of the live model (which is left
+        untouched) and measures test accuracy; see :mod:`engine.pruning.sensitivity`."""
+        from engine.pruning.sensitivity import scan
+        return scan(self.model, self.data, spec, grid, progress, cancel, max_eval_batches, self.log)
 
     def make_permanent(self) -> int:
         n = make_permanent(self.model)

@@ -14,8 +14,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from engine.config import PruneSpec
-from engine.pruning import criteria as _criteria  # noqa: F401  (registers the built-ins)
-from engine.pruning import granularities as _granularities  # noqa: F401
+from engine.pruning import builtins as _builtins  # noqa: F401  (registers the built-ins)
 from engine.pruning.base import CRITERIA, GRANULARITIES, PruneContext, PruneError
 from engine.pruning.targets import PruneTarget, prunable_targets, select_targets
 from engine.pruning.threshold import count_for_fraction, lowest_k_mask
@@ -40,33 +39,36 @@ def target_sparsities(targets: list[PruneTarget], spec: PruneSpec) -> dict[str, 
 @torch.no_grad()
 def prune_model(model: nn.Module, spec: PruneSpec, ctx: PruneContext) -> PruneOutcome:
     spec.validate()
+    if spec.plugin:
+        from engine.pruning.custom import load_plugin
+        load_plugin(spec.plugin)
     targets = select_targets(model, spec.include, spec.exclude)
     if not targets:
         raise PruneError("no parameters selected for pruning")
     criterion = CRITERIA.create(spec.method, spec.options)
     granularity = GRANULARITIES.create(spec.granularity, spec.options)
+    if criterion.granularities is not None and spec.granularity not in criterion.granularities:
+        raise PruneError(f"criterion '{spec.method}' works with granularity "
+                         f"{' or '.join(criterion.granularities)} only, not '{spec.granularity}'"
+                         + (" (it computes each layer's mask itself)" if criterion.provides_masks
+                            else ""))
     for target in targets:
         granularity.check(target)
     if criterion.needs_data and ctx.data is None:
         raise PruneError(f"criterion '{spec.method}' needs data to compute gradients")
 
-    with torch.enable_grad():
-        scores = criterion.scores(targets, ctx)
-    scores = [_respect_existing_mask(t, s) for t, s in zip(targets, scores)]
-
-    if spec.scope == "global":
-        if spec.per_layer:
-            raise PruneError("a per-layer sparsity dict is a local setting; with global scope one "
-                             "sparsity applies across the selected layers")
-        if not granularity.supports_global:
-            raise PruneError(f"granularity '{spec.granularity}' fixes the sparsity of every group, "
-                             f"so it can only be applied locally")
-        masks = _global_masks(targets, scores, granularity, spec.sparsity, spec.min_density)
-        how = f"global {spec.sparsity:.0%}"
+    if criterion.provides_masks:
+        if spec.scope == "global":
+            raise PruneError(f"'{spec.method}' computes each layer's mask itself, so it can only "
+                             f"be applied locally")
+        with torch.enable_grad():
+            masks = criterion.masks(targets, target_sparsities(targets, spec), ctx)
+        how = "masks from the method itself"
     else:
-        sparsities = target_sparsities(targets, spec)
-        masks = [granularity.local_mask(s, sparsities[t.name]) for t, s in zip(targets, scores)]
-        how = "per-layer" if spec.per_layer else f"local {spec.sparsity:.0%}"
+        with torch.enable_grad():
+            scores = criterion.scores(targets, ctx)
+        scores = [_respect_existing_mask(t, s) for t, s in zip(targets, scores)]
+        masks, how = _masks_from_scores(targets, scores, granularity, spec, ctx)
 
     for target, mask in zip(targets, masks):
         prune.custom_from_mask(target.module, target.param_name,
@@ -80,6 +82,30 @@ def prune_model(model: nn.Module, spec: PruneSpec, ctx: PruneContext) -> PruneOu
                f"granularity {spec.granularity}")
     ctx.log(summary)
     return PruneOutcome(result, summary)
+
+
+def _masks_from_scores(targets, scores, granularity, spec: PruneSpec, ctx: PruneContext):
+    if granularity.fixed_sparsity:
+        if spec.scope == "global":
+            raise PruneError(f"granularity '{spec.granularity}' fixes the sparsity of every group, "
+                             f"so it can only be applied locally")
+        if spec.per_layer:
+            ctx.log(f"granularity '{spec.granularity}' fixes the sparsity; the per-layer dict "
+                    f"is not used")
+        fixed = granularity.sparsity
+        return ([granularity.local_mask(s, fixed) for s in scores],
+                f"fixed {fixed:.0%} in every group (padded where a dimension is ragged)")
+    if spec.scope == "global":
+        if spec.per_layer:
+            raise PruneError("a per-layer sparsity dict is a local setting; with global scope one "
+                             "sparsity applies across the selected layers")
+        if not granularity.supports_global:
+            raise PruneError(f"granularity '{spec.granularity}' can only be applied locally")
+        return (_global_masks(targets, scores, granularity, spec.sparsity, spec.min_density),
+                f"global {spec.sparsity:.0%}")
+    sparsities = target_sparsities(targets, spec)
+    masks = [granularity.local_mask(s, sparsities[t.name]) for t, s in zip(targets, scores)]
+    return masks, "per-layer" if spec.per_layer else f"local {spec.sparsity:.0%}"
 
 
 def _respect_existing_mask(target: PruneTarget, scores: torch.Tensor) -> torch.Tensor:

@@ -31,8 +31,14 @@ class PruneContext:
 
 
 class Criterion(Component):
-    """Scores every weight of every target; higher means more important (kept longer)."""
+    """Scores every weight of every target; higher means more important (kept longer).
+
+    ``granularities`` restricts the granularities it makes sense with (None: all). A criterion with
+    ``provides_masks`` (a user's BasePruningMethod) makes the masks itself through
+    ``masks(targets, sparsities, ctx)`` instead of scoring."""
     needs_data: ClassVar[bool] = False
+    granularities: ClassVar[Optional[tuple[str, ...]]] = None
+    provides_masks: ClassVar[bool] = False
 
     def scores(self, targets: list[PruneTarget], ctx: PruneContext) -> list[torch.Tensor]:
         raise NotImplementedError
@@ -42,6 +48,7 @@ class Granularity(Component):
     """Decides which weights are zeroed together. The default is single weights (fine-grained);
     structured granularities reduce scores over groups and expand the kept groups back to a mask."""
     supports_global: ClassVar[bool] = True
+    fixed_sparsity: ClassVar[bool] = False   # N:M sets its own sparsity (1 - N/M)
 
     def check(self, target: PruneTarget) -> None:
         """Raise PruneError where this granularity makes no sense for the parameter."""
