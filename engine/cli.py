@@ -142,6 +142,15 @@ def main(argv: Optional[list[str]] = None) -> int:
             if w.changed and w.out_before != w.out_after))
     else:
         print("\nPer-layer sparsity: " + ", ".join(f"{k} {v:.2%}" for k, v in result.layer_sparsity.items()))
+    if result.group is not None:
+        group = result.group
+        print(f"Sparsity of the pruned group ({len(group.names)} parameter(s), {group.numel:,} "
+              f"weights): {group.sparsity:.4f}")
+    if result.corner is not None:
+        from engine.snapshots import format_matrix
+        size = "x".join(str(n) for n in result.corner.before.shape)
+        print(f"\n{result.corner.name} (top-left {size}) before:\n{format_matrix(result.corner.before)}")
+        print(f"after:\n{format_matrix(result.corner.after)}")
     if result.schedule is not None and result.schedule.rounds:
         print(f"\nSchedule {result.schedule.kind}: " + ", ".join(
             f"step {r.step} {r.sparsity:.1%}" + (f" acc {r.accuracy:.2%}" if r.accuracy is not None
@@ -160,6 +169,12 @@ def main(argv: Optional[list[str]] = None) -> int:
              "layer_sparsity": result.layer_sparsity,
              "layer_widths": [asdict(w) for w in result.structured.layers]
              if result.structured is not None else None,
+             "group_sparsity": None if result.group is None else
+             {"names": list(result.group.names), "numel": result.group.numel,
+              "zeros": result.group.zeros, "sparsity": result.group.sparsity},
+             "corner": None if result.corner is None else
+             {"name": result.corner.name, "before": result.corner.before.tolist(),
+              "after": result.corner.after.tolist()},
              "sparsity_trace": result.schedule.sparsity_trace if result.schedule else None,
              "schedule_rounds": [asdict(r) for r in result.schedule.rounds]
              if result.schedule else None,

@@ -19,8 +19,10 @@ class RecipeError(ValueError):
     """A recipe or setting that cannot be run; the message names the offending key."""
 
 
-MODEL_SOURCES = ("demo", "torchvision", "state_dict", "python", "pickle")
-DATA_SOURCES = ("demo", "imagefolder", "mnist", "fashionmnist", "cifar10")
+MODEL_SOURCES = ("demo", "torchvision", "state_dict", "python", "pickle", "text_demo", "hf")
+DATA_SOURCES = ("demo", "imagefolder", "mnist", "fashionmnist", "cifar10",
+                "text_demo", "text_csv", "text_tsv", "hf_tsv")
+TEXT_DATA_SOURCES = ("text_demo", "text_csv", "text_tsv", "hf_tsv")
 SCOPES = ("local", "global")
 OPTIMIZERS = ("sgd", "adam")
 EXPORT_FORMATS = ("pt", "safetensors")
@@ -40,8 +42,14 @@ class ModelSpec:
     source: ``demo`` (the shipped LeNet), ``torchvision`` (an architecture by name, random init or
     ``path`` to local weights), ``state_dict`` (``path`` + ``arch``), ``python`` (a class or factory
     ``factory`` in the user's file ``path``), ``pickle`` (a full pickled model; runs code, so only
-    with ``trust_pickle``). A channel-pruned export loads as ``state_dict`` with ``shapes`` naming
-    its ``.shapes.json`` (the architecture comes from that file).
+    with ``trust_pickle``), ``text_demo`` (the shipped BiLSTM trained on the text demo), ``hf`` (a
+    local Hugging Face sequence-classification folder ``path``; needs the ``bert`` extra). A
+    channel-pruned export loads as ``state_dict`` with ``shapes`` naming its ``.shapes.json`` (the
+    architecture comes from that file).
+
+    ``arch_options`` passes settings to a built-in architecture that needs more than
+    ``num_classes``, e.g. ``{"vocab_size": 5000, "emb_dim": 100}`` for ``bilstm``; a BiLSTM
+    checkpoint's own settings come from the JSON beside it (or its shapes) and these override them.
     """
     source: str = "demo"
     arch: str = "lenet"
@@ -50,9 +58,13 @@ class ModelSpec:
     num_classes: int = 10
     trust_pickle: bool = False
     shapes: Optional[str] = None
+    arch_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         _choice("model.source", self.source, MODEL_SOURCES)
+        if self.source == "hf" and not self.path:
+            raise RecipeError("model.path (a local Hugging Face model folder) is required when "
+                              "model.source is 'hf'")
         if self.source in ("state_dict", "python", "pickle") and not self.path:
             raise RecipeError(f"model.path is required when model.source is '{self.source}'")
         if self.source == "python" and not self.factory:
@@ -69,7 +81,19 @@ class ModelSpec:
 
 @dataclass
 class DataSpec:
-    """Evaluation and fine-tuning data. ``root`` is a local folder; nothing is ever downloaded."""
+    """Evaluation and fine-tuning data. ``root`` is a local folder; nothing is ever downloaded.
+
+    Text sources: ``text_demo`` (the shipped 4-class news demo), ``text_csv`` (AG_NEWS-format CSV:
+    label 1-based, title, description), ``text_tsv`` (``text<TAB>label``, 0-based) -- both with the
+    built-in tokenizer -- and ``hf_tsv`` (``text<TAB>label`` through a Hugging Face model's
+    tokenizer). ``root`` is a folder with train and test files (and optional ``classes.txt``) or one
+    file split 80/20. The vocabulary is ``vocab_path`` when given, else the model's own (a BiLSTM
+    checkpoint's JSON), else built from the training split with ``vocab_min_freq`` and
+    ``vocab_max_size``. ``vectors_path`` (a fastText ``.vec`` file) initialises the model's embedding
+    rows for known words, as seed 000 does before training. ``text_max_len`` truncates texts
+    (tokens); ``example_tokens`` is the token count MACs and latency are measured at (default: the
+    median test text). ``tokenizer_path`` is the ``hf_tsv`` tokenizer folder (default: the model's).
+    """
     source: str = "demo"
     root: Optional[str] = None
     image_size: int = 28
@@ -79,10 +103,17 @@ class DataSpec:
     batch_size: int = 128
     num_workers: int = 0
     max_eval_samples: Optional[int] = None
+    text_max_len: Optional[int] = None
+    vocab_path: Optional[str] = None
+    vocab_min_freq: int = 1
+    vocab_max_size: Optional[int] = None
+    vectors_path: Optional[str] = None
+    tokenizer_path: Optional[str] = None
+    example_tokens: Optional[int] = None
 
     def validate(self) -> None:
         _choice("data.source", self.source, DATA_SOURCES)
-        if self.source != "demo" and not self.root:
+        if self.source not in ("demo", "text_demo") and not self.root:
             raise RecipeError(f"data.root (a local folder) is required when data.source is "
                               f"'{self.source}'")
         if self.image_size < 4:
@@ -97,6 +128,19 @@ class DataSpec:
             raise RecipeError("data.std values must be positive")
         if self.batch_size < 1:
             raise RecipeError("data.batch_size must be at least 1")
+        for key in ("text_max_len", "example_tokens"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise RecipeError(f"data.{key} must be at least 1")
+        if self.vocab_min_freq < 1:
+            raise RecipeError("data.vocab_min_freq must be at least 1")
+        if self.vocab_max_size is not None and self.vocab_max_size < 5:
+            raise RecipeError("data.vocab_max_size must be at least 5 (4 special tokens + 1 word)")
+        if self.source not in TEXT_DATA_SOURCES:
+            for key in ("vocab_path", "vectors_path", "tokenizer_path"):
+                if getattr(self, key):
+                    raise RecipeError(f"data.{key} applies to text data only, not data.source "
+                                      f"'{self.source}'")
 
 
 @dataclass
@@ -224,11 +268,16 @@ class MetricsSpec:
     latency_runs: int = 50
     latency_warmup: int = 10
     measure_latency: bool = True
+    # a parameter whose top-left corner is shown before and after (seed 002 prints a 5x5 one)
+    show_corner: Optional[str] = None
+    corner_size: int = 5
 
     def validate(self) -> None:
         if self.latency_batch_size < 1 or self.latency_runs < 1 or self.latency_warmup < 0:
             raise RecipeError("metrics.latency_batch_size and latency_runs must be >= 1, "
                               "latency_warmup >= 0")
+        if self.corner_size < 1:
+            raise RecipeError("metrics.corner_size must be at least 1")
 
 
 @dataclass
@@ -354,7 +403,9 @@ class Recipe:
     def _resolve_paths(self, base: Path) -> None:
         """Relative paths in a recipe file are relative to the recipe, so recipes travel with data."""
         for spec, key in ((self.model, "path"), (self.model, "shapes"), (self.data, "root"),
-                          (self.export, "path"), (self.prune, "plugin")):
+                          (self.data, "vocab_path"), (self.data, "vectors_path"),
+                          (self.data, "tokenizer_path"), (self.export, "path"),
+                          (self.prune, "plugin")):
             value = getattr(spec, key)
             if value and not Path(value).expanduser().is_absolute():
                 setattr(spec, key, str((base / value).resolve()))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -53,6 +54,7 @@ class ModelMetrics:
     device: str = "cpu"
     latency_gpu_ms: Optional[float] = None   # also measured on CUDA when the model runs on the CPU
     layer_sparsity: dict[str, float] = field(default_factory=dict)
+    input_note: str = ""        # what one example is beyond its batch size, e.g. "64 tokens"
 
     @property
     def sparsity(self) -> float:
@@ -172,21 +174,48 @@ def layer_sparsity(model: nn.Module) -> dict[str, float]:
     return out
 
 
+# torchprofile's recurrent handler reads a packed sequence's 2-D data as (batch, seq) and
+# overcounts by the hidden width; PruneLab counts recurrent layers itself (see _recurrent_macs).
+RECURRENT_OPS = frozenset({"aten::lstm", "aten::gru", "aten::rnn_tanh", "aten::rnn_relu"})
+
+
+def _recurrent_weights(module: nn.RNNBase) -> list[torch.Tensor]:
+    return [getattr(module, name) for name in module._flat_weights_names if name.startswith("weight_")]
+
+
+def _recurrent_steps(module: nn.RNNBase, inputs) -> int:
+    """Token steps one direction of one layer runs: the packed data's rows (real tokens only), or
+    batch x time for a padded tensor."""
+    x = inputs[0]
+    if isinstance(x, nn.utils.rnn.PackedSequence):
+        return int(x.data.shape[0])
+    return int(x.shape[0] * x.shape[1]) if x.dim() == 3 else int(x.shape[0])
+
+
 @torch.no_grad()
 def count_macs(model: nn.Module, example_input) -> tuple[int, int]:
     """(dense MACs by torchprofile, effective MACs with each conv/linear scaled by its density).
 
     The per-layer MACs come from forward hooks on the same input so the two numbers describe the
-    same computation.
+    same computation. Recurrent layers (LSTM/GRU/RNN) are counted here, not by torchprofile: every
+    token step multiplies each input-hidden and hidden-hidden weight once, per layer and direction.
     """
     from torchprofile import profile_macs
     model = _plain_copy(model).cpu().eval()
     example = to_device(example_input, torch.device("cpu"))
     args = example if isinstance(example, tuple) else (example,)
-    dense = int(profile_macs(model, args))
+    with warnings.catch_warnings():
+        # ops without MACs (indexing, sorting, packing) each raise a "no handler" warning
+        warnings.filterwarnings("ignore", message="No handlers found")
+        per_op = profile_macs(model, args, reduction=None)
+    dense = sum(int(m) for node, m in per_op.items() if node.operator not in RECURRENT_OPS)
     layer_macs: dict[nn.Module, int] = {}
 
     def hook(module, inputs, output):
+        if isinstance(module, nn.RNNBase):
+            layer_macs[module] = _recurrent_steps(module, inputs) * sum(
+                w.numel() for w in _recurrent_weights(module))
+            return
         w = module.weight
         if isinstance(module, nn.Linear):
             layer_macs[module] = output.numel() // module.out_features * w.numel()
@@ -194,7 +223,7 @@ def count_macs(model: nn.Module, example_input) -> tuple[int, int]:
             per_out = w[0].numel()
             layer_macs[module] = output.numel() * per_out
     handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+               if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.RNNBase))]
     try:
         model(*args)
     finally:
@@ -202,7 +231,11 @@ def count_macs(model: nn.Module, example_input) -> tuple[int, int]:
             h.remove()
     saved = 0.0
     for module, macs in layer_macs.items():
-        density = float(torch.count_nonzero(module.weight)) / module.weight.numel()
+        weights = _recurrent_weights(module) if isinstance(module, nn.RNNBase) else [module.weight]
+        if isinstance(module, nn.RNNBase):
+            dense += macs
+        density = (sum(int(torch.count_nonzero(w)) for w in weights)
+                   / max(1, sum(w.numel() for w in weights)))
         saved += macs * (1.0 - density)
     return dense, max(0, int(round(dense - saved)))
 
@@ -281,11 +314,13 @@ def comparison_table(original: ModelMetrics, pruned: ModelMetrics) -> list[Table
          "what a plain .pt state_dict takes on disk")
     cost("Size (sparse storage)", original.sparse_bytes, pruned.sparse_bytes, "bytes",
          "bitmap of non-zeros + their values")
+    per_sample = f" for one sample of {pruned.input_note}" if pruned.input_note else ""
     cost("MACs", original.macs, pruned.macs, "",
-         "what dense kernels execute (torchprofile)")
+         f"what dense kernels execute (torchprofile){per_sample}")
     cost("Effective MACs", original.effective_macs, pruned.effective_macs, "",
-         "MACs of non-zero weights: reachable only with sparse kernels")
-    cost(f"Latency (batch {pruned.latency_batch}, {pruned.device})", original.latency_ms,
+         f"MACs of non-zero weights: reachable only with sparse kernels{per_sample}")
+    inputs = f", {pruned.input_note}" if pruned.input_note else ""
+    cost(f"Latency (batch {pruned.latency_batch}{inputs}, {pruned.device})", original.latency_ms,
          pruned.latency_ms, "ms", "measured: warm-up, then median of timed runs")
     cost(f"Latency (batch {pruned.latency_batch}, cuda)", original.latency_gpu_ms,
          pruned.latency_gpu_ms, "ms", "measured on the GPU: warm-up, then median of timed runs")

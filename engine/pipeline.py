@@ -15,14 +15,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
+
 from engine.config import Recipe
 from engine.finetune import EpochResult, FinetuneResult
 from engine.metrics import ModelMetrics, TableRow, comparison_table, layer_sparsity
 from engine.progress import CancelToken, ProgressFn
 from engine.pruning.sensitivity import SensitivityResult, propose_ratios
+from engine.pruning.targets import GroupSparsity, group_sparsity
 from engine.scheduling import ScheduleResult
 from engine.session import Session
+from engine.snapshots import weight_corner
 from engine.structured.remove import StructuredOutcome
+
+
+@dataclass(frozen=True)
+class WeightCorner:
+    """A parameter's top-left block before and after the run (``metrics.show_corner``)."""
+    name: str
+    before: np.ndarray
+    after: np.ndarray
 
 
 @dataclass
@@ -36,6 +48,8 @@ class RecipeResult:
     exported: list[Path] = field(default_factory=list)
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     structured: Optional[StructuredOutcome] = None
+    group: Optional[GroupSparsity] = None    # the pruned parameters taken together, at the end
+    corner: Optional[WeightCorner] = None
     schedule: Optional[ScheduleResult] = None
     sensitivity: Optional[SensitivityResult] = None
     proposed_ratios: Optional[dict[str, float]] = None
@@ -47,6 +61,8 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
     recipe.validate()
     cancel = cancel or CancelToken()
     session = Session.open(recipe.model, recipe.data, recipe.metrics, recipe.seed, log)
+    corner_name, corner_size = recipe.metrics.show_corner, recipe.metrics.corner_size
+    corner_before = weight_corner(session.model, corner_name, corner_size) if corner_name else None
     original = session.measure_original(progress, cancel)
     log(f"original: accuracy {original.accuracy:.2%}")
     from dataclasses import replace
@@ -73,6 +89,7 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
                               comparison_table(original, final), None,
                               layer_sparsity=schedule.layer_sparsity, schedule=schedule,
                               sensitivity=sensitivity, proposed_ratios=proposed)
+        _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)
         if recipe.export.path:
             result.exported = session.export(recipe.export, recipe)
         return result
@@ -101,6 +118,18 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
                           comparison_table(original, after_prune), ft,
                           layer_sparsity=sparsity, structured=structured, sensitivity=sensitivity,
                           proposed_ratios=proposed)
+    _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)
     if recipe.export.path:
         result.exported = session.export(recipe.export, recipe)
     return result
+
+
+def _add_group_and_corner(result: RecipeResult, session: Session, prune_spec, corner_name,
+                          corner_size: int, corner_before) -> None:
+    """The pruned group's sparsity taken together (mask pruning only: structured removal changes
+    shapes instead), and the shown corner after the run."""
+    if result.structured is None:
+        result.group = group_sparsity(session.model, prune_spec.include, prune_spec.exclude)
+    if corner_name:
+        result.corner = WeightCorner(corner_name, corner_before,
+                                     weight_corner(session.model, corner_name, corner_size))

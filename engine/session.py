@@ -73,7 +73,16 @@ class Session:
     def open(cls, model_spec: ModelSpec, data_spec: DataSpec, metrics: Optional[MetricsSpec] = None,
              seed: int = 0, log: Callable[[str], None] = lambda _m: None) -> "Session":
         loaded = load_model(model_spec)
-        data = load_data(data_spec)
+        _check_text_pairing(loaded, data_spec)
+        data = load_data(data_spec, vocab=loaded.vocab, tokenizer=loaded.tokenizer)
+        if data_spec.vectors_path:
+            from engine.text.vectors import fill_embedding
+            embedding = getattr(loaded.model, "embedding", None)
+            vocab = getattr(data, "vocab", None)
+            if not isinstance(embedding, nn.Embedding) or vocab is None:
+                raise ValueError("data.vectors_path needs a model with an 'embedding' layer and "
+                                 "text data with a vocabulary (a BiLSTM on text_csv/text_tsv)")
+            log(str(fill_embedding(embedding, vocab, data_spec.vectors_path)))
         session = cls(loaded, data, metrics or MetricsSpec(), seed, log)
         session.check_compatible()
         log(f"loaded {loaded.description}; data: {data.description} "
@@ -106,7 +115,8 @@ class Session:
         dense, sparse = storage_bytes(model)
         example = self.data.example_input(1)
         macs, effective = count_macs(model, example)
-        m = ModelMetrics(accuracy=result.accuracy, loss=result.loss, f1=result.f1,
+        m = ModelMetrics(input_note=self.data.input_note,
+                         accuracy=result.accuracy, loss=result.loss, f1=result.f1,
                          precision=result.precision, recall=result.recall, params=params,
                          nonzero_params=nonzero, dense_bytes=dense, sparse_bytes=sparse, macs=macs,
                          effective_macs=effective, latency_batch=spec.latency_batch_size,
@@ -261,6 +271,29 @@ class Session:
         self.model = model
         self.loaded = dataclasses.replace(self.loaded, model=model)
 
+    def _text_sidecar_writer(self, path: Path) -> Callable[[], list[Path]]:
+        """A BiLSTM export gets its hyper-parameters and vocabulary beside it (``model.json``), so it
+        opens again as ``state_dict`` + ``bilstm`` with the same token ids. Checked before anything
+        is written: the source model's own JSON is never overwritten."""
+        from engine.text.bilstm import BiLSTMClassifier, sidecar_for, sidecar_path
+        vocab = getattr(self.data, "vocab", None) or self.loaded.vocab
+        if not isinstance(self.model, BiLSTMClassifier) or vocab is None:
+            return lambda: []
+        target = sidecar_path(path)
+        if self.loaded.source_path is not None and target.expanduser().resolve() == \
+                sidecar_path(self.loaded.source_path).resolve():
+            raise ValueError(f"exporting to {path.name} would overwrite the source model's "
+                             f"{target.name}; choose another name")
+
+        def write() -> list[Path]:
+            import json
+            from engine.io import atomic_write_text
+            names = self.data.class_names or self.loaded.class_names or []
+            sidecar = sidecar_for(self.model, vocab, names, pruned_from=self.loaded.description)
+            atomic_write_text(target, json.dumps(sidecar, indent=1) + "\n")
+            return [target]
+        return write
+
     @property
     def is_pruned(self) -> bool:
         return has_masks(self.model) or any(
@@ -286,10 +319,31 @@ class Session:
             if self.structured is not None:
                 report["structured"] = self.structured.as_dict()
                 report["layer_widths"] = [w for w in self.layer_widths() if w.changed]
+        write_sidecar = self._text_sidecar_writer(Path(spec.path))
         paths = export_all(self.model, spec.path, spec.kinds, self.data.example_input(1),
                            arch=self.loaded.arch, num_classes=self.data.num_classes,
                            input_shape=tuple(self.data.input_shape), include_masks=spec.include_masks,
                            report=report,
                            protected=(self.loaded.source_path,) if self.loaded.source_path else ())
+        paths += write_sidecar()
         self.log("exported " + ", ".join(str(p) for p in paths))
         return paths
+
+
+def _check_text_pairing(loaded: LoadedModel, data_spec: DataSpec) -> None:
+    """A Hugging Face model reads its own tokenizer's ids, a BiLSTM its vocabulary's; mixing them
+    would run without error and mean nothing, so it is refused up front."""
+    from engine.config import TEXT_DATA_SOURCES
+    from engine.text.bilstm import BiLSTMClassifier
+    is_text_model = (loaded.tokenizer is not None or loaded.vocab is not None
+                     or isinstance(loaded.model, BiLSTMClassifier))
+    if is_text_model and data_spec.source not in TEXT_DATA_SOURCES:
+        raise ValueError(f"{loaded.description} is a text model: open text data "
+                         f"({', '.join(TEXT_DATA_SOURCES)}), not '{data_spec.source}'")
+    if loaded.tokenizer is not None and data_spec.source in TEXT_DATA_SOURCES \
+            and data_spec.source != "hf_tsv":
+        raise ValueError(f"a Hugging Face model reads text through its own tokenizer: use "
+                         f"data.source 'hf_tsv', not '{data_spec.source}'")
+    if loaded.vocab is not None and data_spec.source == "hf_tsv":
+        raise ValueError("data.source 'hf_tsv' is for Hugging Face models; this model has its own "
+                         "vocabulary: use 'text_csv' or 'text_tsv'")

@@ -103,3 +103,22 @@ def weight_matrix(model: nn.Module, name: str, what: str = "weight") -> np.ndarr
     padded[:, :, :kh, :kw] = arr
     grid = padded.transpose(0, 2, 1, 3).reshape(out_c * (kh + 1), in_c * (kw + 1))
     return grid[:-1, :-1]
+
+
+@torch.no_grad()
+def weight_corner(model: nn.Module, name: str, size: int = 5) -> np.ndarray:
+    """The top-left ``size`` x ``size`` block of a parameter's effective weight (mask applied), as
+    seed 002 prints ``weight[:5, :5]`` before and after pruning. Tensors with more than two
+    dimensions are viewed as out x (everything else)."""
+    target = next((t for t in prunable_targets(model) if t.name == name), None)
+    if target is None:
+        raise ValueError(f"no prunable parameter named '{name}'")
+    w = target.weight().detach().float().cpu()
+    w = w.reshape(w.shape[0], -1)
+    return w[:size, :size].numpy().copy()
+
+
+def format_matrix(values: np.ndarray, decimals: int = 4) -> str:
+    """Rows of fixed-width numbers; pruned weights show as 0 with their sign, as torch prints them."""
+    rows = [" ".join(f"{v: .{decimals}f}" for v in row) for row in np.asarray(values)]
+    return "\n".join(f"[{r}]" for r in rows)

@@ -36,6 +36,6 @@ stamp=.venv/.prunelab-installed
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "Installing PruneLab and its dependencies into .venv (first run: a few minutes)" >&2
-  .venv/bin/python -m pip install --disable-pip-version-check -q -e ".[test]"
+  .venv/bin/python -m pip install --disable-pip-version-check -q -e ".[test,bert]"
   echo "$want" > "$stamp"
 fi

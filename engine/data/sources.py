@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from engine.config import DataSpec
+from engine.config import TEXT_DATA_SOURCES, DataSpec
 
 # The usual normalisation of each named data set, used when the recipe gives none.
 DEFAULT_NORMALISATION = {
@@ -44,10 +44,21 @@ class DataBundle:
         x, _ = self.test[0]
         return x.unsqueeze(0).expand(batch_size, *x.shape).contiguous()
 
+    @property
+    def input_note(self) -> str:
+        """What one example input is, where the batch size alone does not say (text: its tokens)."""
+        return ""
 
-def load_data(spec: DataSpec) -> DataBundle:
+
+def load_data(spec: DataSpec, vocab: Optional[Any] = None, tokenizer: Optional[Any] = None
+              ) -> DataBundle:
+    """``vocab``/``tokenizer``: the loaded text model's own (see ``LoadedModel``), used unless the
+    spec names one, so text is encoded the way the model was trained."""
     spec.validate()
-    if spec.source == "demo":
+    if spec.source in TEXT_DATA_SOURCES:
+        from engine.text.sources import load_text_data
+        bundle = load_text_data(spec, vocab, tokenizer)
+    elif spec.source == "demo":
         from engine.data.digits import digits_datasets
         train, test = digits_datasets()
         bundle = DataBundle(train, test, 10, (1, 28, 28),

@@ -5,15 +5,19 @@ come from a local file.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Mapping, Optional
 
 from torch import nn
 
 from engine.models.lenet import LeNet
+from engine.text.bilstm import BiLSTMClassifier
 
-# PruneLab's own architectures: name -> factory(num_classes). Text models register here too.
-BUILTIN_ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {
+# PruneLab's own architectures: name -> factory(num_classes, **options). Options come from
+# ModelSpec.arch_options (or a checkpoint's sidecar); an architecture without options takes none.
+BUILTIN_ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "lenet": lambda num_classes: LeNet(num_classes=num_classes),
+    # seed 000's text classifier; vocab_size is required (a checkpoint's JSON or shapes give it)
+    "bilstm": lambda num_classes, **options: BiLSTMClassifier(num_classes=num_classes, **options),
 }
 
 
@@ -26,9 +30,15 @@ def architecture_names() -> list[str]:
     return sorted(BUILTIN_ARCHITECTURES) + torchvision_classifiers()
 
 
-def build_architecture(name: str, num_classes: int = 10) -> nn.Module:
+def build_architecture(name: str, num_classes: int = 10,
+                       options: Optional[Mapping[str, Any]] = None) -> nn.Module:
     if name in BUILTIN_ARCHITECTURES:
-        return BUILTIN_ARCHITECTURES[name](num_classes)
+        try:
+            return BUILTIN_ARCHITECTURES[name](num_classes, **dict(options or {}))
+        except TypeError as exc:  # a missing or unknown option
+            raise ValueError(f"architecture '{name}': {exc}") from None
+    if options:
+        raise ValueError(f"architecture options are for PruneLab's own architectures, not '{name}'")
     import torchvision
     if name not in torchvision_classifiers():
         raise ValueError(f"unknown architecture '{name}': use one of {', '.join(sorted(BUILTIN_ARCHITECTURES))} "

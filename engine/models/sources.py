@@ -6,6 +6,7 @@ import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Optional
 
 from torch import nn
 
@@ -16,14 +17,20 @@ from engine.models.checkpoints import (CheckpointError, load_into, load_pickled_
 from engine.paths import RESOURCES
 
 DEMO_CHECKPOINT = RESOURCES / "lenet_digits.pt"
+TEXT_DEMO_CHECKPOINT = RESOURCES / "bilstm_text_demo.pt"
 
 
 @dataclass
 class LoadedModel:
+    """A model and what the data must agree with: a text model brings its vocabulary (BiLSTM) or
+    tokenizer (Hugging Face), so the data is encoded the way the model was trained."""
     model: nn.Module
     description: str
     source_path: Path | None = None
     arch: str | None = None   # the architecture name it can be rebuilt by (None for user code/pickles)
+    vocab: Optional[Any] = None          # engine.text.tokenizer.Vocab
+    tokenizer: Optional[Any] = None      # a Hugging Face tokenizer
+    class_names: Optional[list[str]] = None
 
 
 def load_model(spec: ModelSpec) -> LoadedModel:
@@ -32,8 +39,17 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         model = build_architecture("lenet", 10)
         load_into(model, read_state_dict(DEMO_CHECKPOINT), "the demo checkpoint")
         return LoadedModel(model.eval(), "LeNet trained on the built-in digits", DEMO_CHECKPOINT, "lenet")
+    if spec.source == "text_demo":
+        return _load_bilstm(TEXT_DEMO_CHECKPOINT, spec, "BiLSTM trained on the built-in text demo")
+    if spec.source == "hf":
+        from engine.text.bert import load_hf_classifier
+        model, tokenizer, names = load_hf_classifier(spec.path)
+        return LoadedModel(model, f"{type(model.hf_model).__name__} from {Path(spec.path).name}",
+                           Path(spec.path), tokenizer=tokenizer, class_names=names)
+    if spec.source == "state_dict" and spec.arch == "bilstm":
+        return _load_bilstm(Path(spec.path), spec, f"BiLSTM from {Path(spec.path).name}")
     if spec.source == "torchvision":
-        model = build_architecture(spec.arch, spec.num_classes)
+        model = build_architecture(spec.arch, spec.num_classes, spec.arch_options)
         if spec.path:
             load_into(model, read_state_dict(spec.path), Path(spec.path).name)
             return LoadedModel(model.eval(), f"{spec.arch} with weights from {Path(spec.path).name}",
@@ -47,7 +63,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         return LoadedModel(model, f"{arch} (channel-pruned) from {Path(spec.path).name}",
                            Path(spec.path), arch)
     if spec.source == "state_dict":
-        model = build_architecture(spec.arch, spec.num_classes)
+        model = build_architecture(spec.arch, spec.num_classes, spec.arch_options)
         load_into(model, read_state_dict(spec.path), Path(spec.path).name)
         return LoadedModel(model.eval(), f"{spec.arch} from {Path(spec.path).name}", Path(spec.path),
                            spec.arch)
@@ -58,6 +74,19 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         model = load_pickled_model(spec.path, trusted=spec.trust_pickle)
         return LoadedModel(model.eval(), f"pickled model {Path(spec.path).name}", Path(spec.path))
     raise CheckpointError(f"unknown model source '{spec.source}'")
+
+
+def _load_bilstm(path: Path, spec: ModelSpec, description: str) -> LoadedModel:
+    """A BiLSTM state_dict plus the JSON beside it (hyper-parameters, vocabulary, class names)."""
+    from engine.text.bilstm import build_bilstm, read_sidecar
+    if not path.is_file():
+        hint = " (make it with python scripts/train_text_demo.py)" if path == TEXT_DEMO_CHECKPOINT else ""
+        raise CheckpointError(f"checkpoint not found: {path}{hint}")
+    try:
+        model, vocab, names = build_bilstm(read_state_dict(path), read_sidecar(path), spec.arch_options)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+    return LoadedModel(model, description, path, vocab=vocab, class_names=names)
 
 
 def import_user_file(path: Path):

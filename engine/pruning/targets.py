@@ -104,3 +104,29 @@ def select_targets(model: nn.Module, include: Optional[Iterable[str]] = None,
     if exclude:
         targets = [t for t in targets if not any(matches(t.name, p) for p in exclude)]
     return targets
+
+
+@dataclass(frozen=True)
+class GroupSparsity:
+    """Zeros over a group of parameters taken together (seed 002's "sparsity" of its 12 query
+    weights): total zeros / total weights, not the mean of per-layer sparsities."""
+    names: tuple[str, ...]
+    numel: int
+    zeros: int
+
+    @property
+    def sparsity(self) -> float:
+        return self.zeros / self.numel if self.numel else 0.0
+
+
+@torch.no_grad()
+def group_sparsity(model: nn.Module, include: Optional[Iterable[str]] = None,
+                   exclude: Optional[Iterable[str]] = None) -> GroupSparsity:
+    """Sparsity of the effective weights selected like a PruneSpec's include/exclude patterns."""
+    targets = select_targets(model, include, exclude)
+    numel = zeros = 0
+    for t in targets:
+        w = t.weight()
+        numel += w.numel()
+        zeros += w.numel() - int(torch.count_nonzero(w))
+    return GroupSparsity(tuple(t.name for t in targets), numel, zeros)
