@@ -31,14 +31,25 @@ MODEL_SOURCE_HELP = {
               "you will be asked to confirm you trust it.",
     "pickle": "A whole pickled model (torch.save(model)). Unpickling runs code from the file: you "
               "will be asked to confirm you trust it.",
+    "text_demo": "The built-in BiLSTM trained on the built-in 4-class news texts (use the text_demo "
+                 "data).",
+    "hf": "A local Hugging Face sequence-classification folder (needs the 'bert' extra).",
 }
+# sources whose model comes with PruneLab, so no file is asked for
+BUILT_IN_MODELS = ("demo", "text_demo")
 DATA_SOURCE_HELP = {
     "demo": "The built-in handwritten digits (1x28x28, 10 classes).",
     "imagefolder": "A folder with one sub-folder of images per class (or train/ and val/ inside).",
     "mnist": "MNIST in torchvision's layout under a local folder (never downloaded).",
     "fashionmnist": "FashionMNIST in torchvision's layout under a local folder.",
     "cifar10": "CIFAR-10 (cifar-10-batches-py) under a local folder.",
+    "text_demo": "The built-in 4-class news texts (for the text demo model).",
+    "text_csv": "AG_NEWS-format CSV (label 1-based, title, description) in a local folder.",
+    "text_tsv": "text<TAB>label files (0-based labels) in a local folder.",
+    "hf_tsv": "text<TAB>label files read through a Hugging Face model's tokenizer.",
 }
+BUILT_IN_DATA = ("demo", "text_demo")
+IMAGE_DATA = ("imagefolder", "mnist", "fashionmnist", "cifar10")
 
 
 def confirm_trust(parent: Optional[QWidget], path: str, what: str) -> bool:
@@ -84,7 +95,7 @@ class OpenModelDialog(QDialog):
         self.source = QComboBox()
         for s in MODEL_SOURCES:
             self.source.addItem(s, s)
-            self.source.setItemData(self.source.count() - 1, MODEL_SOURCE_HELP[s], Qt.ItemDataRole.ToolTipRole)
+            self.source.setItemData(self.source.count() - 1, MODEL_SOURCE_HELP.get(s, s), Qt.ItemDataRole.ToolTipRole)
         self.help = QLabel()
         self.help.setWordWrap(True)
         self.arch = QComboBox()
@@ -128,9 +139,9 @@ class OpenModelDialog(QDialog):
 
     def _on_source(self, *_: object) -> None:
         source = self.source.currentData()
-        self.help.setText(MODEL_SOURCE_HELP[source])
+        self.help.setText(MODEL_SOURCE_HELP.get(source, ""))
         self.form.setRowVisible(self.arch, source in ("torchvision", "state_dict"))
-        self.form.setRowVisible(self.path, source != "demo")
+        self.form.setRowVisible(self.path, source not in BUILT_IN_MODELS)
         self.form.setRowVisible(self.factory, source == "python")
         self.form.setRowVisible(self.shapes, source == "state_dict")
         self.form.setRowVisible(self.num_classes, source in ("torchvision", "state_dict", "python"))
@@ -153,7 +164,7 @@ class OpenDataDialog(QDialog):
         self.source = QComboBox()
         for s in DATA_SOURCES:
             self.source.addItem(s, s)
-            self.source.setItemData(self.source.count() - 1, DATA_SOURCE_HELP[s], Qt.ItemDataRole.ToolTipRole)
+            self.source.setItemData(self.source.count() - 1, DATA_SOURCE_HELP.get(s, s), Qt.ItemDataRole.ToolTipRole)
         self.help = QLabel()
         self.help.setWordWrap(True)
         self.root = _PathRow("Data folder", None, folder=True)
@@ -198,9 +209,10 @@ class OpenDataDialog(QDialog):
 
     def _on_source(self, *_: object) -> None:
         source = self.source.currentData()
-        self.help.setText(DATA_SOURCE_HELP[source])
-        for widget in (self.root, self.image_size, self.channels):
-            self.form.setRowVisible(widget, source != "demo")
+        self.help.setText(DATA_SOURCE_HELP.get(source, ""))
+        self.form.setRowVisible(self.root, source not in BUILT_IN_DATA)
+        for widget in (self.image_size, self.channels):
+            self.form.setRowVisible(widget, source in IMAGE_DATA)
 
     def spec(self) -> DataSpec:
         return DataSpec(source=self.source.currentData(), root=self.root.text() or None,

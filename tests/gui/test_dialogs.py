@@ -2,16 +2,17 @@
 with its shapes file reopens by dropping the checkpoint."""
 import pytest
 
-from engine.config import ExportSpec
-from gui.dialogs import ExportDialog, OpenDataDialog, OpenModelDialog
+from engine.config import DATA_SOURCES, MODEL_SOURCES, ExportSpec
+from gui.dialogs import (DATA_SOURCE_HELP, MODEL_SOURCE_HELP, ExportDialog, OpenDataDialog,
+                         OpenModelDialog)
 from tests.gui.conftest import wait_done
 
 
 def test_open_model_dialog_specs(qtbot):
     dialog = OpenModelDialog(None, None, ["lenet", "resnet18"])
     qtbot.addWidget(dialog)
-    assert [dialog.source.itemData(i) for i in range(dialog.source.count())] == \
-        ["demo", "torchvision", "state_dict", "python", "pickle"]
+    assert tuple(dialog.source.itemData(i) for i in range(dialog.source.count())) == MODEL_SOURCES
+    assert set(MODEL_SOURCES) <= set(MODEL_SOURCE_HELP)   # every source explained
     dialog.source.setCurrentIndex(dialog.source.findData("state_dict"))
     dialog.arch.setCurrentText("resnet18")
     dialog.path.edit.setText("/tmp/w.pt")
@@ -27,6 +28,8 @@ def test_open_model_dialog_specs(qtbot):
 def test_open_data_dialog_specs(qtbot):
     dialog = OpenDataDialog()
     qtbot.addWidget(dialog)
+    assert tuple(dialog.source.itemData(i) for i in range(dialog.source.count())) == DATA_SOURCES
+    assert set(DATA_SOURCES) <= set(DATA_SOURCE_HELP)
     dialog.source.setCurrentIndex(dialog.source.findData("cifar10"))
     dialog.root.edit.setText("/data/cifar")
     dialog.image_size.setValue(32)
