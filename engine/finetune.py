@@ -17,6 +17,7 @@ from torch import nn
 
 from engine.config import FinetuneSpec
 from engine.metrics import EvalResult, evaluate, forward_batch, model_device, split_batch, to_device
+from engine.pruning.targets import refresh_masked_weights
 from engine.progress import Cancelled, CancelToken, ProgressFn, ProgressTracker
 
 
@@ -121,5 +122,6 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
     except Cancelled:
         result.cancelled = True
     model.load_state_dict(best_state)
+    refresh_masked_weights(model)
     model.eval()
     return result

@@ -93,3 +93,16 @@ def test_failed_export_leaves_no_partial_file(tmp_path, lenet, monkeypatch):
         export_model(lenet, target)
     assert target.read_bytes() == b"previous export"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_model_can_be_pruned_again_after_a_cancelled_finetune(lenet, tiny_data):
+    """A cancel mid-epoch must not leave masked weights tied to the training graph."""
+    import copy
+    _pruned(lenet, 0.5)
+    cancel = CancelToken()
+    finetune(lenet, tiny_data, FinetuneSpec(epochs=2, batch_size=16), cancel=cancel,
+             on_step=lambda step, loss: cancel.cancel())
+    copy.deepcopy(lenet)  # raised "Only Tensors created explicitly by the user..." before
+    prune_model(lenet, PruneSpec(sparsity=0.7), PruneContext(lenet))
+    assert float((lenet.fc1.weight == 0).float().mean()) == pytest.approx(0.7, abs=0.01)
+    assert torch.equal(lenet.fc1.weight, lenet.fc1.weight_orig * lenet.fc1.weight_mask)

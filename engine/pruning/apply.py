@@ -77,7 +77,9 @@ def prune_model(model: nn.Module, spec: PruneSpec, ctx: PruneContext) -> PruneOu
     if spec.make_permanent:
         make_permanent(model)
 
-    result = {t.name: 1.0 - float(t.weight().count_nonzero()) / t.weight().numel() for t in targets}
+    # the module attribute already holds orig * mask (custom_from_mask computed it): no recompute
+    result = {t.name: 1.0 - float(getattr(t.module, t.param_name).count_nonzero()) /
+              getattr(t.module, t.param_name).numel() for t in targets}
     summary = (f"pruned {len(targets)} parameter(s), {how}, criterion {spec.method}, "
                f"granularity {spec.granularity}")
     ctx.log(summary)
@@ -131,6 +133,8 @@ def _global_masks(targets, scores, granularity, sparsity: float, min_density: fl
         budget = total_to_prune - sum(fixed.values())
         flat = torch.cat([groups[i] for i in free]) if free else torch.empty(0)
         pruned = lowest_k_mask(flat, min(budget, flat.numel())) if flat.numel() else flat.bool()
+        if min_density == 0.0:
+            break  # no floor to enforce: skip counting per layer (a pass over every weight)
         counts, offset = {}, 0
         for i in free:
             counts[i] = int(pruned[offset:offset + sizes[i]].sum())

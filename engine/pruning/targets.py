@@ -74,6 +74,20 @@ def prunable_targets(model: nn.Module) -> list[PruneTarget]:
 
 
 @torch.no_grad()
+def refresh_masked_weights(model: nn.Module) -> None:
+    """Recomputes every masked ``weight = weight_orig * weight_mask`` outside autograd.
+
+    torch.nn.utils.prune only refreshes that attribute in a forward pass; after a training forward
+    it is a non-leaf tensor tied to the last graph (which blocks deepcopy), and after loading a
+    state_dict it is stale until the next forward. Calling this after either keeps the model
+    consistent.
+    """
+    for t in prunable_targets(model):
+        if t.is_masked:
+            setattr(t.module, t.param_name, t.raw_weight() * t.mask())
+
+
+@torch.no_grad()
 def inspect_layers(model: nn.Module) -> list[LayerInfo]:
     out = []
     for t in prunable_targets(model):
