@@ -115,7 +115,9 @@ class CompareView(QWidget):
             self.table.setItem(row, 1, _item(format_value(r.original, r.unit)))
             self.table.setItem(row, 2, _item(format_value(r.pruned, r.unit)))
             ratio = _item(format_ratio(r.ratio))
-            if r.ratio is not None and abs(r.ratio - 1.0) > 0.005:
+            # timings jitter by several percent between runs: colour only a clear change
+            noise = 0.1 if r.unit in ("ms", "samples/s") else 0.005
+            if r.ratio is not None and abs(r.ratio - 1.0) > noise:
                 ratio.setForeground(GOOD if r.ratio > 1.0 else BAD)
             self.table.setItem(row, 3, ratio)
             note = _item(r.note, align_right=False)
