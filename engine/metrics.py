@@ -250,28 +250,42 @@ def _plain_copy(model: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
+def measure_latencies(models: list[nn.Module], example_input, runs: int = 50, warmup: int = 10,
+                      device: Optional[torch.device] = None,
+                      cancel: Optional[CancelToken] = None) -> list[tuple[float, float]]:
+    """(median latency in ms, throughput in samples/s) for each model at the example's batch size.
+
+    The models' timed runs are interleaved (a, b, a, b, ...) so that each sees the same machine:
+    on a busy computer, measuring the original now and the pruned model a minute later compares
+    the load, not the models.
+    """
+    device = device or torch.device("cpu")
+    plain = [_plain_copy(m).to(device).eval() for m in models]
+    example = to_device(example_input, device)
+    batch = (example[0] if isinstance(example, tuple) else example).shape[0]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for model in plain:
+        for _ in range(warmup):
+            forward_batch(model, example)
+    sync()
+    times: list[list[float]] = [[] for _ in plain]
+    for _ in range(runs):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        for model, samples in zip(plain, times):
+            start = time.perf_counter()
+            forward_batch(model, example)
+            sync()
+            samples.append(time.perf_counter() - start)
+    medians = [statistics.median(t) for t in times]
+    return [(m * 1000.0, batch / m) for m in medians]
+
+
 def measure_latency(model: nn.Module, example_input, runs: int = 50, warmup: int = 10,
                     device: Optional[torch.device] = None,
                     cancel: Optional[CancelToken] = None) -> tuple[float, float]:
     """(median latency in ms, throughput in samples/s) at the example's batch size."""
-    device = device or torch.device("cpu")
-    model = _plain_copy(model).to(device).eval()
-    example = to_device(example_input, device)
-    batch = (example[0] if isinstance(example, tuple) else example).shape[0]
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        forward_batch(model, example)
-    sync()
-    times = []
-    for _ in range(runs):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        start = time.perf_counter()
-        forward_batch(model, example)
-        sync()
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    return median * 1000.0, batch / median
+    return measure_latencies([model], example_input, runs, warmup, device, cancel)[0]
 
 
 # ---------------------------------------------------------------- comparison table

@@ -83,6 +83,7 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
         if recipe.prune.make_permanent:
             session.make_permanent()
         final = session.measure_current(progress, cancel)
+        original = session.original_metrics  # latency re-timed beside the final model
         log(f"after the {recipe.schedule.kind} schedule: accuracy {final.accuracy:.2%}, sparsity "
             f"{schedule.sparsity_trace[-1][1]:.2%} of the selected weights")
         result = RecipeResult(original, final, final, comparison_table(original, final),
@@ -105,6 +106,8 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
     else:
         sparsity = session.prune(prune_spec, progress, cancel).sparsity
     after_prune = session.measure_current(progress, cancel)
+    # measure_current re-times the original beside the model it compares with: keep each pair
+    original_beside_pruned = original = session.original_metrics
     log(f"after pruning: accuracy {after_prune.accuracy:.2%}")
     ft = None
     final = after_prune
@@ -113,9 +116,10 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
         if recipe.prune.make_permanent:
             session.make_permanent()
         final = session.measure_current(progress, cancel)
+        original = session.original_metrics
         log(f"after fine-tuning: accuracy {final.accuracy:.2%}")
     result = RecipeResult(original, after_prune, final, comparison_table(original, final),
-                          comparison_table(original, after_prune), ft,
+                          comparison_table(original_beside_pruned, after_prune), ft,
                           layer_sparsity=sparsity, structured=structured, sensitivity=sensitivity,
                           proposed_ratios=proposed)
     _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)

@@ -19,7 +19,8 @@ from engine.config import (DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, Mode
 from engine.data.sources import DataBundle, load_data
 from engine.finetune import EpochResult, FinetuneResult, finetune
 from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs, count_parameters,
-                            evaluate, summarize_comparison, forward_batch, layer_sparsity, measure_latency, model_device, resolve_device,
+                            evaluate, forward_batch, layer_sparsity, measure_latencies, model_device, resolve_device,
+                            summarize_comparison,
                             storage_bytes, to_device)
 from engine.models.sources import LoadedModel, load_model
 from engine.progress import CancelToken, Progress, ProgressFn
@@ -122,18 +123,25 @@ class Session:
                          effective_macs=effective, latency_batch=spec.latency_batch_size,
                          layer_sparsity=layer_sparsity(model))
         if latency if latency is not None else spec.measure_latency:
-            if progress is not None:
-                progress(Progress("Measuring latency", 0, 0))
-            device = model_device(model)
-            m.latency_ms, m.throughput = measure_latency(
-                model, self.data.example_input(spec.latency_batch_size), spec.latency_runs,
-                spec.latency_warmup, device, cancel)
-            m.device = device.type
-            if device.type == "cpu" and torch.cuda.is_available():
-                m.latency_gpu_ms, _ = measure_latency(
-                    model, self.data.example_input(spec.latency_batch_size), spec.latency_runs,
-                    spec.latency_warmup, torch.device("cuda"), cancel)
+            self._measure_latency([m], [model], progress, cancel)
         return m
+
+    def _measure_latency(self, metrics: list[ModelMetrics], models: list[nn.Module],
+                         progress: Optional[ProgressFn], cancel: Optional[CancelToken]) -> None:
+        """Fills the latency fields of each metrics object, timing the models interleaved."""
+        spec = self.metrics_spec
+        if progress is not None:
+            progress(Progress("Measuring latency", 0, 0))
+        example = self.data.example_input(spec.latency_batch_size)
+        device = model_device(models[-1])
+        for m, (ms, throughput) in zip(metrics, measure_latencies(
+                models, example, spec.latency_runs, spec.latency_warmup, device, cancel)):
+            m.latency_ms, m.throughput, m.device = ms, throughput, device.type
+        if device.type == "cpu" and torch.cuda.is_available():
+            for m, (ms, _) in zip(metrics, measure_latencies(
+                    models, example, spec.latency_runs, spec.latency_warmup,
+                    torch.device("cuda"), cancel)):
+                m.latency_gpu_ms = ms
 
     def measure_original(self, progress=None, cancel=None) -> ModelMetrics:
         if self.original_metrics is None:
@@ -141,8 +149,16 @@ class Session:
         return self.original_metrics
 
     def measure_current(self, progress=None, cancel=None) -> ModelMetrics:
-        self.current_metrics = self.measure(self.model, progress, cancel)
-        return self.current_metrics
+        """Measures the current model; its latency is timed interleaved with the original's, and the
+        original's latency is updated from the same run, so the ratio compares like with like."""
+        original = self.measure_original(progress, cancel)
+        current = self.measure(self.model, progress, cancel, latency=False)
+        if self.metrics_spec.measure_latency:
+            original = dataclasses.replace(original)
+            self._measure_latency([original, current], [self.original, self.model], progress, cancel)
+            self.original_metrics = original
+        self.current_metrics = current
+        return current
 
     def comparison(self) -> list[TableRow]:
         if self.original_metrics is None or self.current_metrics is None:

@@ -250,8 +250,9 @@ class EngineWorker(QObject):
 
     def _measure_and_record(self, r: Request, label: str) -> None:
         session = self.session
-        original = session.measure_original(self.progress.emit, r.token)
+        session.measure_original(self.progress.emit, r.token)
         current = session.measure_current(self.progress.emit, r.token)
+        original = session.original_metrics  # its latency is re-timed beside the current model's
         recipe = r.args.get("recipe")
         record = session.record_run(label, recipe.to_dict() if recipe is not None else None)
         self.metrics.emit(MetricsReport(original, current, record.table, record.summary, record))
