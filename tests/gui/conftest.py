@@ -3,7 +3,6 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from engine.config import MetricsSpec
-from engine.paths import RESOURCES
 from gui.main_window import MainWindow
 
 OPEN_TIMEOUT_MS = 60_000
@@ -36,13 +35,7 @@ def wait_done(qtbot, window, start, op, timeout=RUN_TIMEOUT_MS):
 
 
 @pytest.fixture
-def demo_window(qtbot, window, tiny_data, lenet):
+def demo_window(qtbot, window):
     """The window as the user sees it after start-up: the demo model and data opened."""
-    if (RESOURCES / "lenet_digits.pt").exists():
-        wait_done(qtbot, window, window.open_demo, "open", OPEN_TIMEOUT_MS)
-    else:  # TEMPORARY until the demo lands on main
-        from engine.models.sources import LoadedModel
-        from engine.session import Session
-        session = Session(LoadedModel(lenet, "LeNet (synthetic)"), tiny_data, window.metrics_spec)
-        wait_done(qtbot, window, lambda: window.submit("adopt", session=session), "adopt")
+    wait_done(qtbot, window, window.open_demo, "open", OPEN_TIMEOUT_MS)
     return window
