@@ -9,7 +9,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from engine.config import DATA_SOURCES, EXPORT_KINDS, MODEL_SOURCES, DataSpec, ExportSpec, ModelSpec
+from engine.config import (DATA_SOURCES, EXPORT_KINDS, MODEL_SOURCES, TEXT_DATA_SOURCES, DataSpec,
+                           ExportSpec, ModelSpec)
 
 EXTRA_EXPORT_HELP = {
     "shapes": "<name>.shapes.json: the layer shapes, from which PruneLab rebuilds a channel-pruned "
@@ -26,14 +27,16 @@ MODEL_SOURCE_HELP = {
     "torchvision": "A torchvision architecture by name, random init or with weights from a local "
                    "state_dict file.",
     "state_dict": "An architecture by name plus a state_dict file (.pt/.pth/.safetensors). Loaded "
-                  "as data (weights_only): safe for untrusted files.",
+                  "as data (weights_only): safe for untrusted files. Architecture 'bilstm': a PruneLab "
+                  "BiLSTM text checkpoint with its .json (vocabulary, sizes) beside it.",
     "python": "A class or factory function in your own Python file. Importing it runs its code: "
               "you will be asked to confirm you trust it.",
     "pickle": "A whole pickled model (torch.save(model)). Unpickling runs code from the file: you "
               "will be asked to confirm you trust it.",
     "text_demo": "The built-in BiLSTM trained on the built-in 4-class news texts (use the text_demo "
                  "data).",
-    "hf": "A local Hugging Face sequence-classification folder (needs the 'bert' extra).",
+    "hf": "A local Hugging Face sequence-classification folder (config.json, weights, tokenizer; "
+          "needs the 'bert' extra). Loaded as data: no code from the folder runs.",
 }
 # sources whose model comes with PruneLab, so no file is asked for
 BUILT_IN_MODELS = ("demo", "text_demo")
@@ -50,6 +53,10 @@ DATA_SOURCE_HELP = {
 }
 BUILT_IN_DATA = ("demo", "text_demo")
 IMAGE_DATA = ("imagefolder", "mnist", "fashionmnist", "cifar10")
+# text sources read with PruneLab's own tokenizer and a vocabulary (a BiLSTM's)
+VOCAB_DATA = ("text_demo", "text_csv", "text_tsv")
+TEXT_FILE_FILTER = "Vocabulary (*.json *.txt);;All files (*)"
+VECTORS_FILTER = "fastText vectors (*.vec *.txt);;All files (*)"
 
 
 def confirm_trust(parent: Optional[QWidget], path: str, what: str) -> bool:
@@ -105,7 +112,11 @@ class OpenModelDialog(QDialog):
         self.arch.setToolTip("Architecture built by name (PruneLab's own or any torchvision "
                              "classifier, always without downloading weights)")
         self.path = _PathRow("Model file", CHECKPOINT_FILTER + ";;Python (*.py)")
-        self.path.edit.setText(current.path or "")
+        self.path.edit.setText((current.path or "") if current.source != "hf" else "")
+        self.folder = _PathRow("Hugging Face model folder", None, folder=True)
+        self.folder.edit.setText((current.path or "") if current.source == "hf" else "")
+        self.folder.setToolTip("A folder saved with save_pretrained: config.json, model weights "
+                               "(.safetensors/.bin) and tokenizer files. No code runs from it.")
         self.shapes = _PathRow("Layer shapes", "Layer shapes (*.shapes.json);;JSON (*.json)")
         self.shapes.edit.setText(current.shapes or "")
         self.shapes.setToolTip("For a channel-pruned export: its .shapes.json, from which the "
@@ -121,6 +132,7 @@ class OpenModelDialog(QDialog):
         form.addRow("", self.help)
         form.addRow("Architecture:", self.arch)
         form.addRow("File:", self.path)
+        form.addRow("Model folder:", self.folder)
         form.addRow("Layer shapes:", self.shapes)
         form.addRow("Class / factory:", self.factory)
         form.addRow("Classes:", self.num_classes)
@@ -141,7 +153,8 @@ class OpenModelDialog(QDialog):
         source = self.source.currentData()
         self.help.setText(MODEL_SOURCE_HELP.get(source, ""))
         self.form.setRowVisible(self.arch, source in ("torchvision", "state_dict"))
-        self.form.setRowVisible(self.path, source not in BUILT_IN_MODELS)
+        self.form.setRowVisible(self.path, source not in (*BUILT_IN_MODELS, "hf"))
+        self.form.setRowVisible(self.folder, source == "hf")
         self.form.setRowVisible(self.factory, source == "python")
         self.form.setRowVisible(self.shapes, source == "state_dict")
         self.form.setRowVisible(self.num_classes, source in ("torchvision", "state_dict", "python"))
@@ -149,8 +162,9 @@ class OpenModelDialog(QDialog):
     def spec(self) -> ModelSpec:
         """The spec as entered; validate() raises RecipeError with a message naming the field."""
         source = self.source.currentData()
+        path = self.folder.text() if source == "hf" else self.path.text()
         spec = ModelSpec(source=source, arch=self.arch.currentText().strip() or "lenet",
-                         path=self.path.text() or None, factory=self.factory.text().strip() or None,
+                         path=(path or None) if source not in BUILT_IN_MODELS else None, factory=self.factory.text().strip() or None,
                          num_classes=self.num_classes.value(), trust_pickle=False,
                          shapes=(self.shapes.text() or None) if source == "state_dict" else None)
         return spec
@@ -186,12 +200,38 @@ class OpenDataDialog(QDialog):
         self.max_eval.setSpecialValueText("all")
         self.max_eval.setValue(current.max_eval_samples or 0)
         self.max_eval.setToolTip("Evaluate on at most this many test samples (faster measuring)")
+        self.text_max_len = QSpinBox()
+        self.text_max_len.setRange(0, 100_000)
+        self.text_max_len.setSpecialValueText("no limit")
+        self.text_max_len.setValue(current.text_max_len or 0)
+        self.text_max_len.setToolTip("Truncate every text to this many tokens")
+        self.example_tokens = QSpinBox()
+        self.example_tokens.setRange(0, 100_000)
+        self.example_tokens.setSpecialValueText("median test text")
+        self.example_tokens.setValue(current.example_tokens or 0)
+        self.example_tokens.setToolTip("Text length (tokens) MACs and latency are measured at")
+        self.vocab_path = _PathRow("Vocabulary", TEXT_FILE_FILTER)
+        self.vocab_path.edit.setText(current.vocab_path or "")
+        self.vocab_path.setToolTip("A vocabulary file; empty: the model's own (a BiLSTM checkpoint's "
+                                   "JSON), else one built from the training split")
+        self.vectors_path = _PathRow("Word vectors", VECTORS_FILTER)
+        self.vectors_path.edit.setText(current.vectors_path or "")
+        self.vectors_path.setToolTip("A fastText .vec file that initialises the embedding rows of "
+                                     "known words (optional)")
+        self.tokenizer_path = _PathRow("Tokenizer folder", None, folder=True)
+        self.tokenizer_path.edit.setText(current.tokenizer_path or "")
+        self.tokenizer_path.setToolTip("A Hugging Face tokenizer folder; empty: the model's own")
         form = QFormLayout()
         form.addRow("Source:", self.source)
         form.addRow("", self.help)
         form.addRow("Folder:", self.root)
         form.addRow("Image size:", self.image_size)
         form.addRow("Channels:", self.channels)
+        form.addRow("Max tokens:", self.text_max_len)
+        form.addRow("Measure at:", self.example_tokens)
+        form.addRow("Vocabulary:", self.vocab_path)
+        form.addRow("Word vectors:", self.vectors_path)
+        form.addRow("Tokenizer:", self.tokenizer_path)
         form.addRow("Batch size:", self.batch_size)
         form.addRow("Test samples:", self.max_eval)
         self.form = form
@@ -213,12 +253,26 @@ class OpenDataDialog(QDialog):
         self.form.setRowVisible(self.root, source not in BUILT_IN_DATA)
         for widget in (self.image_size, self.channels):
             self.form.setRowVisible(widget, source in IMAGE_DATA)
+        for widget in (self.text_max_len, self.example_tokens):
+            self.form.setRowVisible(widget, source in TEXT_DATA_SOURCES)
+        for widget in (self.vocab_path, self.vectors_path):
+            self.form.setRowVisible(widget, source in VOCAB_DATA)
+        self.form.setRowVisible(self.tokenizer_path, source == "hf_tsv")
 
     def spec(self) -> DataSpec:
-        return DataSpec(source=self.source.currentData(), root=self.root.text() or None,
+        source = self.source.currentData()
+        text = source in TEXT_DATA_SOURCES
+        vocab = source in VOCAB_DATA
+        return DataSpec(source=source, root=self.root.text() or None,
                         image_size=self.image_size.value(), channels=int(self.channels.currentText()),
                         batch_size=self.batch_size.value(),
-                        max_eval_samples=self.max_eval.value() or None)
+                        max_eval_samples=self.max_eval.value() or None,
+                        text_max_len=(self.text_max_len.value() or None) if text else None,
+                        example_tokens=(self.example_tokens.value() or None) if text else None,
+                        vocab_path=(self.vocab_path.text() or None) if vocab else None,
+                        vectors_path=(self.vectors_path.text() or None) if vocab else None,
+                        tokenizer_path=(self.tokenizer_path.text() or None)
+                        if source == "hf_tsv" else None)
 
 
 class ExportDialog(QDialog):

@@ -18,12 +18,16 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow,
                                QMessageBox, QProgressBar, QScrollArea, QTabWidget, QToolBar)
 
-from engine.config import DataSpec, ExportSpec, MetricsSpec, ModelSpec, Recipe, RecipeError
+from engine.config import (TEXT_DATA_SOURCES, DataSpec, ExportSpec, MetricsSpec, ModelSpec, Recipe,
+                           RecipeError)
 from engine.models.checkpoints import STATE_DICT_SUFFIXES
+from engine.session import Session
+from engine.text.bilstm import read_sidecar
+from engine.text.sources import suggested_data
 from engine.progress import CancelToken, Progress
 from gui.dialogs import ExportDialog, OpenDataDialog, OpenModelDialog, confirm_trust
 from gui.panels.method_panel import MethodPanel
-from gui.panels.model_tree import ModelPanel
+from gui.panels.model_tree import ModelPanel, describe_group
 from gui.views.compare import CompareView
 from gui.views.density import DensityView
 from gui.views.histograms import HistogramView
@@ -33,9 +37,10 @@ from gui.views.training import TrainingView
 from gui.worker import EngineWorker, MatrixData, MetricsReport, Request, SessionInfo
 
 RECENT_LIMIT = 10
+GROUP_REFRESH_MS = 150   # ticks change in bursts (All, None, a pattern): count the group once
 PROGRESS_REFRESH_MS = 120
 # operations that change or measure the model: the window is busy while one runs
-QUIET_OPS = {"matrix"}
+QUIET_OPS = {"matrix", "group"}
 PICKLE_HINT = "probably a whole pickled model"
 
 
@@ -72,6 +77,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_status()
         self._start_worker()
+        self._build_extras()
         self._set_busy(None)
         self.resize(1500, 940)
 
@@ -264,8 +270,9 @@ class MainWindow(QMainWindow):
                        self.revert_action, self.export_action):
             action.setEnabled(idle and loaded)
         for action in (self.open_model_action, self.open_data_action, self.open_demo_action,
-                       self.open_recipe_action):
+                       self.open_recipe_action, self.open_text_demo_action):
             action.setEnabled(idle)
+        self.semi_action.setEnabled(idle and loaded and self.semi_availability.available)
         self.stop_action.setEnabled(not idle)
         if idle:
             self._latest_progress = None
@@ -378,14 +385,18 @@ class MainWindow(QMainWindow):
                            seed=self.method_panel.seed.value())
 
     def open_model(self, spec: ModelSpec) -> bool:
-        """Asks for trust first when the model source runs code from the file."""
+        """Asks for trust first when the model source runs code from the file. A text model
+        opened while the data is not text for it comes with the data it is usually paired with."""
         if spec.source in ("pickle", "python") and spec.path:
             what = "a pickled model" if spec.source == "pickle" else "a Python model file"
             if not confirm_trust(self, spec.path, what):
                 return False
             if spec.source == "pickle":
                 spec.trust_pickle = True
-        return self.open_session(spec, self.data_spec or DataSpec())
+        data = self.data_for_model(spec)
+        if data is None:
+            return self._ask_data_for(spec)
+        return self.open_session(spec, data)
 
     def open_model_dialog(self) -> None:
         from engine.models.architectures import architecture_names
@@ -402,6 +413,8 @@ class MainWindow(QMainWindow):
         """A dropped or recent file: a recipe, a Python model file or a checkpoint."""
         p = Path(path)
         suffix = p.suffix.lower()
+        if p.is_dir():   # a Hugging Face model folder (config.json, weights, tokenizer)
+            return self.open_model(ModelSpec(source="hf", path=path))
         if suffix == ".json":
             return self.open_recipe(path)
         if suffix == ".py":
@@ -415,6 +428,8 @@ class MainWindow(QMainWindow):
             arch = current.arch if current.source in ("state_dict", "torchvision", "demo") else "lenet"
             # a channel-pruned export carries its architecture in <name>.shapes.json beside it
             shapes = p.with_name(f"{p.stem}.shapes.json")
+            if is_bilstm_checkpoint(p):
+                arch = "bilstm"
             return self.open_model(ModelSpec(source="state_dict", path=path, arch=arch,
                                              num_classes=current.num_classes,
                                              shapes=str(shapes) if shapes.is_file() else None))
@@ -548,8 +563,14 @@ class MainWindow(QMainWindow):
     def _on_model_changed(self, info) -> None:
         """New sparsities after a run; a new tree when channel removal changed the shapes."""
         old = self.model_panel.info
-        if old is None or [(p.name, p.shape) for p in old.params] != [(p.name, p.shape) for p in info.params]:
-            self.model_panel.set_model(info)
+        # compared as name -> shape: pruning re-registers a weight as weight_orig, which moves it
+        # after the bias in named_parameters() without changing anything the tree shows
+        if old is None or {p.name: p.shape for p in old.params} != {p.name: p.shape for p in info.params}:
+            panel = self.model_panel
+            include, per_layer = (panel.include(), panel.per_layer()) if old is not None else (None, None)
+            panel.set_model(info)
+            if old is not None:   # same parameters, new widths: the user's ticks and targets stay
+                panel.apply_selection(include, per_layer)
         else:
             self.model_panel.update_stats(info)
 
@@ -664,3 +685,133 @@ class MainWindow(QMainWindow):
         self.thread.quit()
         self.thread.wait()
         super().closeEvent(event)
+
+    # ------------------------------------------------------------ text models, parameter groups, 2:4
+
+    def _build_extras(self) -> None:
+        """Text-model opening, the ticked group's sparsity, layer widths and 2:4 sparse kernels."""
+        a = self._action
+        self.open_text_demo_action = a("Open &text demo (BiLSTM)", self.open_text_demo, None,
+                                       "The built-in BiLSTM and its 4-class news texts")
+        self.semi_availability = Session.semi_structured_availability()
+        self.semi_action = a("2:4 sparse &kernels (GPU)", self.run_semi_structured, None,
+                             semi_structured_tip(self.semi_availability))
+        self.semi_mask_action = QAction("Apply a 2:4 magnitude mask first (on the copy)", self)
+        self.semi_mask_action.setCheckable(True)
+        self.semi_mask_action.setToolTip("Without it only Linear layers already pruned 2:4 (the "
+                                         "n:m granularity) are converted; with it every eligible "
+                                         "Linear of the GPU copy keeps its 2 largest of every 4 "
+                                         "weights. The session's model is never changed.")
+        self.semi_mask_action.setEnabled(self.semi_availability.available)
+        menus = {m.text(): m.menu() for m in self.menuBar().actions()}
+        menus["&File"].insertAction(self.open_recipe_action, self.open_text_demo_action)
+        menus["&Run"].addSeparator()
+        menus["&Run"].addAction(self.semi_action)
+        menus["&Run"].addAction(self.semi_mask_action)
+        self.log_view.append("2:4 sparse kernels: " + ("available — " if self.semi_availability.available
+                                                        else "unavailable — ")
+                             + self.semi_availability.reason)
+
+        self.worker.group.connect(self.model_panel.set_group)
+        self.worker.layer_widths.connect(self.compare.set_layer_widths)
+        self.worker.semi_structured.connect(self._on_semi_structured)
+        self._group_timer = QTimer(self)
+        self._group_timer.setSingleShot(True)
+        self._group_timer.setInterval(GROUP_REFRESH_MS)
+        self._group_timer.timeout.connect(self._send_group)
+        self.model_panel.selection_changed.connect(self._group_timer.start)
+        self.request.connect(self._sync_group_names)
+        self.operation_finished.connect(self._after_operation)
+
+    def open_text_demo(self) -> bool:
+        return self.open_session(ModelSpec(source="text_demo"), DataSpec(source="text_demo"))
+
+    def data_for_model(self, spec: ModelSpec) -> Optional[DataSpec]:
+        """The current data when it suits ``spec``; else the data such a model is usually opened
+        with (engine.text.sources.suggested_data); None when only the user can say."""
+        current = self.data_spec or DataSpec()
+        wanted = text_data_kind(spec)
+        if wanted is None:   # an image model: the image demo replaces text data for the demo LeNet
+            if spec.source == "demo" and current.source in TEXT_DATA_SOURCES:
+                return DataSpec()
+            return current
+        if current.source in wanted:
+            return current
+        suggested = suggested_data(spec.source, spec.path)
+        if suggested is None and spec.source == "state_dict":
+            suggested = DataSpec(source="text_demo")   # read with the checkpoint's own vocabulary
+        if suggested is not None:
+            self.log_view.append(f"{spec.source} is a text model: opening it with "
+                                 f"{suggested.source} data" + (f" from {suggested.root}"
+                                                               if suggested.root else ""))
+        return suggested
+
+    def _ask_data_for(self, spec: ModelSpec) -> bool:
+        """No data to guess for this text model: the Open data dialog, preset to its kind."""
+        kind = text_data_kind(spec)
+        dialog = OpenDataDialog(self, DataSpec(source=kind[-1] if kind else "demo"))
+        dialog.setWindowTitle(f"Open data for {Path(spec.path or spec.source).name}")
+        if not dialog.exec():
+            self.status_label.setText("Not opened: the model needs text data")
+            return False
+        return self.open_session(spec, dialog.spec())
+
+    def _send_group(self) -> None:
+        """The ticked parameters go to the worker, which answers with their group sparsity."""
+        if self.model_panel.info is None:
+            return
+        names = self.model_panel.checked()
+        self.worker.group_names = names   # read with the next state while an operation runs
+        if self.busy_op is None:
+            self.submit("group", names=names)
+
+    def _sync_group_names(self, _request=None) -> None:
+        """Runs as each request leaves, before the worker takes it: the group it counts at the end
+        of the operation is the one ticked when it started, even inside the refresh delay."""
+        if self.model_panel.info is not None:
+            self.worker.group_names = self.model_panel.checked()
+
+    def run_semi_structured(self) -> bool:
+        if not self.semi_availability.available:
+            self.show_error("2:4 sparse kernels unavailable", self.semi_availability.reason)
+            return False
+        return self.submit("semi_structured", apply_mask=self.semi_mask_action.isChecked())
+
+    def _on_semi_structured(self, report) -> None:
+        self.compare.set_semi_structured(report)
+        self.tabs.setCurrentWidget(self.compare)
+
+    def _after_operation(self, op: str) -> None:
+        if self.model_panel.group is None and op not in QUIET_OPS:
+            self._group_timer.start()   # ticks changed while it ran: count the group now
+        group = self.model_panel.group
+        if op in ("prune", "finetune") and group is not None:
+            text = describe_group(group)
+            self.status_label.setText(f"{self.status_label.text()} · {text}")
+            self.log_view.append(text)
+        elif op == "semi_structured" and self.compare.semi_report is not None:
+            self.status_label.setText("2:4 sparse kernels: " + self.compare.semi.text())
+
+
+def semi_structured_tip(availability) -> str:
+    if availability.available:
+        return (f"Convert the model's 2:4-sparse Linear weights to sparse tensor-core kernels on a "
+                f"GPU copy, check its outputs and time it against dense ({availability.reason})")
+    return f"Unavailable: {availability.reason}"
+
+
+def text_data_kind(spec: ModelSpec) -> Optional[tuple[str, ...]]:
+    """The data sources a text model reads (None for an image model)."""
+    if spec.source == "hf":
+        return ("hf_tsv",)
+    if spec.source == "text_demo" or (spec.source == "state_dict" and spec.arch == "bilstm"):
+        return ("text_demo", "text_csv", "text_tsv")
+    return None
+
+
+def is_bilstm_checkpoint(path: Path) -> bool:
+    """A PruneLab BiLSTM export has its settings JSON (vocabulary, sizes) beside it."""
+    try:
+        return read_sidecar(path) is not None
+    except ValueError:
+        return False

@@ -25,7 +25,8 @@ from engine.metrics import ModelMetrics, TableRow, format_table
 from engine.model_info import ModelInfo, describe_model
 from engine.progress import Cancelled, CancelToken, Progress
 from engine.session import RunRecord, Session
-from engine.snapshots import WeightSnapshot, weight_matrix
+from engine.pruning.targets import group_sparsity
+from engine.snapshots import WeightSnapshot, weight_corner, weight_matrix
 
 
 @dataclass
@@ -53,6 +54,9 @@ class MatrixData:
     what: str                   # weight, abs or mask
     shape: tuple[int, ...]      # the parameter's own shape, to turn a pixel back into an index
     image: np.ndarray
+    # the 5x5 top-left corner in the original and the current model (engine.snapshots.weight_corner)
+    corner_before: Optional[np.ndarray] = None
+    corner_after: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,9 @@ class EngineWorker(QObject):
     stopped = Signal(str)           # op, after the user's Stop
     failed = Signal(str, str)       # op, one-line message
     log = Signal(str)
+    group = Signal(object)          # GroupSparsity of group_names, or None for no names
+    layer_widths = Signal(object)   # list[LayerWidth], original against current
+    semi_structured = Signal(object)  # SemiStructuredReport
 
     SNAPSHOT_INTERVAL_S = 0.25
 
@@ -105,6 +112,9 @@ class EngineWorker(QObject):
         # (parameter name, what) the mask view shows; set from the GUI thread (a plain tuple
         # assignment is atomic) and read here when a snapshot is sent.
         self.watch: Optional[tuple[str, str]] = None
+        # the parameters ticked in the model panel, whose group sparsity goes out with each new
+        # state (set from the GUI thread like watch)
+        self.group_names: Optional[list[str]] = None
         self.warmed_up = False
 
     # ------------------------------------------------------------ dispatch
@@ -265,6 +275,7 @@ class EngineWorker(QObject):
             return
         self._emit_snapshots()
         self.model_changed.emit(describe_model(self.session.model, self.session.loaded.description))
+        self._emit_details()
 
     def _emit_snapshots(self) -> None:
         self.snapshot.emit(self.session.snapshot())
@@ -280,4 +291,41 @@ class EngineWorker(QObject):
             return
         # weight_matrix may return a view of the live parameter: copy before it crosses threads
         image = np.array(weight_matrix(self.session.model, name, what), dtype=np.float32, copy=True)
-        self.matrix.emit(MatrixData(name, what, tuple(param.shape), image))
+        self.matrix.emit(MatrixData(name, what, tuple(param.shape), image,
+                                    *self._corners(name)))
+
+    # ------------------------------------------------------------ parameter groups, widths, 2:4
+
+    def _do_group(self, r: Request) -> None:
+        self.group_names = r.args["names"]
+        self._emit_group()
+
+    def _do_semi_structured(self, r: Request) -> None:
+        """2:4 sparse kernels on a GPU copy of the current model: outputs checked, both timed."""
+        report = self.session.semi_structured(apply_mask=r.args.get("apply_mask", False),
+                                              progress=self.progress.emit, cancel=r.token)
+        for layer in report.layers:
+            self.log.emit(f"  {layer.name} {layer.shape[0]}x{layer.shape[1]}: "
+                          + ("converted" if layer.converted else f"kept dense ({layer.reason})"))
+        self.semi_structured.emit(report)
+
+    def _emit_details(self) -> None:
+        self._emit_group()
+        self.layer_widths.emit(self.session.layer_widths())
+
+    def _emit_group(self) -> None:
+        if self.session is None or self.group_names is None:
+            return
+        try:
+            # an empty include list means "everything" to the engine; here it is an empty group
+            group = group_sparsity(self.session.model, self.group_names) if self.group_names else None
+        except ValueError:   # names of a model no longer open: the panel sends the new ones
+            group = None
+        self.group.emit(group)
+
+    def _corners(self, name: str) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        try:
+            return (weight_corner(self.session.original, name),
+                    weight_corner(self.session.model, name))
+        except ValueError:   # not a prunable parameter of one of the two models
+            return None, None

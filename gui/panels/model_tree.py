@@ -1,16 +1,20 @@
 """The model panel: every module and parameter with shape, size and sparsity; a checkbox to
-include each prunable parameter, and an editable per-parameter target sparsity."""
+include each prunable parameter, an editable per-parameter target sparsity, a pattern field that
+ticks a parameter group by name (glob or ``re:`` regex, as a recipe's include list), and the
+selected group's size and sparsity."""
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QDoubleSpinBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QStyledItemDelegate, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QDoubleSpinBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QPushButton, QStyledItemDelegate, QTreeWidget, QTreeWidgetItem,
+                               QVBoxLayout, QWidget)
 
 from engine.model_info import ModelInfo
+from engine.pruning.targets import GroupSparsity, matches
 
 COL_NAME, COL_SHAPE, COL_PARAMS, COL_SPARSITY, COL_TARGET = range(5)
 NAME_ROLE = Qt.ItemDataRole.UserRole
@@ -45,12 +49,22 @@ class _TargetDelegate(QStyledItemDelegate):
                       Qt.ItemDataRole.ForegroundRole)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def describe_group(group: GroupSparsity) -> str:
+    """One line for a group's sparsity, with the four decimals a script prints."""
+    return f"Selected group: {_count(len(group.names), 'param')}, sparsity {group.sparsity:.4f}"
+
+
 def _target_text(value: Optional[float]) -> str:
     return DEFAULT_TARGET_TEXT if value is None else f"{value:.1%}"
 
 
 class ModelPanel(QWidget):
     param_selected = Signal(str)
+    selection_changed = Signal()   # the ticked parameters changed
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -60,6 +74,21 @@ class ModelPanel(QWidget):
         self._syncing = False
         self.description = QLabel("No model")
         self.description.setWordWrap(True)
+        self.pattern = QLineEdit()
+        self.pattern.setPlaceholderText("e.g. *.attention.self.query.weight or lstm.weight_*")
+        self.pattern.setToolTip("Tick exactly the prunable parameters whose full name matches: an "
+                                "exact name, a glob (* any text, ? one character) or a regular "
+                                "expression written re:... (whole name). The rest are unticked.")
+        self.pattern.setClearButtonEnabled(True)
+        select_button = QPushButton("Select")
+        select_button.setToolTip(self.pattern.toolTip())
+        self.pattern_result = QLabel()
+        self.pattern_result.setWordWrap(True)
+        self.group_label = QLabel()
+        self.group_label.setWordWrap(True)
+        self.group_label.setToolTip("The ticked parameters taken together: zeros over all their "
+                                    "weights (not the mean of per-parameter sparsities)")
+        self.group: Optional[GroupSparsity] = None   # the engine's count for the ticked group
         self.tree = QTreeWidget()
         self.tree.setColumnCount(5)
         self.tree.setHeaderLabels(["Module / parameter", "Type / shape", "Params", "Sparsity",
@@ -91,11 +120,20 @@ class ModelPanel(QWidget):
         for b in (all_button, none_button, clear_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
+        pattern_row = QHBoxLayout()
+        pattern_row.addWidget(QLabel("Select by pattern:"))
+        pattern_row.addWidget(self.pattern, 1)
+        pattern_row.addWidget(select_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.description)
+        layout.addLayout(pattern_row)
+        layout.addWidget(self.pattern_result)
         layout.addWidget(self.tree)
+        layout.addWidget(self.group_label)
         layout.addLayout(buttons)
+        self.pattern.returnPressed.connect(self.select_pattern)
+        select_button.clicked.connect(self.select_pattern)
 
         all_button.clicked.connect(lambda: self.set_all_checked(True))
         none_button.clicked.connect(lambda: self.set_all_checked(False))
@@ -154,6 +192,8 @@ class ModelPanel(QWidget):
         self._refresh_module_checks()
         self.update_stats(info)
         self.tree.expandAll()
+        self.pattern_result.setText("")
+        self._selection_changed()
 
     def update_stats(self, info: ModelInfo) -> None:
         """New sparsities after a prune, fine-tune or revert; checks and targets are kept."""
@@ -194,6 +234,7 @@ class ModelPanel(QWidget):
         finally:
             self._syncing = False
         self._refresh_module_checks()
+        self._selection_changed()
 
     def _refresh_module_checks(self) -> None:
         """Each module box shows whether all, some or none of its parameters are ticked."""
@@ -250,6 +291,69 @@ class ModelPanel(QWidget):
         for name in self.prunable_names():
             self.set_checked(name, include is None or any(matches(name, p) for p in include))
             self.set_target(name, (per_layer or {}).get(name))
+
+    # ------------------------------------------------------------ parameter groups
+
+    def select_pattern(self, pattern: Optional[str] = None) -> list[str]:
+        """Ticks exactly the prunable parameters matching ``pattern`` (as a recipe's include entry:
+        name, glob or re:regex) and unticks the rest; returns them. When nothing matches, the ticks
+        stay as they were and the panel says so."""
+        pattern = (self.pattern.text() if pattern is None else pattern).strip()
+        if pattern != self.pattern.text().strip():
+            self.pattern.setText(pattern)
+        if not pattern or self.info is None:
+            self._say_pattern("Type a name, a glob or re:regex, then press Enter.", False)
+            return []
+        try:
+            matched = [n for n in self.prunable_names() if matches(n, pattern)]
+        except re.error as exc:
+            self._say_pattern(f"Not a valid regular expression: {exc}", False)
+            return []
+        if not matched:
+            examples = ", ".join(self.prunable_names()[:3])
+            self._say_pattern(f"No prunable parameter matches '{pattern}' (names look like "
+                              f"{examples}); the ticks are unchanged.", False)
+            return []
+        self._syncing = True
+        try:
+            for name in self.prunable_names():
+                self.set_checked(name, name in matched)
+        finally:
+            self._syncing = False
+        self._refresh_module_checks()
+        self._selection_changed()
+        numel = sum(p.numel for p in self.info.prunable if p.name in matched)
+        self._say_pattern(f"'{pattern}' matched {len(matched)} of {len(self.prunable_names())} "
+                          f"prunable parameters ({numel:,} weights): only these are ticked.", True)
+        return matched
+
+    def _say_pattern(self, text: str, ok: bool) -> None:
+        self.pattern_result.setText(text)
+        self.pattern_result.setStyleSheet("" if ok else "color: #b41e1e")
+
+    def set_group(self, group: Optional[GroupSparsity]) -> None:
+        """The engine's zero count for the ticked group (see engine.pruning.targets.group_sparsity);
+        a count made for other ticks than the current ones is dropped."""
+        self.group = group if group is not None and set(group.names) == set(self.checked()) else None
+        self._show_group()
+
+    def _selection_changed(self) -> None:
+        if self.group is not None and set(self.group.names) != set(self.checked()):
+            self.group = None  # counted for other ticks: wait for the new count
+        self._show_group()
+        self.selection_changed.emit()
+
+    def _show_group(self) -> None:
+        if self.info is None:
+            self.group_label.setText("")
+            return
+        checked = set(self.checked())
+        numel = sum(p.numel for p in self.info.prunable if p.name in checked)
+        text = f"Selected group: {_count(len(checked), 'param')}, {numel:,} weights"
+        if self.group is not None:
+            text = (f"{describe_group(self.group)} ({self.group.zeros:,} of {self.group.numel:,} "
+                    f"weights are zero)")
+        self.group_label.setText(text)
 
     def _on_current(self, item: Optional[QTreeWidgetItem], _previous) -> None:
         if item is not None and item.data(COL_TARGET, NAME_ROLE):

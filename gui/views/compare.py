@@ -1,5 +1,7 @@
 """The comparison table (Original / Pruned / ratio) of the latest run, its honest reading, and the
-run history: every finished run stays as a row. Copy and Save CSV carry both tables."""
+run history: every finished run stays as a row. Beside them, once there is something to show: the
+layer widths before and after channel removal, and the report of a 2:4 sparse-kernel run. Copy and
+Save CSV carry the tables."""
 from __future__ import annotations
 
 import csv
@@ -14,6 +16,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 
 from engine.io import atomic_write_text
 from engine.metrics import ModelMetrics, format_ratio, format_value
+from engine.structured.semistructured import SemiStructuredReport
+from engine.structured.shapes import LayerWidth
 from gui.worker import MetricsReport
 
 COMPARE_COLUMNS = ("Metric", "Original", "Pruned", "Ratio", "Note")
@@ -30,8 +34,13 @@ HISTORY_COLUMNS = (
     ("Eff. MACs", lambda m: m.effective_macs, ""),
     ("Latency", lambda m: m.latency_ms, "ms"),
 )
+WIDTH_COLUMNS = ("Layer", "Type", "In", "Out", "Out kept")
 GOOD = QColor(35, 134, 54)
 BAD = QColor(190, 30, 30)
+
+
+def _arrow(before: int, after: int) -> str:
+    return str(before) if before == after else f"{before} → {after}"
 
 
 def _item(text: str, align_right: bool = True) -> QTableWidgetItem:
@@ -82,13 +91,45 @@ class CompareView(QWidget):
         buttons.addWidget(self.copy_button)
         buttons.addWidget(self.save_button)
 
+        self.widths_title = QLabel()
+        self.widths_title.setStyleSheet("font-weight: bold")
+        self.widths = QTableWidget(0, len(WIDTH_COLUMNS))
+        self.widths.setHorizontalHeaderLabels(WIDTH_COLUMNS)
+        self.widths.verticalHeader().setVisible(False)
+        self.widths.verticalHeader().setDefaultSectionSize(24)
+        self.widths.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.widths.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.widths.setToolTip("Input and output width (channels or features) of every layer channel "
+                               "removal changed: original → now")
+        self.semi_title = QLabel("2:4 sparse kernels (GPU)")
+        self.semi_title.setStyleSheet("font-weight: bold")
+        self.semi = QLabel()
+        self.semi.setWordWrap(True)
+        self.semi.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.layer_widths: list[LayerWidth] = []
+        self.semi_report: Optional[SemiStructuredReport] = None
+        details = QWidget()
+        details_layout = QVBoxLayout(details)
+        details_layout.setContentsMargins(0, 0, 0, 0)
+        details_layout.addWidget(self.widths_title)
+        details_layout.addWidget(self.widths, 1)
+        details_layout.addWidget(self.semi_title)
+        details_layout.addWidget(self.semi)
+        details_layout.addStretch(0)
+        self.details = details
+        main = QWidget()
+        main_layout = QVBoxLayout(main)
+        main_layout.setContentsMargins(0, 0, 0, 0)
+        main_layout.addWidget(self.title)
+        main_layout.addWidget(self.table)
+        main_layout.addWidget(self.summary)
+        main_layout.addStretch(1)
         top = QWidget()
-        top_layout = QVBoxLayout(top)
+        top_layout = QHBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
-        top_layout.addWidget(self.title)
-        top_layout.addWidget(self.table)
-        top_layout.addWidget(self.summary)
-        top_layout.addStretch(1)
+        top_layout.addWidget(main, 3)
+        top_layout.addWidget(details, 2)
+        self._show_details()
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)
         bottom_layout.setContentsMargins(0, 0, 0, 0)
@@ -136,6 +177,43 @@ class CompareView(QWidget):
         self.table.setRowCount(0)
         self.history.setRowCount(0)
         self.summary.setText("")
+        self.set_layer_widths([])
+        self.set_semi_structured(None)
+
+    def set_layer_widths(self, widths: list[LayerWidth]) -> None:
+        """Shows the layers whose width changed (channel removal); hidden when none did."""
+        changed = [w for w in widths if w.changed]
+        self.layer_widths = changed
+        self.widths.setRowCount(len(changed))
+        for row, w in enumerate(changed):
+            self.widths.setItem(row, 0, _item(w.name, align_right=False))
+            self.widths.setItem(row, 1, _item(w.kind, align_right=False))
+            self.widths.setItem(row, 2, _item(_arrow(w.in_before, w.in_after)))
+            self.widths.setItem(row, 3, _item(_arrow(w.out_before, w.out_after)))
+            self.widths.setItem(row, 4, _item(f"{w.out_kept:.0%}"))
+        self.widths_title.setText(f"Layer widths: {len(changed)} of {len(widths)} layers changed "
+                                  f"(original → now)")
+        self._show_details()
+
+    def set_semi_structured(self, report: Optional[SemiStructuredReport]) -> None:
+        self.semi_report = report
+        if report is not None:
+            converted = [l for l in report.layers if l.converted]
+            speed = (f"{report.dense_ms:.3f} ms dense, {report.sparse_ms:.3f} ms sparse: "
+                     f"{report.speedup:.2f}× speedup" if report.speedup else "not timed")
+            self.semi.setText(
+                f"{report.device}, {report.dtype}, batch {report.batch_size}: "
+                f"{len(converted)} of {len(report.layers)} Linear layers converted. Outputs "
+                f"{'match' if report.outputs_match else 'DIFFER'} (max |diff| "
+                f"{report.max_abs_diff:.2e}, tolerance {report.tolerance:.2e}). {speed}.")
+        self._show_details()
+
+    def _show_details(self) -> None:
+        for widget in (self.widths_title, self.widths):
+            widget.setVisible(bool(self.layer_widths))
+        for widget in (self.semi_title, self.semi):
+            widget.setVisible(self.semi_report is not None)
+        self.details.setVisible(bool(self.layer_widths) or self.semi_report is not None)
 
     def _fill_history(self) -> None:
         rows = [("Original", self.original)] + [(r.record.label, r.current) for r in self.reports]
@@ -156,6 +234,11 @@ class CompareView(QWidget):
         out.append(["Run"] + [c[0] for c in HISTORY_COLUMNS])
         for row in range(self.history.rowCount()):
             out.append([self.history.item(row, c).text() for c in range(self.history.columnCount())])
+        if self.layer_widths:
+            out.append([])
+            out.append(["Layer", "Type", "In before", "In after", "Out before", "Out after"])
+            out.extend([w.name, w.kind, str(w.in_before), str(w.in_after), str(w.out_before),
+                        str(w.out_after)] for w in self.layer_widths)
         return out
 
     def to_text(self, delimiter: str) -> str:

@@ -3,18 +3,27 @@
 Conv weights arrive as a grid of kernels (output channels down, input channels across, one blank
 pixel between kernels; see engine.snapshots.weight_matrix), so pruned kernels, channels and whole
 filters show as blank squares, rows and columns. Pixels stay sharp when zoomed, so N:M patterns
-(e.g. two of every four weights along a row) are visible.
+(e.g. two of every four weights along a row) are visible. Beside the picture, the 5x5 top-left corner
+of the parameter in the original and in the current model as numbers (as a script would print
+``weight[:5, :5]`` before and after pruning), with the weights pruned since in red.
 """
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QGroupBox, QHBoxLayout, QLabel, QPushButton,
+                               QVBoxLayout, QWidget)
 
+from engine.snapshots import format_matrix
 from gui.worker import MatrixData
+
+PRUNED_COLOUR = "#c8201e"
+_NUMBER = re.compile(r"[ -]?(?:\d+\.?\d*|nan|inf)")   # one cell of format_matrix's rows
 
 SHOW = {"Weights": "weight", "Mask": "mask", "|w|": "abs"}
 COLORMAPS = {"weight": "CET-D1", "abs": "viridis", "mask": None}
@@ -53,12 +62,17 @@ class MaskView(QWidget):
         fit.setToolTip("Zoom to the whole parameter (scroll to zoom, drag to pan)")
         self.hover = QLabel("Hover over a pixel to see its index and value")
         self.hover.setMinimumWidth(360)
+        self.corner_toggle = QCheckBox("Corner before / after")
+        self.corner_toggle.setChecked(True)
+        self.corner_toggle.setToolTip("The 5×5 top-left corner of the parameter as numbers, in the "
+                                      "original and in the current model (mask applied)")
         top = QHBoxLayout()
         top.addWidget(QLabel("Parameter:"))
         top.addWidget(self.param)
         top.addWidget(QLabel("Show:"))
         top.addWidget(self.show)
         top.addWidget(fit)
+        top.addWidget(self.corner_toggle)
         top.addStretch(1)
         top.addWidget(self.hover)
 
@@ -73,16 +87,41 @@ class MaskView(QWidget):
         self.colorbar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
         self.legend = QLabel()
         self.legend.setWordWrap(True)
+        self.corner_before = self._corner_label()
+        self.corner_after = self._corner_label()
+        self.corner_note = QLabel()
+        self.corner_note.setWordWrap(True)
+        self.corner_box = QGroupBox("5×5 corner")
+        corner_layout = QVBoxLayout(self.corner_box)
+        corner_layout.addWidget(QLabel("Before (original):"))
+        corner_layout.addWidget(self.corner_before)
+        corner_layout.addWidget(QLabel("After (current model):"))
+        corner_layout.addWidget(self.corner_after)
+        corner_layout.addWidget(self.corner_note)
+        corner_layout.addStretch(1)
+        self.corner_values: Optional[tuple[np.ndarray, np.ndarray]] = None
+        middle = QHBoxLayout()
+        middle.addWidget(self.plot, 1)
+        middle.addWidget(self.corner_box)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addWidget(self.plot, 1)
+        layout.addLayout(middle, 1)
         layout.addWidget(self.legend)
+        self.corner_toggle.toggled.connect(self.corner_box.setVisible)
 
         self._mouse = pg.SignalProxy(self.plot.scene().sigMouseMoved, rateLimit=30,
                                      slot=self._on_mouse)
         self.param.currentTextChanged.connect(self._ask)
         self.show.currentTextChanged.connect(self._ask)
         fit.clicked.connect(self.fit)
+
+    @staticmethod
+    def _corner_label() -> QLabel:
+        label = QLabel()
+        label.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        label.setTextFormat(Qt.TextFormat.RichText)
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        return label
 
     @property
     def what(self) -> str:
@@ -127,6 +166,32 @@ class MaskView(QWidget):
         if first:
             self.fit()
         self._describe(data)
+        self._show_corner(data)
+
+    def _show_corner(self, data: MatrixData) -> None:
+        if data.corner_before is None or data.corner_after is None:
+            self.corner_values = None
+            for label in (self.corner_before, self.corner_after):
+                label.setText("")
+            self.corner_note.setText("")
+            return
+        before, after = data.corner_before, data.corner_after
+        self.corner_values = (before, after)
+        pruned = np.zeros(after.shape, dtype=bool)
+        if before.shape == after.shape:
+            pruned = (after == 0) & (before != 0)
+        self.corner_before.setText(_matrix_html(before, np.zeros(before.shape, dtype=bool)))
+        self.corner_after.setText(_matrix_html(after, pruned))
+        zeros = int((after == 0).sum())
+        self.corner_note.setText(f"{zeros} of {after.size} zero now"
+                                 + (f"; {int(pruned.sum())} pruned since the original (red)"
+                                    if pruned.any() else ""))
+
+    def corner_text(self) -> tuple[str, str]:
+        """The corner before and after as plain rows of numbers (engine.snapshots.format_matrix)."""
+        if self.corner_values is None:
+            return "", ""
+        return format_matrix(self.corner_values[0]), format_matrix(self.corner_values[1])
 
     def fit(self) -> None:
         if self.data is not None:
@@ -169,3 +234,13 @@ class MaskView(QWidget):
             return
         value = float(self.data.image[row, col])
         self.hover.setText(f"{self.data.name}[{', '.join(map(str, index))}] = {value:.5g}")
+
+
+def _matrix_html(values: np.ndarray, highlight: np.ndarray) -> str:
+    """format_matrix's text with the highlighted entries in red (whitespace kept in <pre>)."""
+    out = []
+    for r, row in enumerate(format_matrix(values).splitlines()):
+        cells = iter(highlight[r])
+        out.append(_NUMBER.sub(lambda m: f'<span style="color:{PRUNED_COLOUR}">{m.group(0)}</span>'
+                               if next(cells) else m.group(0), row))
+    return "<pre style='margin:0'>" + "\n".join(out) + "</pre>"
