@@ -1,8 +1,12 @@
 """Renders PruneLab's window and each of its tabs to PNG, offscreen, on the built-in demo.
 
 It does what a user does: open the demo, choose L1 global 80 %, Prune (which measures), Fine-tune one
-epoch (which measures again), then pictures every tab with that real data. README's pictures come
-from here:  python scripts/screenshots.py [--out docs/screenshots]
+epoch (which measures again), then pictures every tab with that real data. Then the text models:
+File > Open text demo (BiLSTM), select seed 000's group by pattern, L1 global 70 %, and the window
+with the mask view and its 5x5 corner before/after (text.png); and, when the 'bert' extra is
+installed, a tiny BERT (out/tiny_bert, or a random one built in a temporary folder) with its twelve
+attention query weights pruned L1 global 30 % (text_bert.png). README's pictures come from here:
+    python scripts/screenshots.py [--out docs/screenshots]
 """
 from __future__ import annotations
 
@@ -19,6 +23,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 WINDOW_SIZE = (1720, 1020)
 LAYER = "conv2.weight"
+BILSTM_PATTERN = r"re:embedding\.weight|lstm\.weight_(ih|hh)_l0|fc\.weight"   # seed 000's group
+BILSTM_LAYER = "lstm.weight_ih_l0"
+BERT_PATTERN = "*.attention.self.query.weight"                              # seed 002's group
+TEXT_MODEL_PANEL_WIDTH = 560
 
 
 def wait_for(app, signal, predicate=lambda *a: True, timeout_s: float = 300.0) -> tuple:
@@ -90,8 +98,65 @@ def main(argv=None) -> int:
         if not picture.save(str(path)):
             raise OSError(f"could not write {path}")
         print(f"wrote {path} ({picture.width()}x{picture.height()})")
+
+    # text models have long parameter names (lstm.weight_hh_l0_reverse): a wider model panel
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QDockWidget
+    window.resizeDocks([window.findChild(QDockWidget, "model_dock")], [TEXT_MODEL_PANEL_WIDTH],
+                       Qt.Orientation.Horizontal)
+    run(window, app, window.open_text_demo_action.trigger, "open")
+    prune_group(window, app, BILSTM_PATTERN, 70.0, BILSTM_LAYER)
+    save(window, out / "text.png")
+
+    bert = tiny_bert_folder()
+    if bert is None:
+        print("skipped text_bert.png: the optional 'bert' extra (transformers) is not installed")
+    else:
+        from engine.config import ModelSpec
+        run(window, app, lambda: window.open_model(ModelSpec(source="hf", path=str(bert))), "open")
+        prune_group(window, app, BERT_PATTERN, 30.0, None)
+        save(window, out / "text_bert.png")
     window.close()
     return 0
+
+
+def prune_group(window, app, pattern: str, sparsity: float, layer) -> None:
+    """Selects a group by pattern, prunes it L1 global, and shows ``layer`` (default: the first of
+    the group) in the mask view with its corner before/after."""
+    panel = window.method_panel
+    panel.component_boxes["method"].setCurrentIndex(panel.component_boxes["method"].findData("l1"))
+    panel.scope.setCurrentIndex(panel.scope.findData("global"))
+    panel.sparsity.setValue(sparsity)
+    window.model_panel.pattern.setText(pattern)
+    names = window.model_panel.select_pattern()
+    run(window, app, window.prune, "prune")
+    layer = layer or names[0]
+    window.tabs.setCurrentWidget(window.masks)
+    window.model_panel.tree.setCurrentItem(window.model_panel.items[layer])
+    window.model_panel.tree.scrollToItem(window.model_panel.items[layer])
+    wait_for(app, window.worker.matrix, lambda m: m.name == layer)
+    settle(app)
+
+
+def save(widget, path: Path) -> None:
+    picture = widget.grab()
+    if not picture.save(str(path)):
+        raise OSError(f"could not write {path}")
+    print(f"wrote {path} ({picture.width()}x{picture.height()})")
+
+
+def tiny_bert_folder():
+    """out/tiny_bert (python scripts/make_tiny_bert.py, trained) or a random one made here."""
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        return None
+    folder = ROOT / "out" / "tiny_bert"
+    if (folder / "config.json").is_file() and (folder / "data").is_dir():
+        return folder
+    from scripts.make_tiny_bert import make_tiny_bert
+    return make_tiny_bert(Path(tempfile.mkdtemp()) / "tiny_bert", train_rows=200, test_rows=100,
+                          epochs=0, log=lambda _m: None)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ NAME_ROLE = Qt.ItemDataRole.UserRole
 TARGET_ROLE = Qt.ItemDataRole.UserRole + 1   # float fraction, or None for the method's target
 DEFAULT_TARGET_TEXT = "default"
 DEFAULT_BRUSH = QBrush(QColor(150, 150, 150))
+TREE_INDENT = 14   # narrower than Qt's 20: a BERT parameter sits eight levels deep
 
 
 class _TargetDelegate(QStyledItemDelegate):
@@ -75,7 +76,7 @@ class ModelPanel(QWidget):
         self.description = QLabel("No model")
         self.description.setWordWrap(True)
         self.pattern = QLineEdit()
-        self.pattern.setPlaceholderText("e.g. *.attention.self.query.weight or lstm.weight_*")
+        self.pattern.setPlaceholderText("Select by pattern, e.g. lstm.weight_* or re:fc\\d\\.weight")
         self.pattern.setToolTip("Tick exactly the prunable parameters whose full name matches: an "
                                 "exact name, a glob (* any text, ? one character) or a regular "
                                 "expression written re:... (whole name). The rest are unticked.")
@@ -94,6 +95,9 @@ class ModelPanel(QWidget):
         self.tree.setHeaderLabels(["Module / parameter", "Type / shape", "Params", "Sparsity",
                                    "Target"])
         self.tree.setUniformRowHeights(True)
+        # long names differ at their end (lstm.weight_hh_l0 / weight_hh_l0_reverse): keep the end
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideLeft)
+        self.tree.setIndentation(TREE_INDENT)
         self.tree.setItemDelegate(_TargetDelegate(self.tree))
         header = self.tree.header()
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
@@ -121,7 +125,6 @@ class ModelPanel(QWidget):
             buttons.addWidget(b)
         buttons.addStretch(1)
         pattern_row = QHBoxLayout()
-        pattern_row.addWidget(QLabel("Select by pattern:"))
         pattern_row.addWidget(self.pattern, 1)
         pattern_row.addWidget(select_button)
         layout = QVBoxLayout(self)

@@ -35,6 +35,8 @@ HISTORY_COLUMNS = (
     ("Latency", lambda m: m.latency_ms, "ms"),
 )
 WIDTH_COLUMNS = ("Layer", "Type", "In", "Out", "Out kept")
+WIDTHS_MAX_HEIGHT = 480
+DETAILS_MIN_WIDTH = 300   # room for the 2:4 report's lines
 GOOD = QColor(35, 134, 54)
 BAD = QColor(190, 30, 30)
 
@@ -93,18 +95,21 @@ class CompareView(QWidget):
 
         self.widths_title = QLabel()
         self.widths_title.setStyleSheet("font-weight: bold")
+        self.widths_title.setWordWrap(True)
         self.widths = QTableWidget(0, len(WIDTH_COLUMNS))
         self.widths.setHorizontalHeaderLabels(WIDTH_COLUMNS)
         self.widths.verticalHeader().setVisible(False)
         self.widths.verticalHeader().setDefaultSectionSize(24)
         self.widths.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.widths.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.widths.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.widths.setToolTip("Input and output width (channels or features) of every layer channel "
                                "removal changed: original → now")
         self.semi_title = QLabel("2:4 sparse kernels (GPU)")
         self.semi_title.setStyleSheet("font-weight: bold")
         self.semi = QLabel()
         self.semi.setWordWrap(True)
+        self.semi.setMinimumWidth(DETAILS_MIN_WIDTH - 20)
         self.semi.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.layer_widths: list[LayerWidth] = []
         self.semi_report: Optional[SemiStructuredReport] = None
@@ -112,10 +117,10 @@ class CompareView(QWidget):
         details_layout = QVBoxLayout(details)
         details_layout.setContentsMargins(0, 0, 0, 0)
         details_layout.addWidget(self.widths_title)
-        details_layout.addWidget(self.widths, 1)
+        details_layout.addWidget(self.widths)
         details_layout.addWidget(self.semi_title)
         details_layout.addWidget(self.semi)
-        details_layout.addStretch(0)
+        details_layout.addStretch(1)
         self.details = details
         main = QWidget()
         main_layout = QVBoxLayout(main)
@@ -127,8 +132,8 @@ class CompareView(QWidget):
         top = QWidget()
         top_layout = QHBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
-        top_layout.addWidget(main, 3)
-        top_layout.addWidget(details, 2)
+        top_layout.addWidget(main, 1)
+        top_layout.addWidget(details, 0)
         self._show_details()
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)
@@ -191,8 +196,18 @@ class CompareView(QWidget):
             self.widths.setItem(row, 2, _item(_arrow(w.in_before, w.in_after)))
             self.widths.setItem(row, 3, _item(_arrow(w.out_before, w.out_after)))
             self.widths.setItem(row, 4, _item(f"{w.out_kept:.0%}"))
-        self.widths_title.setText(f"Layer widths: {len(changed)} of {len(widths)} layers changed "
-                                  f"(original → now)")
+        self.widths_title.setText(f"Layer widths (original → now): {len(changed)} of "
+                                  f"{len(widths)} changed")
+        # as wide as its columns and as tall as its rows (a long list scrolls), so the comparison
+        # table keeps the room for its notes
+        self.widths.resizeColumnsToContents()
+        frame = 2 * self.widths.frameWidth() + 4
+        height = self.widths.horizontalHeader().sizeHint().height() + 24 * len(changed) + frame
+        self.widths.setFixedHeight(min(WIDTHS_MAX_HEIGHT, height))
+        width = self.widths.horizontalHeader().length() + frame + (
+            self.widths.verticalScrollBar().sizeHint().width() if height > WIDTHS_MAX_HEIGHT else 0)
+        self.widths.setFixedWidth(width)
+        self.details.setFixedWidth(max(DETAILS_MIN_WIDTH, width))
         self._show_details()
 
     def set_semi_structured(self, report: Optional[SemiStructuredReport]) -> None:

@@ -60,8 +60,8 @@ class MaskView(QWidget):
                              "Mask: black = pruned, white = kept. |w|: magnitude, what L1 ranks.")
         fit = QPushButton("Fit")
         fit.setToolTip("Zoom to the whole parameter (scroll to zoom, drag to pan)")
-        self.hover = QLabel("Hover over a pixel to see its index and value")
-        self.hover.setMinimumWidth(360)
+        self.hover = QLabel("Hover a pixel for its index and value")
+        self.hover.setMinimumWidth(260)
         self.corner_toggle = QCheckBox("Corner before / after")
         self.corner_toggle.setChecked(True)
         self.corner_toggle.setToolTip("The 5×5 top-left corner of the parameter as numbers, in the "
@@ -72,7 +72,6 @@ class MaskView(QWidget):
         top.addWidget(QLabel("Show:"))
         top.addWidget(self.show)
         top.addWidget(fit)
-        top.addWidget(self.corner_toggle)
         top.addStretch(1)
         top.addWidget(self.hover)
 
@@ -103,10 +102,13 @@ class MaskView(QWidget):
         middle = QHBoxLayout()
         middle.addWidget(self.plot, 1)
         middle.addWidget(self.corner_box)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.legend, 1)
+        bottom.addWidget(self.corner_toggle)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(middle, 1)
-        layout.addWidget(self.legend)
+        layout.addLayout(bottom)
         self.corner_toggle.toggled.connect(self.corner_box.setVisible)
 
         self._mouse = pg.SignalProxy(self.plot.scene().sigMouseMoved, rateLimit=30,
