@@ -260,3 +260,70 @@ def test_dialogs_for_text_models(qtbot):
     spec = data.spec()
     assert spec.text_max_len is None and spec.vocab_path is None
     spec.validate()   # no text-only field left on image data
+
+
+def test_two_four_report_reaches_compare_and_log(qtbot, demo_window, monkeypatch):
+    """The display path only: no GPU here, so the engine's answer is a hand-made report and the
+    action is enabled by hand. What a capable GPU measures is tested in tests/test_structured.py
+    (skipped without CUDA)."""
+    from engine.structured.semistructured import (LayerConversion, SemiStructuredAvailability,
+                                                  SemiStructuredReport)
+    w = demo_window
+    report = SemiStructuredReport(device="test GPU", dtype="float16", batch_size=64,
+                                  layers=[LayerConversion("fc1", (120, 256), True),
+                                          LayerConversion("fc3", (10, 84), False, "shape 10x84 is "
+                                                          "not a multiple of 32x64")],
+                                  max_abs_diff=1e-3, outputs_match=True, tolerance=1e-2,
+                                  dense_ms=2.0, sparse_ms=1.25)
+    asked = []
+    monkeypatch.setattr(Session, "semi_structured",
+                        lambda self, apply_mask=False, **kw: asked.append(apply_mask) or report)
+    w.semi_availability = SemiStructuredAvailability(True, "test GPU has 2:4 sparse tensor cores")
+    w._set_busy(None)
+    assert w.semi_action.isEnabled()
+    w.semi_mask_action.setChecked(True)
+    wait_done(qtbot, w, w.semi_action.trigger, "semi_structured")
+    assert asked == [True]
+    assert w.tabs.currentWidget() is w.compare and w.compare.semi.isVisibleTo(w.compare)
+    text = w.compare.semi.text()
+    assert "1 of 2 Linear layers converted" in text and "Outputs match" in text
+    assert "2.000 ms dense, 1.250 ms sparse: 1.60× speedup" in text
+    assert w.status_label.text() == "2:4 sparse kernels: " + text
+    assert any("fc3 10x84: kept dense (shape 10x84" in line for line in w.log_view.lines())
+
+
+def test_hf_folder_without_data_asks_for_its_data(qtbot, window, tiny_bert, tmp_path, monkeypatch):
+    import shutil
+    folder = tmp_path / "bert_only"
+    shutil.copytree(tiny_bert, folder, ignore=shutil.ignore_patterns("data"))
+    asked = []
+
+    def fill_data(dialog):
+        asked.append(dialog.source.currentData())
+        dialog.root.edit.setText(str(tiny_bert / "data"))
+        dialog.text_max_len.setValue(24)
+        return 1
+
+    monkeypatch.setattr(OpenDataDialog, "exec", fill_data)
+    wait_done(qtbot, window, lambda: window.open_path(str(folder)), "open", OPEN_TIMEOUT_MS)
+    assert asked == ["hf_tsv"]      # the dialog came preset to the data a HF model reads
+    assert (window.model_spec.source, window.model_spec.path) == ("hf", str(folder))
+    assert (window.data_spec.source, window.data_spec.text_max_len) == ("hf_tsv", 24)
+    assert any(n.endswith("attention.self.query.weight") for n in window.model_panel.prunable_names())
+
+
+def test_bilstm_export_reopens_by_path(qtbot, window, tmp_path):
+    from engine.config import ExportSpec
+    w = window
+    wait_done(qtbot, w, w.open_text_demo_action.trigger, "open", OPEN_TIMEOUT_MS)
+    w.model_panel.select_pattern("fc.weight")
+    choose_l1_global(w, 95.0)
+    wait_done(qtbot, w, w.prune_action.trigger, "prune")
+    target = tmp_path / "bilstm_pruned.pt"
+    wait_done(qtbot, w, lambda: w.export(ExportSpec(str(target), report=False)), "export")
+    assert target.with_suffix(".json").is_file()      # its vocabulary, beside it
+    wait_done(qtbot, w, lambda: w.open_path(str(target)), "open", OPEN_TIMEOUT_MS)
+    assert (w.model_spec.source, w.model_spec.arch) == ("state_dict", "bilstm")
+    assert w.data_spec.source == "text_demo"
+    fc = next(p for p in w.model_panel.info.params if p.name == "fc.weight")
+    assert fc.nonzero == round(fc.numel * 0.05)        # the pruned weights came back as zeros
