@@ -92,6 +92,9 @@ class EngineWorker(QObject):
     matrix = Signal(object)         # MatrixData of the watched parameter
     model_changed = Signal(object)  # ModelInfo
     opened = Signal(object)         # SessionInfo
+    group = Signal(object)          # GroupSparsity of group_names, or None for no names
+    layer_widths = Signal(object)   # list[LayerWidth], original against current
+    semi_structured = Signal(object)  # SemiStructuredReport
     metrics = Signal(object)        # MetricsReport
     epoch = Signal(object)          # EpochResult
     steps = Signal(object)          # StepLosses
@@ -100,9 +103,6 @@ class EngineWorker(QObject):
     stopped = Signal(str)           # op, after the user's Stop
     failed = Signal(str, str)       # op, one-line message
     log = Signal(str)
-    group = Signal(object)          # GroupSparsity of group_names, or None for no names
-    layer_widths = Signal(object)   # list[LayerWidth], original against current
-    semi_structured = Signal(object)  # SemiStructuredReport
 
     SNAPSHOT_INTERVAL_S = 0.25
 

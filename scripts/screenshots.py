@@ -125,6 +125,10 @@ def prune_group(window, app, pattern: str, sparsity: float, layer) -> None:
     the group) in the mask view with its corner before/after."""
     panel = window.method_panel
     panel.component_boxes["method"].setCurrentIndex(panel.component_boxes["method"].findData("l1"))
+    panel.component_boxes["granularity"].setCurrentIndex(
+        panel.component_boxes["granularity"].findData("fine"))
+    panel.schedule.setCurrentIndex(panel.schedule.findData("oneshot"))   # prune only, no training
+    panel.structured_box.setChecked(False)
     panel.scope.setCurrentIndex(panel.scope.findData("global"))
     panel.sparsity.setValue(sparsity)
     window.model_panel.pattern.setText(pattern)
