@@ -21,10 +21,10 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QLabel, Q
 from engine.config import (TEXT_DATA_SOURCES, DataSpec, ExportSpec, MetricsSpec, ModelSpec, Recipe,
                            RecipeError)
 from engine.models.checkpoints import STATE_DICT_SUFFIXES
+from engine.progress import CancelToken, Progress
 from engine.session import Session
 from engine.text.bilstm import read_sidecar
 from engine.text.sources import suggested_data
-from engine.progress import CancelToken, Progress
 from gui.dialogs import ExportDialog, OpenDataDialog, OpenModelDialog, confirm_trust
 from gui.panels.method_panel import MethodPanel
 from gui.panels.model_tree import ModelPanel, describe_group
@@ -711,6 +711,10 @@ class MainWindow(QMainWindow):
         menus["&Run"].addSeparator()
         menus["&Run"].addAction(self.semi_action)
         menus["&Run"].addAction(self.semi_mask_action)
+        menus["&Run"].setToolTipsVisible(True)   # the tooltip says why 2:4 is unavailable
+        toolbar = self.findChild(QToolBar, "run_toolbar")
+        toolbar.addSeparator()
+        toolbar.addAction(self.semi_action)   # a disabled button still shows its tooltip
         self.log_view.append("2:4 sparse kernels: " + ("available — " if self.semi_availability.available
                                                         else "unavailable — ")
                              + self.semi_availability.reason)

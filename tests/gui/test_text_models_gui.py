@@ -6,7 +6,7 @@ import importlib.util
 
 import numpy as np
 import pytest
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton, QToolBar
 
 from engine.config import DataSpec, ModelSpec
 from engine.paths import ROOT
@@ -172,6 +172,7 @@ def test_two_four_action_is_disabled_on_cpu_and_says_why(qtbot, demo_window):
     if availability.available:
         pytest.skip("this machine can run 2:4 sparse kernels")
     assert not w.semi_action.isEnabled()   # even with a model open and nothing running
+    assert w.semi_action in w.findChild(QToolBar, "run_toolbar").actions()
     assert "no CUDA device" in availability.reason
     assert w.semi_action.toolTip() == f"Unavailable: {availability.reason}"
     assert availability.reason in w.semi_action.statusTip()
