@@ -104,7 +104,8 @@ class SensitivityView(QWidget):
         self.plot.setLabel("bottom", "sparsity of the layer", units="%")
         self.plot.setLabel("left", "test accuracy", units="%")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.legend = self.plot.addLegend(offset=(-10, -10), brush=pg.mkBrush(255, 255, 255, 220))
+        # bottom left: curves start high on the left and fall on the right
+        self.legend = self.plot.addLegend(offset=(10, -10), brush=pg.mkBrush(255, 255, 255, 220))
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.baseline_line = pg.InfiniteLine(
             angle=0, movable=False,
@@ -118,9 +119,9 @@ class SensitivityView(QWidget):
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(COL_LAYER, QHeaderView.ResizeMode.Stretch)
-        for col in (COL_WEIGHTS, COL_SPARSITY, COL_DROP):
+        for col in (COL_LAYER, COL_WEIGHTS, COL_SPARSITY):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COL_DROP, QHeaderView.ResizeMode.Stretch)
         for col, tip in ((COL_LAYER, "Scanned parameter"), (COL_WEIGHTS, "Its number of weights"),
                          (COL_SPARSITY, "Proposed sparsity; edit it before applying"),
                          (COL_DROP, "Accuracy this layer alone is predicted to lose at that "
@@ -139,6 +140,8 @@ class SensitivityView(QWidget):
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        splitter.setSizes([600, 400])
+        self.splitter = splitter
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addWidget(self.status)
@@ -194,8 +197,8 @@ class SensitivityView(QWidget):
             ys = [a * 100 for _, a in points]
             self.curves[name] = self.plot.plot(xs, ys, pen=pg.mkPen(color, width=2), symbol="o",
                                                symbolSize=6, symbolBrush=color, name=name)
+        self.baseline_line.show()   # before setValue: a hidden line does not update its label
         self.baseline_line.setValue(result.baseline * 100)
-        self.baseline_line.show()
         self.plot.setXRange(0, max(result.grid) * 100 + 2)
         self.status.setText(
             f"{count} layer(s) scanned with {result.method} / {result.granularity} at "
