@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.pruning.targets import prunable_targets
+from engine.pruning.targets import LayerInfo, prunable_targets
 
 
 @dataclass(frozen=True)
@@ -24,22 +24,9 @@ class LayerHistogram:
 
 
 @dataclass(frozen=True)
-class LayerDensity:
-    name: str
-    module_type: str
-    shape: tuple[int, ...]
-    numel: int
-    nonzero: int
-
-    @property
-    def density(self) -> float:
-        return self.nonzero / self.numel if self.numel else 1.0
-
-
-@dataclass(frozen=True)
 class WeightSnapshot:
     label: str
-    layers: list[LayerDensity]
+    layers: list[LayerInfo]
     histograms: dict[str, LayerHistogram] = field(default_factory=dict)
 
     def density(self, name: str) -> float:
@@ -57,7 +44,7 @@ def take_snapshot(model: nn.Module, label: str = "", bins: int = 64,
     for t in prunable_targets(model):
         w = t.weight().detach().float().reshape(-1).cpu()
         nonzero = int(torch.count_nonzero(w))
-        layers.append(LayerDensity(t.name, t.module_type, tuple(t.weight().shape), w.numel(), nonzero))
+        layers.append(LayerInfo(t.name, t.module_type, tuple(t.weight().shape), w.numel(), nonzero))
         if not histograms:
             continue
         if w.numel() > max_samples:
