@@ -244,3 +244,16 @@ def test_recipe_naming_a_method_file_asks_before_loading_it(qtbot, demo_window, 
     assert w.method_panel.component_boxes["method"].currentData() == "gui_recipe"
     assert w.recipe().prune.plugin == str(plugin.resolve())
     CRITERIA.unregister("gui_recipe")
+
+
+def test_stopping_a_scan_leaves_no_result_and_the_window_idle(qtbot, demo_window):
+    w = demo_window
+    w.sensitivity.set_grid([0.1, 0.5, 0.9])
+    with qtbot.waitSignal(w.operation_stopped, timeout=60_000,
+                          check_params_cb=lambda op: op == "sensitivity"):
+        assert w.scan_action.trigger() is None and w.busy_op == "sensitivity"
+        assert not w.scan_action.isEnabled() and w.stop_action.isEnabled()
+        w.stop()   # the token is cancelled before the worker's first evaluation batch
+    assert w.busy_op is None and w.scan_action.isEnabled()
+    assert w.sensitivity.result is None and not w.sensitivity.curves
+    assert "stopped" in w.status_label.text()
