@@ -8,7 +8,7 @@ weight of torchvision ResNets (random init, seeded), each repeat on a fresh deep
 and reports median times, the speedup, and whether the installed masks are identical
 element for element with exactly the requested number of zeros.
 
-    python bench/masks.py [--device cpu|cuda] [--quick]
+    python bench/masks.py [--device cpu|cuda] [--quick] [--threads N]
 
 Exits 0 whether the targets pass or fail (the RESULT lines are the report); only a
 crash gives a non-zero status.
@@ -121,7 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--quick", action="store_true", help="resnet18 only, fewer repeats")
+    # One intra-op thread for both sides by default: it is what the app gives the engine on a
+    # 2-core machine (one core stays with the window), and with two threads any other process on
+    # the machine makes both sides' timings swing by 10x, which measures the load, not the code.
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both (default 1)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("note: CUDA requested but not available, running on CPU")

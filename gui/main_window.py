@@ -106,6 +106,9 @@ class MainWindow(QMainWindow):
     def _build_panels(self) -> None:
         self.model_panel = ModelPanel()
         self.model_panel.param_selected.connect(self.select_parameter)
+        # resizeDocks below is ignored before the window is first shown on some platforms; without
+        # a floor the tree's name column is squeezed to nothing on a real 1600-px screen.
+        self.model_panel.setMinimumWidth(360)
         dock = QDockWidget("Model", self)
         dock.setObjectName("model_dock")
         dock.setWidget(self.model_panel)
