@@ -89,12 +89,14 @@ class SensitivityView(QWidget):
             controls.addWidget(text)
             controls.addWidget(widget)
         controls.addWidget(self.scan_button)
-        controls.addSpacing(24)
-        controls.addWidget(QLabel("Target"))
-        controls.addWidget(self.target)
-        controls.addWidget(self.propose_button)
-        controls.addWidget(self.apply_button)
         controls.addStretch(1)
+        # the proposal's controls sit over its table, so the tab stays narrow enough for a laptop
+        proposal_controls = QHBoxLayout()
+        proposal_controls.addWidget(QLabel("Target"))
+        proposal_controls.addWidget(self.target)
+        proposal_controls.addWidget(self.propose_button)
+        proposal_controls.addWidget(self.apply_button)
+        proposal_controls.addStretch(1)
 
         self.status = QLabel("Scan to see how much accuracy each layer loses when pruned alone "
                              "(method panel's criterion and granularity, ticked layers).")
@@ -110,7 +112,7 @@ class SensitivityView(QWidget):
         self.baseline_line = pg.InfiniteLine(
             angle=0, movable=False,
             pen=pg.mkPen(ORIGINAL_COLOR, width=1.5, style=Qt.PenStyle.DashLine),
-            label="unpruned {value:.2f}%", labelOpts={"position": 0.1, "color": (90, 90, 90)})
+            label="unpruned {value:.2f}%", labelOpts={"position": 0.2, "color": (90, 90, 90)})
         self.baseline_line.hide()
         self.plot.addItem(self.baseline_line)
 
@@ -132,6 +134,7 @@ class SensitivityView(QWidget):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addLayout(proposal_controls)
         right_layout.addWidget(self.table)
         right_layout.addWidget(self.summary)
 

@@ -37,6 +37,7 @@ def test_sensitivity_scan_plots_each_ticked_layer_and_its_proposal_meets_the_tar
     view.eval_batches.setValue(2)
     assert view.grid() == [0.5, 0.9]
     assert not view.propose_button.isEnabled() and not view.apply_button.isEnabled()
+    assert view.minimumSizeHint().width() < 700   # the tab does not widen the window on a laptop
     wait_done(qtbot, w, w.scan_action.trigger, "sensitivity")
 
     result = view.result
