@@ -1,6 +1,6 @@
 """The custom pruning method of the torch.nn.utils.prune tutorial (reference seed 000).
 
-Load it in PruneLab (Prune tab → Load method file…, after confirming you trust it) or name it in a
+Load it in PruneLab (File → Load pruning method file…, after confirming you trust it) or name it in a
 recipe: ``"prune": {"plugin": "../examples/every_other.py", "method": "ExamplePruningMethod"}``.
 """
 import torch

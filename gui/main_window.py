@@ -33,6 +33,7 @@ from gui.views.density import DensityView
 from gui.views.histograms import HistogramView
 from gui.views.log import LogView
 from gui.views.masks import MaskView
+from gui.views.sensitivity import SensitivityView
 from gui.views.training import TrainingView
 from gui.worker import EngineWorker, MatrixData, MetricsReport, Request, SessionInfo
 
@@ -89,6 +90,7 @@ class MainWindow(QMainWindow):
         self.masks = MaskView()
         self.training = TrainingView()
         self.compare = CompareView()
+        self.sensitivity = SensitivityView()
         self.log_view = LogView()
         self.tabs = QTabWidget()
         for view, name, tip in (
@@ -97,6 +99,8 @@ class MainWindow(QMainWindow):
                 (self.masks, "Masks", "Weights, |w| or the mask of one parameter as an image"),
                 (self.training, "Training", "Loss and accuracy while fine-tuning"),
                 (self.compare, "Compare", "Original against pruned, and the history of runs"),
+                (self.sensitivity, "Sensitivity", "Accuracy when each layer is pruned alone; "
+                                                  "per-layer ratios proposed for a target"),
                 (self.log_view, "Log", "What the engine did, with times and errors")):
             self.tabs.addTab(view, name)
             self.tabs.setTabToolTip(self.tabs.count() - 1, tip)
@@ -167,12 +171,19 @@ class MainWindow(QMainWindow):
                                "Go back to the original weights")
         self.shortcuts_action = a("&Keyboard shortcuts", self.show_shortcuts, "F1",
                                   "List the keyboard shortcuts")
+        self.scan_action = a("Scan se&nsitivity", self.scan_sensitivity, "Ctrl+Shift+N",
+                             "Prune each ticked layer alone over the Sensitivity tab's grid "
+                             "(criterion and granularity from the method panel) and plot accuracy")
+        self.load_method_action = a("Load pruning &method file…", self.load_method_dialog,
+                                    "Ctrl+Shift+M", "Add the pruning methods a Python file defines "
+                                    "(runs its code: asks first)")
 
         menu = self.menuBar().addMenu("&File")
         for action in (self.open_model_action, self.open_data_action, self.open_demo_action,
                        self.open_recipe_action):
             menu.addAction(action)
         self.recent_menu = menu.addMenu("Open recent")
+        menu.addAction(self.load_method_action)
         menu.addSeparator()
         menu.addAction(self.save_recipe_action)
         menu.addAction(self.export_action)
@@ -182,6 +193,7 @@ class MainWindow(QMainWindow):
         for action in (self.prune_action, self.finetune_action, self.measure_action,
                        self.stop_action, self.revert_action):
             run.addAction(action)
+        run.addAction(self.scan_action)
         view = self.menuBar().addMenu("&View")
         for i in range(self.tabs.count()):
             action = self._action(self.tabs.tabText(i), lambda i=i: self.tabs.setCurrentIndex(i),
@@ -249,6 +261,10 @@ class MainWindow(QMainWindow):
         w.failed.connect(self._on_failed)
         w.exported.connect(self._on_exported)
         w.log.connect(self.log_view.append)
+        w.sparsity_points.connect(self.training.add_sparsity)
+        w.sensitivity.connect(self._on_sensitivity)
+        w.opened.connect(lambda _info: self.sensitivity.clear())
+        self._connect_method_tools()
         self.thread.start()
 
     # ------------------------------------------------------------ requests
@@ -443,6 +459,8 @@ class MainWindow(QMainWindow):
     def open_recipe(self, path: str) -> bool:
         try:
             recipe = Recipe.load(path)
+            if not self._load_recipe_plugin(recipe):
+                return False
             self.method_panel.set_prune_spec(recipe.prune)
             self.method_panel.set_finetune_spec(recipe.finetune)
             self.method_panel.set_schedule_spec(recipe.schedule)
@@ -678,6 +696,97 @@ class MainWindow(QMainWindow):
         lines = [f"{a.shortcut().toString():<14} {a.text().replace('&', '')}"
                  for a in self.actions() if not a.shortcut().isEmpty()]
         QMessageBox.information(self, "Keyboard shortcuts", "\n".join(lines))
+
+    # ------------------------------------------------------------ sensitivity, method files
+
+    def _connect_method_tools(self) -> None:
+        self.sensitivity.set_scan_action(self.scan_action)
+        self.sensitivity.propose_failed.connect(self.show_error)
+        self.sensitivity.apply_requested.connect(self.apply_layer_targets)
+        # available exactly when Prune (scan) or Open (loading code) is
+        self.prune_action.changed.connect(
+            lambda: self.scan_action.setEnabled(self.prune_action.isEnabled()))
+        self.open_model_action.changed.connect(
+            lambda: self.load_method_action.setEnabled(self.open_model_action.isEnabled()))
+        self.operation_finished.connect(self._after_method_tool)
+
+    def scan_sensitivity(self) -> bool:
+        """Runs the sensitivity scan over the ticked layers with the method panel's criterion,
+        granularity and options, on a copy of the current model."""
+        try:
+            include = self.model_panel.include()
+            if include == [] and self.model_panel.info is not None:
+                raise RecipeError("no parameter is ticked in the model panel: tick the layers "
+                                  "to scan")
+            spec = self.method_panel.prune_spec(include, None)
+            grid = self.sensitivity.grid()
+        except (RecipeError, ValueError) as exc:
+            self.show_error("Cannot scan", str(exc))
+            return False
+        self.tabs.setCurrentWidget(self.sensitivity)
+        return self.submit("sensitivity", spec=spec, grid=grid,
+                           max_eval_batches=self.sensitivity.max_eval_batches())
+
+    def _on_sensitivity(self, result) -> None:
+        self.sensitivity.set_result(result)
+
+    def _after_method_tool(self, op: str) -> None:
+        if op == "sensitivity":
+            self.status_label.setText("Sensitivity scanned: propose ratios in the Sensitivity tab")
+
+    def apply_layer_targets(self, targets: dict) -> bool:
+        """Writes per-parameter sparsities (a sensitivity proposal) into the model panel: those
+        parameters are ticked and get the targets, and the scope becomes local, where per-layer
+        targets apply. Prune then runs them."""
+        missing = sorted(set(targets) - set(self.model_panel.prunable_names()))
+        if missing:
+            self.show_error("The proposal does not fit this model",
+                            f"{', '.join(missing)} not found: the model changed since the scan; "
+                            f"scan again")
+            return False
+        for name, value in targets.items():
+            self.model_panel.set_checked(name, True)
+            self.model_panel.set_target(name, float(value))
+        self.method_panel.scope.setCurrentIndex(self.method_panel.scope.findData("local"))
+        self.status_label.setText(f"Per-layer targets set for {len(targets)} layer(s): Prune "
+                                  f"uses them")
+        return True
+
+    def load_method_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load pruning method file", self._last_dir(),
+                                              "Python files (*.py)")
+        if path:
+            self.load_method_file(path)
+
+    def load_method_file(self, path: str) -> list[str]:
+        """Asks for trust, then registers the file's methods beside the built-in criteria and
+        selects the first; the method panel's spec then names the file as its ``plugin``, so a
+        saved recipe loads it again. Returns the names added ([] when refused or on error)."""
+        from engine.pruning.custom import load_plugin
+        if self.busy_op is not None:
+            self.status_label.setText(f"Busy with {self.busy_op}: press Stop first")
+            return []
+        if not confirm_trust(self, path, "a pruning method file"):
+            self.status_label.setText(f"Not loaded: {Path(path).name}")
+            return []
+        try:
+            names = load_plugin(path)
+        except Exception as exc:  # the user's code may raise anything: a dialog, never a crash
+            self.show_error("Cannot load the method file", str(exc).strip() or type(exc).__name__)
+            return []
+        self.method_panel.refresh_components(select_method=names[0])
+        self.log_view.append(f"loaded {', '.join(names)} from {path}")
+        self.status_label.setText(f"Loaded {', '.join(names)} from {Path(path).name}")
+        return names
+
+    def _load_recipe_plugin(self, recipe: Recipe) -> bool:
+        """A recipe naming a method file: load it, after asking for trust, before the method panel
+        shows the recipe's method (a file this session already loaded is not asked about again)."""
+        from engine.pruning.custom import loaded_plugins
+        plugin = recipe.prune.plugin
+        if not plugin or str(Path(plugin).expanduser().resolve()) in loaded_plugins():
+            return True
+        return bool(self.load_method_file(plugin))
 
     # ------------------------------------------------------------ closing
 

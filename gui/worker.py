@@ -74,6 +74,13 @@ class StepLosses:
     losses: list[float]
 
 
+@dataclass(frozen=True)
+class SparsityPoints:
+    """Sparsity of the selected weights against the training step, while a schedule runs."""
+    steps: list[int]
+    sparsities: list[float]
+
+
 def warm_up_torch() -> None:
     """The first optimizer step imports torch._dynamo: about two seconds, partly while holding the
     GIL as shared libraries load, which froze the GUI thread for 150-250 ms at a time early in the
@@ -103,6 +110,8 @@ class EngineWorker(QObject):
     stopped = Signal(str)           # op, after the user's Stop
     failed = Signal(str, str)       # op, one-line message
     log = Signal(str)
+    sparsity_points = Signal(object)  # SparsityPoints, while a schedule runs
+    sensitivity = Signal(object)      # engine.pruning.sensitivity.SensitivityResult
 
     SNAPSHOT_INTERVAL_S = 0.25
 
@@ -174,15 +183,20 @@ class EngineWorker(QObject):
             self.session.remove_channels(structured, self.progress.emit, r.token)
         elif schedule.kind != "oneshot":
             on_step, on_epoch, flush = self._live_callbacks()
+            on_sparsity, flush_sparsity = self._sparsity_callback()
             def on_round(rr) -> None:  # each pruning round shows at once in the charts
                 self.log.emit(f"round {rr.round}: target {rr.target:.1%}, reached "
                               f"{rr.sparsity:.1%}" + (f", accuracy {rr.accuracy:.2%}"
                                                       if rr.accuracy is not None else ""))
+                flush_sparsity()
                 self._emit_snapshots()
 
-            result = self.session.run_schedule(spec, r.args["finetune"], schedule,
-                                               self.progress.emit, r.token, on_epoch, on_step,
-                                               on_round=on_round)
+            try:
+                result = self.session.run_schedule(spec, r.args["finetune"], schedule,
+                                                   self.progress.emit, r.token, on_epoch, on_step,
+                                                   on_sparsity=on_sparsity, on_round=on_round)
+            finally:
+                flush_sparsity()
             flush()
             if result.stopped == "stopped by the user":
                 raise Cancelled(result.stopped)
@@ -236,6 +250,36 @@ class EngineWorker(QObject):
             throttled_snapshot()
 
         return on_step, on_epoch, flush
+
+    def _sparsity_callback(self):
+        """(on_sparsity, flush): a schedule's (step, sparsity) points go out at most every
+        SNAPSHOT_INTERVAL_S (a gradual schedule may prune every step), the rest on flush."""
+        pending: list[tuple[int, float]] = []
+        last_sent = [0.0]
+
+        def flush() -> None:
+            if pending:
+                self.sparsity_points.emit(SparsityPoints([s for s, _ in pending],
+                                                         [float(v) for _, v in pending]))
+                pending.clear()
+                last_sent[0] = time.monotonic()
+
+        def on_sparsity(step: int, sparsity: float) -> None:
+            pending.append((int(step), float(sparsity)))
+            if time.monotonic() - last_sent[0] >= self.SNAPSHOT_INTERVAL_S:
+                flush()
+
+        return on_sparsity, flush
+
+    def _do_sensitivity(self, r: Request) -> None:
+        """Prunes each selected layer alone over the grid on a copy of the model (the live model is
+        not touched) and sends the accuracy curves."""
+        grid = r.args["grid"]
+        self.log.emit(f"sensitivity scan: {len(grid)} sparsities from {min(grid):.0%} to "
+                      f"{max(grid):.0%}")
+        result = self.session.sensitivity_scan(r.args["spec"], grid, self.progress.emit, r.token,
+                                               r.args.get("max_eval_batches"))
+        self.sensitivity.emit(result)
 
     def _do_measure(self, r: Request) -> None:
         self._measure_and_record(r, r.args.get("label", "measure"))

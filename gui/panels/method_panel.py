@@ -83,6 +83,13 @@ def discover_registries() -> dict[str, Registry]:
                                                       kv[0])))
 
 
+def fill_components(combo: QComboBox, registry: Registry) -> None:
+    """One item per component: its label shown, its name as data, its description as tooltip."""
+    for component in registry:
+        combo.addItem(component.label or component.name, component.name)
+        combo.setItemData(combo.count() - 1, component.description, Qt.ItemDataRole.ToolTipRole)
+
+
 def option_widget(option: Option, value: Any) -> QWidget:
     """A control for one typed option, with its help as the tooltip."""
     if option.choices is not None:
@@ -136,10 +143,7 @@ class MethodPanel(QWidget):
         for field, registry in self.registries.items():
             combo = QComboBox()
             combo.setObjectName(field)
-            for component in registry:
-                combo.addItem(component.label or component.name, component.name)
-                combo.setItemData(combo.count() - 1, component.description,
-                                  Qt.ItemDataRole.ToolTipRole)
+            fill_components(combo, registry)
             combo.currentIndexChanged.connect(self._on_component)
             self.component_boxes[field] = combo
             self.prune_form.addRow(f"{field.replace('_', ' ').capitalize()}:", combo)
@@ -148,10 +152,7 @@ class MethodPanel(QWidget):
         self.prune_form.addRow(self.options_box)
         self.schedule = QComboBox()
         self.schedule.setObjectName("schedule")
-        for component in SCHEDULES:
-            self.schedule.addItem(component.label or component.name, component.name)
-            self.schedule.setItemData(self.schedule.count() - 1, component.description,
-                                      Qt.ItemDataRole.ToolTipRole)
+        fill_components(self.schedule, SCHEDULES)
         self.prune_form.addRow("Schedule:", self.schedule)
         self.prune_form.labelForField(self.schedule).setToolTip(TIPS["schedule"])
         self.schedule_box = QGroupBox("Schedule options")
@@ -283,13 +284,16 @@ class MethodPanel(QWidget):
         return self.registries[field].get(combo.currentData())
 
     def _on_component(self, *_: object) -> None:
+        self._restrict_granularity()
         for field, combo in self.component_boxes.items():
             combo.setToolTip(self.component(field).description)
         self._rebuild_options()
         # N:M and the like fix the sparsity themselves (e.g. 2:4 is 50 %): the target is moot
         fixed = any(getattr(self.component(f), "fixed_sparsity", False) for f in self.component_boxes)
         self.sparsity.setEnabled(not fixed)
-        supports_global = all(getattr(self.component(f), "supports_global", True)
+        # a criterion that makes each layer's mask itself (a user's BasePruningMethod) is local
+        supports_global = all(getattr(self.component(f), "supports_global", True) and
+                              not getattr(self.component(f), "provides_masks", False)
                               for f in self.component_boxes)
         global_index = self.scope.findData("global")
         self.scope.model().item(global_index).setEnabled(supports_global)
@@ -297,6 +301,38 @@ class MethodPanel(QWidget):
             self.scope.setCurrentIndex(self.scope.findData("local"))
         self._on_scope()
         self.changed.emit()
+
+    def _restrict_granularity(self) -> None:
+        """Greys out the granularities the chosen criterion does not work with (bn_gamma ranks
+        filters only, a user's mask method is fine-grained) and moves off a greyed-out one."""
+        if "method" not in self.component_boxes or "granularity" not in self.component_boxes:
+            return
+        allowed = getattr(self.component("method"), "granularities", None)
+        combo = self.component_boxes["granularity"]
+        for i in range(combo.count()):
+            combo.model().item(i).setEnabled(allowed is None or combo.itemData(i) in allowed)
+        if allowed is not None and combo.currentData() not in allowed:
+            index = combo.findData(allowed[0])
+            if index >= 0:
+                combo.blockSignals(True)
+                combo.setCurrentIndex(index)
+                combo.blockSignals(False)
+
+    def refresh_components(self, select_method: Optional[str] = None) -> None:
+        """Rebuilds the component lists from the registries (after a method file registered new
+        criteria), keeping the current choices, or choosing ``select_method``."""
+        for field, combo in self.component_boxes.items():
+            current = select_method if field == "method" and select_method else combo.currentData()
+            combo.blockSignals(True)
+            combo.clear()
+            fill_components(combo, self.registries[field])
+            combo.setCurrentIndex(max(0, combo.findData(current)))
+            combo.blockSignals(False)
+        self._on_component()
+
+    def plugin_path(self) -> Optional[str]:
+        """The method file the chosen criterion came from, None for a built-in."""
+        return getattr(self.component("method"), "source", "") or None
 
     def _rebuild_options(self) -> None:
         self.option_values.update(self.options())
@@ -379,7 +415,8 @@ class MethodPanel(QWidget):
                          sparsity=round(self.sparsity.value() / 100, 4),
                          per_layer=per_layer, include=include,
                          min_density=round(self.min_density.value() / 100, 4),
-                         options=self.options(), seed=self.seed.value())
+                         options=self.options(), seed=self.seed.value(),
+                         plugin=self.plugin_path())
         spec.validate()
         return spec
 
@@ -395,6 +432,7 @@ class MethodPanel(QWidget):
         return spec
 
     def set_prune_spec(self, spec: PruneSpec) -> None:
+        self.refresh_components()   # methods loaded from files since the panel was built
         self.option_values.update(spec.options)
         for field, combo in self.component_boxes.items():
             index = combo.findData(getattr(spec, field))

@@ -76,10 +76,12 @@ class ModelPanel(QWidget):
         self.description = QLabel("No model")
         self.description.setWordWrap(True)
         self.pattern = QLineEdit()
-        self.pattern.setPlaceholderText("Select by pattern, e.g. lstm.weight_* or re:fc\\d\\.weight")
+        self.pattern.setPlaceholderText("Select by pattern (glob or re:regex)")
         self.pattern.setToolTip("Tick exactly the prunable parameters whose full name matches: an "
-                                "exact name, a glob (* any text, ? one character) or a regular "
-                                "expression written re:... (whole name). The rest are unticked.")
+                                "exact name, a glob (* any text, ? one character; e.g. lstm.weight_* "
+                                "or *.attention.self.query.weight) or a regular expression written "
+                                "re:... matching the whole name (e.g. re:fc\\d\\.weight). The "
+                                "rest are unticked.")
         self.pattern.setClearButtonEnabled(True)
         select_button = QPushButton("Select")
         select_button.setToolTip(self.pattern.toolTip())

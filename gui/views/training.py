@@ -1,4 +1,5 @@
-"""Live fine-tuning curves: loss per batch, and test accuracy per epoch."""
+"""Live fine-tuning curves: loss per batch, test accuracy per epoch, and, while a pruning schedule
+runs, the sparsity of the selected weights per step (under the loss, on the same step axis)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -8,7 +9,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from engine.finetune import EpochResult
 from gui.views import ACCENT_COLOR, CURRENT_COLOR, ORIGINAL_COLOR
-from gui.worker import StepLosses
+from gui.worker import SparsityPoints, StepLosses
 
 
 class TrainingView(QWidget):
@@ -18,6 +19,8 @@ class TrainingView(QWidget):
         self.losses: list[float] = []
         self.epochs: list[EpochResult] = []
         self.epoch_end_steps: list[int] = []
+        self.sparsity_steps: list[int] = []
+        self.sparsities: list[float] = []
         self.status = QLabel("Fine-tune to see the loss and accuracy curves here.")
 
         self.loss_plot = pg.PlotWidget(title="Training loss")
@@ -50,8 +53,21 @@ class TrainingView(QWidget):
         self.acc_plot.addItem(self.original_line)
         self.acc_plot.addItem(self.start_line)
 
+        self.sparsity_plot = pg.PlotWidget(title="Sparsity of the selected weights (schedule)")
+        self.sparsity_plot.setLabel("bottom", "batch")
+        self.sparsity_plot.setLabel("left", "sparsity", units="%")
+        self.sparsity_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.sparsity_plot.setXLink(self.loss_plot)   # one step axis: pruning events under the loss
+        self.sparsity_curve = self.sparsity_plot.plot(pen=pg.mkPen(ACCENT_COLOR, width=2),
+                                                      symbol="o", symbolSize=5,
+                                                      symbolBrush=ACCENT_COLOR, name="sparsity")
+        self.sparsity_plot.hide()
+
+        left = QVBoxLayout()
+        left.addWidget(self.loss_plot, 3)
+        left.addWidget(self.sparsity_plot, 2)
         plots = QHBoxLayout()
-        plots.addWidget(self.loss_plot)
+        plots.addLayout(left)
         plots.addWidget(self.acc_plot)
         layout = QVBoxLayout(self)
         layout.addWidget(self.status)
@@ -61,6 +77,9 @@ class TrainingView(QWidget):
               current_accuracy: Optional[float]) -> None:
         """A new fine-tuning run: clears the curves and marks where accuracy stood."""
         self.steps, self.losses, self.epochs, self.epoch_end_steps = [], [], [], []
+        self.sparsity_steps, self.sparsities = [], []
+        self.sparsity_curve.setData([], [])
+        self.sparsity_plot.hide()   # shown again when a schedule reports sparsity
         self.start_accuracy = current_accuracy
         self._draw()
         for line, value in ((self.original_line, original_accuracy),
@@ -75,6 +94,13 @@ class TrainingView(QWidget):
         self.steps.extend(chunk.steps)
         self.losses.extend(chunk.losses)
         self.loss_curve.setData(self.steps, self.losses)
+
+    def add_sparsity(self, chunk: SparsityPoints) -> None:
+        """Points of a running schedule: (step, fraction of the selected weights that are zero)."""
+        self.sparsity_steps.extend(chunk.steps)
+        self.sparsities.extend(chunk.sparsities)
+        self.sparsity_curve.setData(self.sparsity_steps, [s * 100 for s in self.sparsities])
+        self.sparsity_plot.show()
 
     def add_epoch(self, result: EpochResult) -> None:
         self.epochs.append(result)
