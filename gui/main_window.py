@@ -114,7 +114,7 @@ class MainWindow(QMainWindow):
         self.model_panel.param_selected.connect(self.select_parameter)
         # resizeDocks below is ignored before the window is first shown on some platforms; without
         # a floor the tree's name column is squeezed to nothing on a real 1600-px screen.
-        self.model_panel.setMinimumWidth(360)
+        self.model_panel.setMinimumWidth(320)
         dock = QDockWidget("Model", self)
         dock.setObjectName("model_dock")
         dock.setWidget(self.model_panel)

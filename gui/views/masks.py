@@ -60,8 +60,9 @@ class MaskView(QWidget):
                              "Mask: black = pruned, white = kept. |w|: magnitude, what L1 ranks.")
         fit = QPushButton("Fit")
         fit.setToolTip("Zoom to the whole parameter (scroll to zoom, drag to pan)")
+        # on its own row under the picture: its text changes length as the mouse moves, and in
+        # the top row it set a wide minimum for the whole window
         self.hover = QLabel("Hover a pixel for its index and value")
-        self.hover.setMinimumWidth(260)
         self.corner_toggle = QCheckBox("Corner before / after")
         self.corner_toggle.setChecked(True)
         self.corner_toggle.setToolTip("The 5×5 top-left corner of the parameter as numbers, in the "
@@ -73,7 +74,6 @@ class MaskView(QWidget):
         top.addWidget(self.show)
         top.addWidget(fit)
         top.addStretch(1)
-        top.addWidget(self.hover)
 
         self.plot = pg.PlotWidget()
         self.plot.invertY(True)
@@ -108,6 +108,7 @@ class MaskView(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(middle, 1)
+        layout.addWidget(self.hover)
         layout.addLayout(bottom)
         self.corner_toggle.toggled.connect(self.corner_box.setVisible)
 
