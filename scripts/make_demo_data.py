@@ -22,15 +22,18 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from engine.io import atomic_write_bytes  # noqa: E402
+
 DEFAULT_OUT = REPO / "resources" / "digits.npz"
 SPLIT_SEED = 0
 TEST_SIZE = 360  # ~20% of 1,797
@@ -75,24 +78,6 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -106,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     data = npz_bytes(
         {"images": images, "labels": labels, "train_idx": train_idx, "test_idx": test_idx}
     )
-    write_atomic(args.out, data)
+    atomic_write_bytes(args.out, data)
 
     print(f"wrote {args.out} ({len(data):,} bytes)")
     print(f"  images {images.shape} {images.dtype}, train {len(train_idx)}, test {len(test_idx)}")

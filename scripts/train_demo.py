@@ -22,10 +22,8 @@ import argparse
 import io
 import json
 import math
-import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,6 +35,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from engine.data.digits import DIGITS_MEAN, DIGITS_STD, digits_datasets  # noqa: E402
+from engine.io import atomic_write_bytes  # noqa: E402
 from engine.models.lenet import LeNet  # noqa: E402
 
 OUT_PT = REPO / "resources" / "lenet_digits.pt"
@@ -146,24 +145,6 @@ def train(args) -> dict:
     }
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=40)
@@ -191,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
     buf = io.BytesIO()
     torch.save(r["model"].state_dict(), buf)
-    write_atomic(OUT_PT, buf.getvalue())
+    atomic_write_bytes(OUT_PT, buf.getvalue())
     meta = {
         "model": "engine.models.lenet.LeNet",
         "num_classes": 10,
@@ -227,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.machine(),
         "history": r["history"],
     }
-    write_atomic(OUT_JSON, (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write_bytes(OUT_JSON, (json.dumps(meta, indent=2) + "\n").encode())
     print(f"wrote {OUT_PT.relative_to(REPO)} ({OUT_PT.stat().st_size:,} bytes) and "
           f"{OUT_JSON.relative_to(REPO)}")
     print(f"test accuracy: {r['acc']:.4f} ({r['correct']}/{r['n_eval']})")

@@ -106,3 +106,15 @@ def test_model_can_be_pruned_again_after_a_cancelled_finetune(lenet, tiny_data):
     prune_model(lenet, PruneSpec(sparsity=0.7), PruneContext(lenet))
     assert float((lenet.fc1.weight == 0).float().mean()) == pytest.approx(0.7, abs=0.01)
     assert torch.equal(lenet.fc1.weight, lenet.fc1.weight_orig * lenet.fc1.weight_mask)
+
+
+def test_exports_get_ordinary_file_permissions(tmp_path, lenet):
+    """The temporary file behind an atomic write is private; the export must not stay that way."""
+    import os
+    umask = os.umask(0o022)
+    try:
+        path = export_model(lenet, tmp_path / "m.pt", report={})[0]
+    finally:
+        os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o644
+    assert (path.with_name("m.report.json").stat().st_mode & 0o777) == 0o644
