@@ -60,3 +60,9 @@ def test_data_that_does_not_exist(tmp_path):
 
 def test_bad_export_override(tmp_path):
     _one_clear_line(run_cli("--export", str(tmp_path / "m.onnx")), "export.path must end in")
+
+
+def test_unknown_method_option(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"prune": {"granularity": "nm", "options": {"N": 2}}}))
+    _one_clear_line(run_cli(str(path), "--quiet"), "has no option N (its options: conv_layout, m, n)")

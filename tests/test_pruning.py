@@ -115,3 +115,16 @@ def test_select_by_glob_and_regex(lenet):
 def test_unknown_method_is_named(lenet):
     with pytest.raises(OptionError, match="unknown criterion 'magic'"):
         _run(lenet, method="magic")
+
+
+def test_unknown_option_is_named_and_nothing_is_pruned(lenet):
+    # "axs" is a typo of the vector granularity's "axis"; ignoring it would prune rows, not columns
+    with pytest.raises(PruneError, match=r"prune.options: .*has no option axs \(its options: axis\)"):
+        _run(lenet, granularity="vector", options={"axs": "columns"})
+    assert not any(hasattr(m, "weight_mask") for m in lenet.modules())
+
+
+def test_option_of_another_method_is_rejected(lenet):
+    with pytest.raises(PruneError, match=r"criterion 'l1' with granularity 'fine' has no option "
+                                         r"batches \(it takes no options\)"):
+        _run(lenet, options={"batches": 4})

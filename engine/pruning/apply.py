@@ -36,6 +36,18 @@ def target_sparsities(targets: list[PruneTarget], spec: PruneSpec) -> dict[str, 
     return {t.name: per_layer.get(t.name, spec.sparsity) for t in targets}
 
 
+def _reject_unknown_options(spec: PruneSpec, criterion, granularity) -> None:
+    """``prune.options`` is shared by the criterion and the granularity; a key neither declares is a
+    typo or a leftover from another method, and running without it would be the wrong experiment."""
+    known = {o.name for o in criterion.options} | {o.name for o in granularity.options}
+    unknown = sorted(set(spec.options) - known)
+    if unknown:
+        raise PruneError(f"prune.options: criterion '{spec.method}' with granularity "
+                         f"'{spec.granularity}' has no option {', '.join(unknown)}"
+                         + (f" (its options: {', '.join(sorted(known))})" if known
+                            else " (it takes no options)"))
+
+
 @torch.no_grad()
 def prune_model(model: nn.Module, spec: PruneSpec, ctx: PruneContext) -> PruneOutcome:
     spec.validate()
@@ -47,6 +59,7 @@ def prune_model(model: nn.Module, spec: PruneSpec, ctx: PruneContext) -> PruneOu
         raise PruneError("no parameters selected for pruning")
     criterion = CRITERIA.create(spec.method, spec.options)
     granularity = GRANULARITIES.create(spec.granularity, spec.options)
+    _reject_unknown_options(spec, criterion, granularity)
     if criterion.granularities is not None and spec.granularity not in criterion.granularities:
         raise PruneError(f"criterion '{spec.method}' works with granularity "
                          f"{' or '.join(criterion.granularities)} only, not '{spec.granularity}'"
