@@ -26,6 +26,7 @@ from engine.session import Session
 from engine.text.bilstm import read_sidecar
 from engine.text.sources import suggested_data
 from gui.dialogs import ExportDialog, OpenDataDialog, OpenModelDialog, confirm_trust
+from gui.heap import settle_heap
 from gui.panels.method_panel import MethodPanel
 from gui.panels.model_tree import ModelPanel, describe_group
 from gui.views.compare import CompareView
@@ -652,6 +653,8 @@ class MainWindow(QMainWindow):
                     "measure": "Measured: see Compare", "revert": "Reverted to the original",
                     "open": self.status_label.text(), "adopt": "Ready"}
         self.status_label.setText(messages.get(op, f"{op} done"))
+        if op in ("open", "adopt"):
+            settle_heap()
         self.operation_finished.emit(op)
 
     def _on_stopped(self, op: str) -> None:
