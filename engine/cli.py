@@ -130,8 +130,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     if result.finetune is not None and result.finetune.epochs:
         print("\nAfter pruning, before fine-tuning:")
         print(format_table(result.after_prune_table))
-        print(f"\nAfter fine-tuning ({len(result.finetune.epochs)} epoch(s), best epoch "
-              f"{result.finetune.best_epoch}):")
+        chosen = "best validation accuracy" if any(e.val for e in result.finetune.epochs) \
+            else "last"
+        print(f"\nAfter fine-tuning ({len(result.finetune.epochs)} epoch(s), kept epoch "
+              f"{result.finetune.best_epoch}, {chosen}):")
     else:
         print()
     print(format_table(result.table))

@@ -93,6 +93,13 @@ class DataSpec:
     rows for known words, as seed 000 does before training. ``text_max_len`` truncates texts
     (tokens); ``example_tokens`` is the token count MACs and latency are measured at (default: the
     median test text). ``tokenizer_path`` is the ``hf_tsv`` tokenizer folder (default: the model's).
+
+    ``val_fraction`` of the training split (a fixed draw, the same on every run) is held out as a
+    validation split: it picks the best fine-tuning epoch, decides early stopping, drives the
+    sensitivity scan and the iterative schedule's accuracy floor. The test split is only reported,
+    never used to choose, so the accuracy PruneLab reports is not tuned on the data it is measured
+    on. ``0`` holds nothing out: fine-tuning keeps its last epoch and decisions fall back to the
+    test split (the log says so).
     """
     source: str = "demo"
     root: Optional[str] = None
@@ -110,9 +117,12 @@ class DataSpec:
     vectors_path: Optional[str] = None
     tokenizer_path: Optional[str] = None
     example_tokens: Optional[int] = None
+    val_fraction: float = 0.1
 
     def validate(self) -> None:
         _choice("data.source", self.source, DATA_SOURCES)
+        if not 0.0 <= self.val_fraction <= 0.5:
+            raise RecipeError(f"data.val_fraction must be in [0, 0.5], got {self.val_fraction}")
         if self.source not in ("demo", "text_demo") and not self.root:
             raise RecipeError(f"data.root (a local folder) is required when data.source is "
                               f"'{self.source}'")
@@ -146,7 +156,7 @@ class DataSpec:
 @dataclass
 class SensitivitySpec:
     """Per-layer ratios from a sensitivity scan: each selected layer is pruned alone at every
-    sparsity of ``grid`` (with the run's criterion and granularity) and the test accuracy measured;
+    sparsity of ``grid`` (with the run's criterion and granularity) and the validation accuracy measured;
     the ratios proposed then meet ``prune.sparsity`` over the selected layers (by parameter count)
     with the least predicted accuracy loss. ``max_eval_batches`` limits the test batches per point
     (256 samples each) to make the scan faster."""

@@ -2,8 +2,10 @@
 
 With torch.nn.utils.prune masks installed, the forward pass computes ``weight = weight_orig * mask``,
 so pruned weights get no effective update and stay zero without re-applying masks after each step.
-The best epoch (by test accuracy) is kept; Stop restores it, or the weights from before fine-tuning
-if no epoch finished, so a cancelled run never leaves a half-trained model behind.
+The best epoch by *validation* accuracy (then loss) is kept (the test split is evaluated each epoch for the
+curves, never to choose: choosing on it would report a tuned figure as a held-out one); with no
+validation split the last epoch is kept. Stop restores the kept epoch, or the weights from before
+fine-tuning if no epoch finished, so a cancelled run never leaves a half-trained model behind.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class EpochResult:
     train_loss: float
     test: EvalResult
     seconds: float
+    val: Optional[EvalResult] = None
 
 
 @dataclass
@@ -39,6 +42,13 @@ class FinetuneResult:
     @property
     def best(self) -> Optional[EpochResult]:
         return next((e for e in self.epochs if e.epoch == self.best_epoch), None)
+
+
+def _selection_key(val: EvalResult) -> tuple[float, float]:
+    """Higher is better: validation accuracy, ties broken by lower validation loss. A small
+    validation split often ties on accuracy (several epochs at 100%), and the first of equals is
+    rarely the best model."""
+    return (val.accuracy, -val.loss)
 
 
 def make_optimizer(model: nn.Module, spec: FinetuneSpec) -> torch.optim.Optimizer:
@@ -55,7 +65,8 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
              on_step: Optional[Callable[[int, float], None]] = None,
              after_step: Optional[Callable[[nn.Module], None]] = None,
              best_from_step: int = 0) -> FinetuneResult:
-    """Trains ``model`` in place on ``data.train``; evaluates on ``data.test`` after each epoch.
+    """Trains ``model`` in place on ``data.train``; evaluates on ``data.val`` (which picks the kept
+    epoch and drives early stopping) and ``data.test`` (reported) after each epoch.
 
     ``on_step(global_step, loss)`` is called after every batch (the GUI throttles what it draws);
     ``after_step(model)`` lets a schedule adjust masks during training. Epochs ending before
@@ -74,7 +85,7 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
                                                                         spec.max_batches_per_epoch)
     tracker = ProgressTracker("Fine-tuning", spec.epochs * batches, progress)
     best_state = copy.deepcopy(model.state_dict())
-    best_acc = -1.0
+    best_key = (-1.0, 0.0)
     since_best = 0
     step = 0
     try:
@@ -102,17 +113,23 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
                 if on_step is not None:
                     on_step(step, loss_value)
                 tracker.update(step, f"epoch {epoch}/{spec.epochs}", loss=loss_value)
-            test = evaluate(model, data.loader("test", max(spec.batch_size, 256)),
-                            data.num_classes, cancel=cancel)
+            eval_batch = max(spec.batch_size, 256)
+            val = (evaluate(model, data.loader("val", eval_batch), data.num_classes, cancel=cancel)
+                   if getattr(data, "val", None) is not None else None)
+            test = evaluate(model, data.loader("test", eval_batch), data.num_classes,
+                            cancel=cancel)
             epoch_result = EpochResult(epoch, loss_sum / max(seen, 1), test,
-                                       time.perf_counter() - start)
+                                       time.perf_counter() - start, val)
             result.epochs.append(epoch_result)
             if on_epoch is not None:
                 on_epoch(epoch_result)
             if step < best_from_step:
                 continue
-            if test.accuracy > best_acc:
-                best_acc, result.best_epoch, since_best = test.accuracy, epoch, 0
+            if val is None:  # nothing held out to choose on: keep the latest epoch
+                result.best_epoch = epoch
+                best_state = copy.deepcopy(model.state_dict())
+            elif _selection_key(val) > best_key:
+                best_key, result.best_epoch, since_best = _selection_key(val), epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 since_best += 1

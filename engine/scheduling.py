@@ -172,9 +172,16 @@ def run_schedule(session: "Session", prune_spec: PruneSpec, finetune_spec: Finet
 
 
 def _accuracy(session: "Session", cancel: CancelToken) -> float:
+    """Accuracy on the split decisions are made on (the accuracy floor stops rounds): validation,
+    or test when nothing was held out."""
     from engine.session import EVAL_BATCH_SIZE
-    return evaluate(session.model, session.data.loader("test", EVAL_BATCH_SIZE),
-                    session.data.num_classes, cancel=cancel).accuracy
+    data = session.data
+    return evaluate(session.model, data.loader(data.selection_split, EVAL_BATCH_SIZE),
+                    data.num_classes, cancel=cancel).accuracy
+
+
+def _split_name(session: "Session") -> str:
+    return "validation" if session.data.selection_split == "val" else "test"
 
 
 def _iterative(session, spec, finetune_spec, options, result, prune, train, record, offset,
@@ -197,7 +204,8 @@ def _iterative(session, spec, finetune_spec, options, result, prune, train, reco
             accuracy = _accuracy(session, cancel)
             result.rounds[-1] = dataclasses.replace(rr, accuracy=accuracy)
             record(offset[0])
-        session.log(f"round {r}: sparsity {rr.sparsity:.1%}, accuracy {accuracy:.2%}")
+        session.log(f"round {r}: sparsity {rr.sparsity:.1%}, {_split_name(session)} accuracy "
+                    f"{accuracy:.2%}")
         if floor and accuracy < floor:
             session._replace_model(kept)
             result.stopped = (f"round {r} fell to {accuracy:.2%}, below the floor {floor:.2%}; "

@@ -87,7 +87,9 @@ class Session:
         session = cls(loaded, data, metrics or MetricsSpec(), seed, log)
         session.check_compatible()
         log(f"loaded {loaded.description}; data: {data.description} "
-            f"({len(data.train)} train / {len(data.test)} test)")
+            f"({len(data.train)} train / "
+            + (f"{len(data.val)} validation / " if data.val is not None else "")
+            + f"{len(data.test)} test)")
         return session
 
     def check_compatible(self) -> None:
@@ -243,8 +245,13 @@ class Session:
             self.model.to("cpu")
         self.current_metrics = None
         for e in result.epochs:
-            self.log(f"epoch {e.epoch}: train loss {e.train_loss:.4f}, test accuracy "
-                     f"{e.test.accuracy:.2%}")
+            self.log(f"epoch {e.epoch}: train loss {e.train_loss:.4f}, "
+                     + (f"validation accuracy {e.val.accuracy:.2%}, " if e.val else "")
+                     + f"test accuracy {e.test.accuracy:.2%}")
+        if result.best_epoch is not None and not result.cancelled:
+            self.log(f"kept epoch {result.best_epoch} "
+                     + ("(best validation accuracy)" if self.data.val is not None
+                        else "(the last: data.val_fraction is 0, nothing held out to choose on)"))
         if result.cancelled:
             self.log("fine-tuning stopped; kept "
                      + (f"the best epoch ({result.best_epoch})" if result.best_epoch

@@ -5,9 +5,9 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
-                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
+                               QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QMessageBox, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from engine.config import (DATA_SOURCES, EXPORT_KINDS, MODEL_SOURCES, TEXT_DATA_SOURCES, DataSpec,
                            ExportSpec, ModelSpec)
@@ -199,7 +199,19 @@ class OpenDataDialog(QDialog):
         self.max_eval.setRange(0, 10_000_000)
         self.max_eval.setSpecialValueText("all")
         self.max_eval.setValue(current.max_eval_samples or 0)
-        self.max_eval.setToolTip("Evaluate on at most this many test samples (faster measuring)")
+        self.max_eval.setToolTip("Evaluate on at most this many test (and validation) samples "
+                                 "(faster measuring)")
+        self.val_fraction = QDoubleSpinBox()
+        self.val_fraction.setRange(0.0, 50.0)
+        self.val_fraction.setDecimals(1)
+        self.val_fraction.setSuffix(" %")
+        self.val_fraction.setSpecialValueText("none (decide on test)")
+        self.val_fraction.setValue(current.val_fraction * 100)
+        self.val_fraction.setToolTip(
+            "Share of the training data held out as a validation split (the same samples every "
+            "run). It picks the best fine-tuning epoch, decides early stopping and drives the "
+            "sensitivity scan; the test split is only reported. 0 holds nothing out: fine-tuning "
+            "keeps its last epoch and the scan looks at the test split.")
         self.text_max_len = QSpinBox()
         self.text_max_len.setRange(0, 100_000)
         self.text_max_len.setSpecialValueText("no limit")
@@ -234,6 +246,7 @@ class OpenDataDialog(QDialog):
         form.addRow("Tokenizer:", self.tokenizer_path)
         form.addRow("Batch size:", self.batch_size)
         form.addRow("Test samples:", self.max_eval)
+        form.addRow("Validation:", self.val_fraction)
         self.form = form
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open |
                                    QDialogButtonBox.StandardButton.Cancel)
@@ -267,6 +280,7 @@ class OpenDataDialog(QDialog):
                         image_size=self.image_size.value(), channels=int(self.channels.currentText()),
                         batch_size=self.batch_size.value(),
                         max_eval_samples=self.max_eval.value() or None,
+                        val_fraction=round(self.val_fraction.value() / 100, 4),
                         text_max_len=(self.text_max_len.value() or None) if text else None,
                         example_tokens=(self.example_tokens.value() or None) if text else None,
                         vocab_path=(self.vocab_path.text() or None) if vocab else None,

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from engine.data.sources import DataBundle
+from engine.data.sources import DataBundle, hold_out_validation
 from engine.models.lenet import LeNet
 
 # The suite's models are tiny: one intra-op thread is as fast, and it keeps timings steady when the
@@ -34,4 +34,6 @@ def tiny_data():
             x[i, 0, 4 + r * 10:4 + r * 10 + 8, 1 + c * 5:1 + c * 5 + 4] += 2.0
         return TensorDataset(x, y)
 
-    return DataBundle(make(256), make(128), 10, (1, 28, 28), "synthetic patches")
+    bundle = DataBundle(make(256), make(128), 10, (1, 28, 28), "synthetic patches")
+    hold_out_validation(bundle, 0.25)   # as load_data does: decisions on val, test only reported
+    return bundle

@@ -126,3 +126,25 @@ def test_checkpoint_loads_strictly_and_is_accurate(datasets):
     meta = json.loads((RESOURCES / "lenet_digits.json").read_text())
     assert meta["test_accuracy"] == pytest.approx(acc, abs=1e-4)
     assert meta["data"]["normalize"] == {"mean": D.DIGITS_MEAN, "std": D.DIGITS_STD}
+
+
+def test_validation_is_held_out_of_train_with_a_fixed_draw():
+    from engine.config import DataSpec
+    from engine.data.sources import load_data
+    full = load_data(DataSpec(val_fraction=0))
+    assert full.val is None and full.selection_split == "test"
+    a, b = load_data(DataSpec()), load_data(DataSpec(val_fraction=0.1))
+    assert a.selection_split == "val"
+    assert len(a.val) == round(0.1 * len(full.train))
+    assert len(a.train) + len(a.val) == len(full.train) and len(a.test) == len(full.test)
+    # the same samples on every load, disjoint from what is trained on; test untouched
+    assert a.val.indices == b.val.indices
+    assert not set(a.val.indices) & set(a.train.indices)
+    assert sorted(a.val.indices + a.train.indices) == list(range(len(full.train)))
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 0.6])
+def test_val_fraction_out_of_range_is_named(fraction):
+    from engine.config import DataSpec, RecipeError
+    with pytest.raises(RecipeError, match=r"data.val_fraction must be in \[0, 0.5\]"):
+        DataSpec(val_fraction=fraction).validate()

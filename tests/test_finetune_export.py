@@ -2,10 +2,12 @@ import threading
 
 import pytest
 import torch
+from torch.utils.data import ConcatDataset, TensorDataset
 
 from engine.config import FinetuneSpec, PruneSpec
 from engine.export import ExportError, export_model
 from engine.finetune import finetune
+from engine.metrics import evaluate
 from engine.models.lenet import LeNet
 from engine.progress import CancelToken
 from engine.pruning.apply import prune_model
@@ -26,8 +28,9 @@ def test_finetune_keeps_masks_and_improves(lenet, tiny_data):
                       progress=reports.append, on_step=lambda s, l: steps.append(s))
     assert [e.epoch for e in result.epochs] == [1, 2, 3]
     assert result.best.test.accuracy > 0.5
-    assert steps == list(range(1, 3 * 8 + 1))
-    assert reports[-1].step == reports[-1].total == 24 and reports[-1].eta_s == 0
+    assert steps == list(range(1, 3 * 6 + 1))
+    assert len(tiny_data.train) == 192  # 256 less the 64 held out for validation
+    assert reports[-1].step == reports[-1].total == 3 * 6 and reports[-1].eta_s == 0
     for n, zeros in zeros_before.items():
         assert int((getattr(lenet, n).weight == 0).sum()) >= zeros
         assert torch.all(getattr(lenet, n).weight[getattr(lenet, n).weight_mask == 0] == 0)
@@ -52,6 +55,31 @@ def test_cancel_is_honoured_within_one_batch_and_restores(lenet, tiny_data):
 def test_early_stop(lenet, tiny_data):
     result = finetune(lenet, tiny_data, FinetuneSpec(epochs=20, lr=1e-9, patience=1, batch_size=64))
     assert result.stopped_early and len(result.epochs) < 20
+
+
+def test_kept_epoch_is_chosen_on_validation_never_on_test(lenet, tiny_data):
+    # test labels scrambled: its accuracy curve differs from validation's, so choosing on test
+    # would (with these seeds) keep another epoch; the kept weights must be the best-validation ones
+    g = torch.Generator().manual_seed(1)
+    inputs, labels = tiny_data.test.tensors
+    tiny_data.test = TensorDataset(inputs, labels[torch.randperm(len(labels), generator=g)])
+    _pruned(lenet, 0.5)
+    result = finetune(lenet, tiny_data, FinetuneSpec(epochs=6, optimizer="adam", lr=1e-3,
+                                                     batch_size=32))
+    val_acc = [e.val.accuracy for e in result.epochs]
+    test_acc = [e.test.accuracy for e in result.epochs]
+    assert result.best_epoch == 1 + val_acc.index(max(val_acc))
+    assert result.best_epoch != 1 + test_acc.index(max(test_acc))
+    kept = evaluate(lenet, tiny_data.loader("val", 256), 10).accuracy
+    assert kept == pytest.approx(max(val_acc))
+
+
+def test_without_validation_the_last_epoch_is_kept_and_nothing_stops_early(lenet, tiny_data):
+    tiny_data.train = ConcatDataset([tiny_data.train, tiny_data.val])
+    tiny_data.val = None
+    result = finetune(lenet, tiny_data, FinetuneSpec(epochs=3, lr=1e-9, patience=1, batch_size=64))
+    assert [e.epoch for e in result.epochs] == [1, 2, 3] and not result.stopped_early
+    assert result.best_epoch == 3 and all(e.val is None for e in result.epochs)
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])

@@ -127,7 +127,10 @@ def test_vec_file_fills_known_rows_and_keeps_padding_zero(tmp_path):
 def test_text_demo_source_batches_and_example_input():
     data = load_data(DataSpec(source="text_demo"))
     assert data.num_classes == 4 and data.class_names == ["World", "Sports", "Business", "Sci/Tech"]
-    assert len(data.train) == 3000 and len(data.test) == 800
+    assert len(data.train) == 2700 and len(data.val) == 300 and len(data.test) == 800
+    # every split is batched with padding, the held-out validation one included
+    val_tokens, val_lengths, _ = next(iter(data.loader("val", 8)))
+    assert val_tokens.shape[1] == int(val_lengths.max())
     tokens, lengths, labels = next(iter(data.loader("test", 8)))
     assert tokens.shape[0] == 8 and tokens.shape[1] == int(lengths.max())
     for row, n in zip(tokens, lengths):

@@ -26,19 +26,36 @@ class DataError(ValueError):
 
 @dataclass
 class DataBundle:
+    """``val`` is held out of the training data (see ``DataSpec.val_fraction``) and is what
+    decisions are made on; ``test`` is only reported."""
     train: Dataset
     test: Dataset
     num_classes: int
     input_shape: tuple[int, ...]
     description: str
     class_names: Optional[list[str]] = None
+    val: Optional[Dataset] = None
+
+    @property
+    def selection_split(self) -> str:
+        """The split decisions are made on: ``val``, or ``test`` when nothing was held out."""
+        return "val" if self.val is not None else "test"
+
+    def split(self, name: str) -> Dataset:
+        datasets = {"train": self.train, "val": self.val, "test": self.test}
+        if datasets.get(name) is None:
+            raise ValueError(f"this data has no '{name}' split")
+        return datasets[name]
+
+    def collate_fn(self):
+        return None
 
     def loader(self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
                num_workers: int = 0) -> DataLoader:
-        dataset = self.train if split == "train" else self.test
         generator = torch.Generator().manual_seed(seed)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                          num_workers=num_workers)
+        return DataLoader(self.split(split), batch_size=batch_size, shuffle=shuffle,
+                          generator=generator, num_workers=num_workers,
+                          collate_fn=self.collate_fn())
 
     def example_input(self, batch_size: int = 1) -> torch.Tensor:
         x, _ = self.test[0]
@@ -66,9 +83,27 @@ def load_data(spec: DataSpec, vocab: Optional[Any] = None, tokenizer: Optional[A
                             [str(i) for i in range(10)])
     else:
         bundle = _load_torchvision(spec)
-    if spec.max_eval_samples is not None and spec.max_eval_samples < len(bundle.test):
-        bundle.test = Subset(bundle.test, range(spec.max_eval_samples))
+    hold_out_validation(bundle, spec.val_fraction)
+    if spec.max_eval_samples is not None:
+        for name in ("val", "test"):
+            dataset = getattr(bundle, name)
+            if dataset is not None and spec.max_eval_samples < len(dataset):
+                setattr(bundle, name, Subset(dataset, range(spec.max_eval_samples)))
     return bundle
+
+
+def hold_out_validation(bundle: DataBundle, fraction: float) -> None:
+    """Moves ``fraction`` of ``bundle.train`` into ``bundle.val``. The draw uses a fixed seed, not
+    the run's, so every run (and every seed) is selected on the same validation samples."""
+    total = len(bundle.train)
+    count = min(round(fraction * total), total - 1)
+    if fraction <= 0 or total < 2:
+        return
+    count = max(1, count)
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(0)).tolist()
+    train = bundle.train
+    bundle.val = Subset(train, sorted(order[:count]))
+    bundle.train = Subset(train, sorted(order[count:]))
 
 
 def _transform(spec: DataSpec, default: str):

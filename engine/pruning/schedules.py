@@ -76,7 +76,7 @@ class Iterative(Schedule):
         Option("rounds", int, 3, "Number of prune → fine-tune rounds k.", minimum=1, maximum=100),
         Option("spacing", str, "geometric", "How sparsity rises: geometric (the same fraction of "
                "what is left each round) or linear.", choices=("geometric", "linear")),
-        Option("accuracy_floor", float, 0.0, "Stop when a round's test accuracy falls below this "
+        Option("accuracy_floor", float, 0.0, "Stop when a round's validation accuracy falls below this "
                "(0 = never stop early); the last round above it is kept.", minimum=0.0,
                maximum=1.0),
     )

@@ -2,7 +2,8 @@
 that meet a global target with the least predicted loss.
 
 :func:`scan` prunes one selected layer at a time, at every sparsity of a grid, on a copy of the
-model (the caller's model is never touched), and measures test accuracy: plain curves the GUI plots.
+model (the caller's model is never touched), and measures accuracy on the validation split (never
+the test split, since the scan chooses ratios): plain curves the GUI plots.
 :func:`propose_ratios` treats each layer's accuracy drop as independent and additive (the usual
 assumption of sensitivity analysis), makes each curve monotone, and solves
 
@@ -44,13 +45,16 @@ class SensitivityResult:
     method: str = "l1"
     granularity: str = "fine"
     grid: list[float] = field(default_factory=list)
+    split: str = "val"   # the data split the accuracies were measured on
 
 
 def _eval_loader(data, max_batches: Optional[int]) -> DataLoader:
-    test = data.test
-    if max_batches is not None and max_batches * EVAL_BATCH < len(test):
-        test = Subset(test, range(max_batches * EVAL_BATCH))
-    return DataLoader(test, batch_size=EVAL_BATCH)
+    """The validation split (the scan chooses ratios, so it must not look at the test split),
+    or the test split when nothing was held out."""
+    samples = data.split(data.selection_split)
+    if max_batches is not None and max_batches * EVAL_BATCH < len(samples):
+        samples = Subset(samples, range(max_batches * EVAL_BATCH))
+    return DataLoader(samples, batch_size=EVAL_BATCH, collate_fn=data.collate_fn())
 
 
 def _swap(model: nn.Module, module_name: str, new: nn.Module) -> None:
@@ -63,7 +67,7 @@ def scan(model: nn.Module, data, spec: PruneSpec, grid: Sequence[float],
          max_eval_batches: Optional[int] = None,
          log: Callable[[str], None] = lambda _m: None) -> SensitivityResult:
     """Prunes each layer ``spec`` selects alone, at each sparsity of ``grid``, with ``spec``'s
-    criterion/granularity/options, and records test accuracy. ``model`` is not modified."""
+    criterion/granularity/options, and records validation accuracy. ``model`` is not modified."""
     grid = sorted({float(s) for s in grid if s > 0})
     if not grid or any(not 0 < s < 1 for s in grid):
         raise PruneError("the sensitivity grid needs sparsities in (0, 1)")
@@ -77,7 +81,9 @@ def scan(model: nn.Module, data, spec: PruneSpec, grid: Sequence[float],
     loader = _eval_loader(data, max_eval_batches)
     baseline = evaluate(work, loader, data.num_classes, cancel=cancel).accuracy
     result = SensitivityResult(baseline, method=spec.method, granularity=spec.granularity,
-                               grid=list(grid))
+                               grid=list(grid), split=data.selection_split)
+    if result.split != "val":
+        log("sensitivity scan on the test split: data.val_fraction is 0, so nothing was held out")
     point_spec = dataclasses.replace(spec, scope="local", per_layer=None, make_permanent=False,
                                      sensitivity=None)
     tracker = ProgressTracker("Sensitivity scan", len(targets) * len(grid), progress)

@@ -25,7 +25,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from engine.data.sources import DataBundle, DataError
 from engine.text.tokenizer import Vocab, tokenize
@@ -238,12 +238,8 @@ class TextDataBundle(DataBundle):
     def input_note(self) -> str:
         return f"{self.example_tokens} tokens"
 
-    def loader(self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
-               num_workers: int = 0) -> DataLoader:
-        dataset = self.train if split == "train" else self.test
-        generator = torch.Generator().manual_seed(seed)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                          num_workers=num_workers, collate_fn=self.collate)
+    def collate_fn(self):
+        return self.collate
 
     def example_input(self, batch_size: int = 1) -> tuple[torch.Tensor, ...]:
         return tuple(t.expand(batch_size, *t.shape[1:]).contiguous() for t in self.example_row)

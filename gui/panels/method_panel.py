@@ -59,8 +59,9 @@ TIPS = {
     "momentum": "SGD momentum (ignored by Adam).",
     "weight_decay": "L2 penalty on the weights while fine-tuning.",
     "batch_size": "Training samples per optimisation step.",
-    "patience": "Stop early after this many epochs without a better test accuracy; 0 never stops "
-                "early. The best epoch's weights are kept either way.",
+    "patience": "Stop early after this many epochs without a better validation accuracy (the "
+                "data's held-out share of the training set); 0 never stops early. The best "
+                "epoch's weights are kept either way.",
     "max_batches_per_epoch": "Train on at most this many batches per epoch (a quick look on a "
                              "big data set); 0 uses every batch.",
     "device": "Where to fine-tune: auto picks CUDA when available, else the CPU.",

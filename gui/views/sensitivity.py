@@ -1,4 +1,4 @@
-"""Sensitivity scan: test accuracy against sparsity when each layer is pruned alone, one curve per
+"""Sensitivity scan: validation accuracy against sparsity when each layer is pruned alone, one curve per
 layer, and per-layer ratios proposed from the curves for a target sparsity, editable before they
 become the model panel's per-parameter targets.
 
@@ -45,6 +45,10 @@ def _percent_box(value: float, minimum: float, maximum: float, tip: str) -> QDou
     return box
 
 
+# what SensitivityResult.split means in words (test only when the data holds nothing out)
+_SPLIT_NAMES = {"val": "validation", "test": "test"}
+
+
 class SensitivityView(QWidget):
     """``propose_failed(title, message)`` asks the window for an error dialog; ``apply_requested``
     carries the (possibly edited) proposal {parameter: sparsity} to write into the targets."""
@@ -65,9 +69,10 @@ class SensitivityView(QWidget):
         self.eval_batches = QSpinBox()
         self.eval_batches.setRange(0, 100_000)
         self.eval_batches.setSpecialValueText("all")
-        self.eval_batches.setToolTip("Test batches (256 samples each) per evaluation; fewer make "
-                                     "the scan faster and the curves noisier. 'all' uses the "
-                                     "whole test set.")
+        self.eval_batches.setToolTip("Validation batches (256 samples each) per evaluation; fewer "
+                                     "make the scan faster and the curves noisier. 'all' uses the "
+                                     "whole validation split (held out of the training data; the "
+                                     "scan chooses ratios, so it never looks at the test split).")
         self.scan_button = QToolButton()   # shows the window's Scan action (set_scan_action)
         self.scan_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.target = _percent_box(70.0, 1.0, 99.0, "Sparsity to reach over the scanned layers, "
@@ -102,9 +107,9 @@ class SensitivityView(QWidget):
                              "(method panel's criterion and granularity, ticked layers).")
         self.status.setWordWrap(True)
 
-        self.plot = pg.PlotWidget(title="Test accuracy when one layer is pruned alone")
+        self.plot = pg.PlotWidget(title="Validation accuracy when one layer is pruned alone")
         self.plot.setLabel("bottom", "sparsity of the layer", units="%")
-        self.plot.setLabel("left", "test accuracy", units="%")
+        self.plot.setLabel("left", "validation accuracy", units="%")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         # bottom left: curves start high on the left and fall on the right
         self.legend = self.plot.addLegend(offset=(10, -10), brush=pg.mkBrush(255, 255, 255, 220))
@@ -206,7 +211,11 @@ class SensitivityView(QWidget):
         self.status.setText(
             f"{count} layer(s) scanned with {result.method} / {result.granularity} at "
             f"{', '.join(f'{s:.0%}' for s in result.grid)} on a copy of the current model "
-            f"(unpruned accuracy {result.baseline:.2%}). Choose a target and propose ratios.")
+            f"(unpruned {_SPLIT_NAMES.get(result.split, result.split)} accuracy "
+            f"{result.baseline:.2%}). Choose a target and propose ratios.")
+        name = _SPLIT_NAMES.get(result.split, result.split)
+        self.plot.setTitle(f"{name.capitalize()} accuracy when one layer is pruned alone")
+        self.plot.setLabel("left", f"{name} accuracy", units="%")
         self._update_buttons()
 
     def curve_points(self, name: str) -> list[tuple[float, float]]:

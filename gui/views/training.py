@@ -1,4 +1,5 @@
-"""Live fine-tuning curves: loss per batch, test accuracy per epoch, and, while a pruning schedule
+"""Live fine-tuning curves: loss per batch, validation and test accuracy per epoch (validation picks
+the kept epoch; test is only reported), and, while a pruning schedule
 runs, the sparsity of the selected weights per step (under the loss, on the same step axis)."""
 from __future__ import annotations
 
@@ -32,13 +33,17 @@ class TrainingView(QWidget):
         self.epoch_loss_curve = self.loss_plot.plot(pen=None, symbol="o", symbolBrush=ACCENT_COLOR,
                                                     symbolSize=9, name="epoch mean")
 
-        self.acc_plot = pg.PlotWidget(title="Test accuracy")
+        self.acc_plot = pg.PlotWidget(title="Accuracy per epoch")
         self.acc_plot.setLabel("bottom", "epoch")
         self.acc_plot.setLabel("left", "accuracy", units="%")
         self.acc_plot.showGrid(x=True, y=True, alpha=0.2)
         self.acc_plot.addLegend(offset=(-10, 40), brush=pg.mkBrush(255, 255, 255, 220))
         self.acc_curve = self.acc_plot.plot(pen=pg.mkPen(CURRENT_COLOR, width=2), symbol="o",
                                             symbolBrush=CURRENT_COLOR, name="test accuracy")
+        self.val_curve = self.acc_plot.plot(pen=pg.mkPen(ACCENT_COLOR, width=1.5,
+                                                         style=pg.QtCore.Qt.PenStyle.DashLine),
+                                            symbol="t", symbolBrush=ACCENT_COLOR,
+                                            name="validation (picks the kept epoch)")
         self.start_accuracy: Optional[float] = None  # drawn at epoch 0
         self.original_line = pg.InfiniteLine(angle=0, movable=False,
                                              pen=pg.mkPen(ORIGINAL_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),
@@ -106,7 +111,9 @@ class TrainingView(QWidget):
         self.epochs.append(result)
         self.epoch_end_steps.append(self.steps[-1] if self.steps else 0)
         self._draw()
-        self.status.setText(f"Epoch {result.epoch}: train loss {result.train_loss:.4f}, test "
+        val = (f"validation accuracy {result.val.accuracy:.2%}, " if result.val is not None
+               else "")
+        self.status.setText(f"Epoch {result.epoch}: train loss {result.train_loss:.4f}, {val}test "
                             f"accuracy {result.test.accuracy:.2%}, macro F1 {result.test.f1:.3f} "
                             f"({result.seconds:.1f} s)")
 
@@ -118,3 +125,6 @@ class TrainingView(QWidget):
         if self.start_accuracy is not None:  # epoch 0: where fine-tuning started
             xs, ys = [0] + xs, [self.start_accuracy * 100] + ys
         self.acc_curve.setData(xs, ys)
+        validated = [e for e in self.epochs if e.val is not None]
+        self.val_curve.setData([e.epoch for e in validated],
+                               [e.val.accuracy * 100 for e in validated])

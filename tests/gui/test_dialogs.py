@@ -38,6 +38,10 @@ def test_open_data_dialog_specs(qtbot):
     spec = dialog.spec()
     assert (spec.source, spec.root, spec.image_size, spec.channels, spec.max_eval_samples) == \
         ("cifar10", "/data/cifar", 32, 3, 500)
+    assert spec.val_fraction == 0.1   # the default share held out for choosing
+    dialog.val_fraction.setValue(20.0)
+    assert dialog.spec().val_fraction == 0.2
+    assert "validation" in dialog.val_fraction.toolTip()
 
 
 def test_export_dialog_format_follows_suffix(qtbot):

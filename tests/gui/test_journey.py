@@ -56,6 +56,9 @@ def test_user_journey(qtbot, demo_window, tmp_path):
     assert len(ft) >= 2 and ft[-1].step == ft[-1].total > 0
     assert any(p.eta_s is not None for p in ft)
     assert [e.epoch for e in w.training.epochs] == [1]
+    # validation (which picks the kept epoch) is plotted beside test, from the epoch's own numbers
+    xs, ys = w.training.val_curve.getData()
+    assert list(xs) == [1] and ys[0] == w.training.epochs[0].val.accuracy * 100
     assert len(w.training.steps) == ft[-1].total and all(l > 0 for l in w.training.losses)
     assert w.compare.history.rowCount() == 3
     assert w.compare.history.item(2, 0).text().startswith("+ fine-tune 1")

@@ -42,12 +42,15 @@ def test_sensitivity_scan_plots_each_ticked_layer_and_its_proposal_meets_the_tar
 
     result = view.result
     assert list(result.curves) == SCANNED == list(view.curves)
-    # the baseline is the real accuracy of the (untouched) model on the scan's test samples
+    # the baseline is the real accuracy of the (untouched) model on the scan's validation samples
+    # (the scan chooses ratios, so it never looks at the test split)
     model = w.worker.session.model
     assert not any(name.endswith("_mask") for name, _ in model.named_buffers())
     loader = _eval_loader(w.worker.session.data, 2)
     samples = len(loader.dataset)
-    assert samples == min(2 * EVAL_BATCH, len(w.worker.session.data.test))
+    data = w.worker.session.data
+    assert result.split == "val" and loader.dataset is data.val
+    assert samples == min(2 * EVAL_BATCH, len(data.val))
     expected = evaluate(model, loader, 10).accuracy
     assert result.baseline == pytest.approx(expected)
     assert view.baseline_line.value() == pytest.approx(expected * 100)
