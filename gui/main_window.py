@@ -15,8 +15,9 @@ from typing import Optional
 import torch
 from PySide6.QtCore import QSettings, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow,
-                               QMessageBox, QProgressBar, QScrollArea, QTabWidget, QToolBar)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QInputDialog, QLabel,
+                               QMainWindow, QMessageBox, QProgressBar, QScrollArea, QTabWidget,
+                               QToolBar)
 
 from engine.config import (TEXT_DATA_SOURCES, DataSpec, ExportSpec, MetricsSpec, ModelSpec, Recipe,
                            RecipeError)
@@ -81,9 +82,19 @@ class MainWindow(QMainWindow):
         self._start_worker()
         self._build_extras()
         self._set_busy(None)
-        self.resize(1500, 940)
+        self._fit_to_screen()
 
     # ------------------------------------------------------------ construction
+
+    def _fit_to_screen(self, preferred: tuple[int, int] = (1500, 940)) -> None:
+        """The preferred size, shrunk to the screen's free area (a 1366x768 laptop included: the
+        minimum width is kept under 1280 px by compact controls)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        width, height = preferred
+        if screen is not None:
+            free = screen.availableGeometry()
+            width, height = min(width, free.width()), min(height, free.height())
+        self.resize(max(width, self.minimumSizeHint().width()), height)
 
     def _build_views(self) -> None:
         self.histograms = HistogramView()

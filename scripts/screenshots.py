@@ -62,7 +62,14 @@ def run(window, app, op_start, op: str) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    parser.add_argument("--size", default="x".join(map(str, WINDOW_SIZE)),
+                        help="window size WIDTHxHEIGHT (e.g. 1280x720 to see a laptop's view)")
     args = parser.parse_args(argv)
+    try:
+        size = tuple(int(v) for v in args.size.lower().split("x"))
+        assert len(size) == 2 and min(size) > 0
+    except (ValueError, AssertionError):
+        parser.error(f"--size must be WIDTHxHEIGHT, not {args.size!r}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -73,7 +80,7 @@ def main(argv=None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     settings = QSettings(str(Path(tempfile.mkdtemp()) / "screenshots.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings)
-    window.resize(*WINDOW_SIZE)
+    window.resize(*size)
     window.show()
     run(window, app, window.open_demo, "open")
 

@@ -85,12 +85,14 @@ class HistogramView(QWidget):
         self.layer.setToolTip("The layer drawn large. Click a small plot to pick it too.")
         self.layer.setMinimumContentsLength(18)
         self.info = QLabel()
+        # wraps rather than widening the window when a long layer summary is shown
+        self.info.setWordWrap(True)
+        self.info.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         top = QHBoxLayout()
         top.addWidget(QLabel("Layer:"))
         top.addWidget(self.layer)
         top.addWidget(self.nonzero)
-        top.addStretch(1)
-        top.addWidget(self.info)
+        top.addWidget(self.info, 1)
 
         self.big = pg.PlotWidget()
         self.big.setLabel("bottom", "weight value")

@@ -86,15 +86,21 @@ class SensitivityView(QWidget):
                                      "per-parameter targets, tick those layers and set the scope "
                                      "to local; then Prune uses them")
 
-        controls = QHBoxLayout()
-        for label, widget in (("Grid from", self.grid_from), ("to", self.grid_to),
-                              ("step", self.grid_step), ("Eval batches", self.eval_batches)):
+        # two rows (the grid; how much to evaluate and Scan) so the tab stays narrow for a laptop
+        grid_row, scan_row = QHBoxLayout(), QHBoxLayout()
+        for row, label, widget in ((grid_row, "Grid from", self.grid_from),
+                                   (grid_row, "to", self.grid_to), (grid_row, "step", self.grid_step),
+                                   (scan_row, "Eval batches", self.eval_batches)):
             text = QLabel(label)
             text.setToolTip(widget.toolTip())
-            controls.addWidget(text)
-            controls.addWidget(widget)
-        controls.addWidget(self.scan_button)
-        controls.addStretch(1)
+            row.addWidget(text)
+            row.addWidget(widget)
+        scan_row.addWidget(self.scan_button)
+        grid_row.addStretch(1)
+        scan_row.addStretch(1)
+        controls = QVBoxLayout()
+        controls.addLayout(grid_row)
+        controls.addLayout(scan_row)
         # the proposal's controls sit over its table, so the tab stays narrow enough for a laptop
         proposal_controls = QHBoxLayout()
         proposal_controls.addWidget(QLabel("Target"))

@@ -23,6 +23,7 @@ class TrainingView(QWidget):
         self.sparsity_steps: list[int] = []
         self.sparsities: list[float] = []
         self.status = QLabel("Fine-tune to see the loss and accuracy curves here.")
+        self.status.setWordWrap(True)   # an epoch summary wraps rather than widening the window
 
         self.loss_plot = pg.PlotWidget(title="Training loss")
         self.loss_plot.setLabel("bottom", "batch")
@@ -39,11 +40,13 @@ class TrainingView(QWidget):
         self.acc_plot.showGrid(x=True, y=True, alpha=0.2)
         self.acc_plot.addLegend(offset=(-10, 40), brush=pg.mkBrush(255, 255, 255, 220))
         self.acc_curve = self.acc_plot.plot(pen=pg.mkPen(CURRENT_COLOR, width=2), symbol="o",
-                                            symbolBrush=CURRENT_COLOR, name="test accuracy")
+                                            symbolBrush=CURRENT_COLOR, name="test")
         self.val_curve = self.acc_plot.plot(pen=pg.mkPen(ACCENT_COLOR, width=1.5,
                                                          style=pg.QtCore.Qt.PenStyle.DashLine),
-                                            symbol="t", symbolBrush=ACCENT_COLOR,
-                                            name="validation (picks the kept epoch)")
+                                            symbol="t", symbolSize=11, symbolBrush=ACCENT_COLOR,
+                                            name="validation")
+        self.acc_plot.setToolTip("Validation accuracy (held out of the training data) picks the "
+                                 "epoch that is kept; test accuracy is only reported.")
         self.start_accuracy: Optional[float] = None  # drawn at epoch 0
         self.original_line = pg.InfiniteLine(angle=0, movable=False,
                                              pen=pg.mkPen(ORIGINAL_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),

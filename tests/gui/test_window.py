@@ -214,3 +214,18 @@ def test_run_actions_have_shortcuts_and_follow_busy_state(qtbot, demo_window):
     with qtbot.waitSignal(w.operation_stopped, timeout=30_000):
         w.stop_action.trigger()
     assert w.prune_action.isEnabled() and not w.stop_action.isEnabled()
+
+
+def test_window_fits_a_laptop_screen(qtbot, demo_window):
+    """Every dock and tab at its minimum fits a 1280-px-wide screen (a 1366x768 laptop too), also
+    once pruning has filled the views with long summaries."""
+    w = demo_window
+    free = w.screen().availableGeometry()
+    assert w.width() <= max(free.width(), w.minimumSizeHint().width())
+    w.method_panel.sparsity.setValue(80.0)
+    wait_done(qtbot, w, w.prune_action.trigger, "prune")
+    for index in range(w.tabs.count()):
+        w.tabs.setCurrentIndex(index)
+        qtbot.wait(20)
+        hint = w.minimumSizeHint()
+        assert hint.width() <= 1280 and hint.height() <= 700, (w.tabs.tabText(index), hint)
