@@ -70,8 +70,12 @@ def main(argv: list[str] | None = None) -> int:
             optimizer.step()
             total += loss.item() * labels.numel()
             seen += labels.numel()
+        # a fixed number of epochs, nothing chosen: validation (held out by load_data, unseen
+        # here, as PruneLab's validation split needs) and test are only reported
+        val = evaluate(model, data.loader("val", 256), data.num_classes)
         result = evaluate(model, data.loader("test", 256), data.num_classes)
-        print(f"epoch {epoch}: train loss {total / seen:.4f}, test accuracy {result.accuracy:.2%}, "
+        print(f"epoch {epoch}: train loss {total / seen:.4f}, validation accuracy "
+              f"{val.accuracy:.2%} (of {len(data.val)}), test accuracy {result.accuracy:.2%}, "
               f"macro F1 {result.f1:.4f} ({time.perf_counter() - start:.0f}s)")
     model.eval()
     with atomic_path(args.out) as tmp:
@@ -82,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
                                     "batch_size": args.batch_size, "seed": args.seed,
                                     "vectors": args.vectors.name if args.vectors else None,
                                     "embedding_init_std": args.emb_std},
+                          train_samples=len(data.train),
+                          validation_held_out=len(data.val),
+                          validation_accuracy=round(val.accuracy, 4),
                           test_accuracy=round(result.accuracy, 4), test_macro_f1=round(result.f1, 4))
     atomic_write_text(args.out.with_suffix(".json"), json.dumps(sidecar, indent=1) + "\n")
     print(f"wrote {args.out} and {args.out.with_suffix('.json').name}")

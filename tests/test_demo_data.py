@@ -11,7 +11,8 @@ import torch
 from engine.data import digits as D
 from engine.models.lenet import LeNet
 
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+ROOT = Path(__file__).resolve().parents[1]
+RESOURCES = ROOT / "resources"
 CKPT = RESOURCES / "lenet_digits.pt"
 
 
@@ -126,6 +127,23 @@ def test_checkpoint_loads_strictly_and_is_accurate(datasets):
     meta = json.loads((RESOURCES / "lenet_digits.json").read_text())
     assert meta["test_accuracy"] == pytest.approx(acc, abs=1e-4)
     assert meta["data"]["normalize"] == {"mean": D.DIGITS_MEAN, "std": D.DIGITS_STD}
+
+
+def test_checkpoint_was_not_trained_on_the_validation_split():
+    """The shipped checkpoint's training script leaves out exactly the images load_data holds out
+    for validation, so choosing on validation is choosing on unseen data."""
+    import importlib.util
+    from engine.config import DataSpec
+    from engine.data.sources import load_data
+    spec = importlib.util.spec_from_file_location("train_demo", ROOT / "scripts" / "train_demo.py")
+    train_demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_demo)
+    data = load_data(DataSpec())
+    fit, held = train_demo.validation_draw(len(data.train) + len(data.val))
+    assert held.tolist() == data.val.indices and fit.tolist() == data.train.indices
+    meta = json.loads((RESOURCES / "lenet_digits.json").read_text())
+    assert meta["data"]["n_train"] == len(data.train)
+    assert meta["data"]["n_validation_held_out"] == len(data.val)
 
 
 def test_validation_is_held_out_of_train_with_a_fixed_draw():

@@ -32,7 +32,15 @@ def test_pruning_hurts_and_fine_tuning_recovers(seed001):
     assert result.original.accuracy >= 0.97
     assert result.after_prune.accuracy < result.original.accuracy - 0.10
     assert len(epochs) == recipe.finetune.epochs == 5
-    assert result.final.accuracy >= result.original.accuracy - 0.01
+    # Fine-tuning wins back most of what pruning lost. The kept epoch is chosen on validation data,
+    # never on test, so the figure is not a best-of-five on the test split: 5 fine-tuning seeds
+    # measured 97.5-99.2% against a dense 100% (README, "Honest numbers").
+    lost = result.original.accuracy - result.after_prune.accuracy
+    assert result.original.accuracy - result.final.accuracy <= 0.02
+    assert result.final.accuracy - result.after_prune.accuracy >= 0.9 * lost
+    assert result.finetune.best_epoch is not None
+    kept = result.finetune.epochs[result.finetune.best_epoch - 1]
+    assert kept.val is not None and kept.test.accuracy == pytest.approx(result.final.accuracy)
 
 
 def test_table_tells_the_honest_story(seed001):
