@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
                                QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QMessageBox, QPushButton, QSpinBox, QVBoxLayout, QWidget)
@@ -93,18 +93,61 @@ class _PathRow(QWidget):
         return self.edit.text().strip()
 
 
-class OpenModelDialog(QDialog):
-    def __init__(self, parent=None, current: Optional[ModelSpec] = None,
-                 architectures: Optional[list[str]] = None) -> None:
+class _SourceDialog(QDialog):
+    """An Open dialog: a source combo box (each item's help as its tooltip and, for the chosen one,
+    under the box), a form of rows shown by ``_on_source`` as the source needs them, Open/Cancel."""
+    source_help: dict[str, str] = {}
+
+    def __init__(self, parent, title: str, sources: tuple[str, ...]) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Open model")
-        current = current or ModelSpec()
+        self.setWindowTitle(title)
         self.source = QComboBox()
-        for s in MODEL_SOURCES:
+        for s in sources:
             self.source.addItem(s, s)
-            self.source.setItemData(self.source.count() - 1, MODEL_SOURCE_HELP.get(s, s), Qt.ItemDataRole.ToolTipRole)
+            self.source.setItemData(self.source.count() - 1, self.source_help.get(s, s),
+                                    Qt.ItemDataRole.ToolTipRole)
         self.help = QLabel()
         self.help.setWordWrap(True)
+        self.form = QFormLayout()
+        self.form.addRow("Source:", self.source)
+        self.form.addRow("", self.help)
+
+    def _finish(self, current_source: str, width: int) -> None:
+        """Adds the buttons, selects ``current_source`` and sizes the dialog; call after the rows."""
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open |
+                                   QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(self.form)
+        layout.addWidget(buttons)
+        self.source.currentIndexChanged.connect(self._on_source)
+        self.source.setCurrentIndex(self.source.findData(current_source))
+        self._on_source()
+        self.resize(width, self.sizeHint().height())
+
+    def _on_source(self, *_: object) -> None:
+        self.help.setText(self.source_help.get(self.source.currentData(), ""))
+        # rows shown or hidden and a longer help text change the height the form needs at this width
+        QTimer.singleShot(0, self._fit_height)
+
+    def _fit_height(self) -> None:
+        layout = self.layout()
+        if layout is None:
+            return
+        layout.activate()
+        needed = layout.totalHeightForWidth(self.width())
+        if needed > 0 and needed != self.height():
+            self.resize(self.width(), max(needed, layout.totalMinimumSize().height()))
+
+
+class OpenModelDialog(_SourceDialog):
+    source_help = MODEL_SOURCE_HELP
+
+    def __init__(self, parent=None, current: Optional[ModelSpec] = None,
+                 architectures: Optional[list[str]] = None) -> None:
+        super().__init__(parent, "Open model", MODEL_SOURCES)
+        current = current or ModelSpec()
         self.arch = QComboBox()
         self.arch.setEditable(True)
         self.arch.addItems(architectures or ["lenet"])
@@ -127,31 +170,15 @@ class OpenModelDialog(QDialog):
         self.num_classes.setRange(1, 100_000)
         self.num_classes.setValue(current.num_classes)
         self.num_classes.setToolTip("Outputs of the classifier; must match the data's classes")
-        form = QFormLayout()
-        form.addRow("Source:", self.source)
-        form.addRow("", self.help)
-        form.addRow("Architecture:", self.arch)
-        form.addRow("File:", self.path)
-        form.addRow("Model folder:", self.folder)
-        form.addRow("Layer shapes:", self.shapes)
-        form.addRow("Class / factory:", self.factory)
-        form.addRow("Classes:", self.num_classes)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open |
-                                   QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(buttons)
-        self.form = form
-        self.source.currentIndexChanged.connect(self._on_source)
-        self.source.setCurrentIndex(self.source.findData(current.source))
-        self._on_source()
-        self.resize(560, self.sizeHint().height())
+        for label, widget in (("Architecture:", self.arch), ("File:", self.path),
+                              ("Model folder:", self.folder), ("Layer shapes:", self.shapes),
+                              ("Class / factory:", self.factory), ("Classes:", self.num_classes)):
+            self.form.addRow(label, widget)
+        self._finish(current.source, 560)
 
     def _on_source(self, *_: object) -> None:
+        super()._on_source()
         source = self.source.currentData()
-        self.help.setText(MODEL_SOURCE_HELP.get(source, ""))
         self.form.setRowVisible(self.arch, source in ("torchvision", "state_dict"))
         self.form.setRowVisible(self.path, source not in (*BUILT_IN_MODELS, "hf"))
         self.form.setRowVisible(self.folder, source == "hf")
@@ -170,17 +197,12 @@ class OpenModelDialog(QDialog):
         return spec
 
 
-class OpenDataDialog(QDialog):
+class OpenDataDialog(_SourceDialog):
+    source_help = DATA_SOURCE_HELP
+
     def __init__(self, parent=None, current: Optional[DataSpec] = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Open data")
+        super().__init__(parent, "Open data", DATA_SOURCES)
         current = current or DataSpec()
-        self.source = QComboBox()
-        for s in DATA_SOURCES:
-            self.source.addItem(s, s)
-            self.source.setItemData(self.source.count() - 1, DATA_SOURCE_HELP.get(s, s), Qt.ItemDataRole.ToolTipRole)
-        self.help = QLabel()
-        self.help.setWordWrap(True)
         self.root = _PathRow("Data folder", None, folder=True)
         self.root.edit.setText(current.root or "")
         self.image_size = QSpinBox()
@@ -233,36 +255,18 @@ class OpenDataDialog(QDialog):
         self.tokenizer_path = _PathRow("Tokenizer folder", None, folder=True)
         self.tokenizer_path.edit.setText(current.tokenizer_path or "")
         self.tokenizer_path.setToolTip("A Hugging Face tokenizer folder; empty: the model's own")
-        form = QFormLayout()
-        form.addRow("Source:", self.source)
-        form.addRow("", self.help)
-        form.addRow("Folder:", self.root)
-        form.addRow("Image size:", self.image_size)
-        form.addRow("Channels:", self.channels)
-        form.addRow("Max tokens:", self.text_max_len)
-        form.addRow("Measure at:", self.example_tokens)
-        form.addRow("Vocabulary:", self.vocab_path)
-        form.addRow("Word vectors:", self.vectors_path)
-        form.addRow("Tokenizer:", self.tokenizer_path)
-        form.addRow("Batch size:", self.batch_size)
-        form.addRow("Test samples:", self.max_eval)
-        form.addRow("Validation:", self.val_fraction)
-        self.form = form
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open |
-                                   QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(buttons)
-        self.source.currentIndexChanged.connect(self._on_source)
-        self.source.setCurrentIndex(self.source.findData(current.source))
-        self._on_source()
-        self.resize(520, self.sizeHint().height())
+        for label, widget in (("Folder:", self.root), ("Image size:", self.image_size),
+                              ("Channels:", self.channels), ("Max tokens:", self.text_max_len),
+                              ("Measure at:", self.example_tokens),
+                              ("Vocabulary:", self.vocab_path), ("Word vectors:", self.vectors_path),
+                              ("Tokenizer:", self.tokenizer_path), ("Batch size:", self.batch_size),
+                              ("Test samples:", self.max_eval), ("Validation:", self.val_fraction)):
+            self.form.addRow(label, widget)
+        self._finish(current.source, 520)
 
     def _on_source(self, *_: object) -> None:
+        super()._on_source()
         source = self.source.currentData()
-        self.help.setText(DATA_SOURCE_HELP.get(source, ""))
         self.form.setRowVisible(self.root, source not in BUILT_IN_DATA)
         for widget in (self.image_size, self.channels):
             self.form.setRowVisible(widget, source in IMAGE_DATA)

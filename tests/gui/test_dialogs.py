@@ -72,3 +72,15 @@ def test_channel_pruned_export_reopens_from_a_dropped_checkpoint(qtbot, demo_win
     wait_done(qtbot, w, lambda: w.open_path(str(target)), "open")
     assert w.model_spec.shapes == str(tmp_path / "small.shapes.json")
     assert {p.name: p.shape for p in w.model_panel.info.params} == shapes
+
+
+def test_open_dialog_grows_to_show_a_longer_source_help(qtbot):
+    dialog = OpenModelDialog()
+    qtbot.addWidget(dialog)
+    dialog.show()
+    short = dialog.height()
+    dialog.source.setCurrentIndex(dialog.source.findData("state_dict"))   # a four-line help text
+    layout = dialog.layout()
+    qtbot.waitUntil(lambda: dialog.height() >= layout.totalHeightForWidth(dialog.width()))
+    assert dialog.height() > short
+    assert dialog.help.geometry().bottom() < dialog.arch.geometry().top()   # nothing overlaps
