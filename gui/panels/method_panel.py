@@ -23,6 +23,7 @@ from engine.config import (OPTIMIZERS, SCOPES, STRUCTURED_IMPORTANCES, STRUCTURE
 from engine.pruning import apply as _apply  # noqa: F401  (registers the built-in components)
 from engine.pruning.schedules import SCHEDULES
 from engine.registry import Option, Registry
+from gui.combo import compact
 
 # A registry's kind -> the PruneSpec field that names the chosen component.
 SPEC_FIELD_FOR_KIND = {"criterion": "method"}
@@ -90,19 +91,6 @@ def fill_components(combo: QComboBox, registry: Registry) -> None:
         combo.addItem(component.label or component.name, component.name)
         combo.setItemData(combo.count() - 1, component.description, Qt.ItemDataRole.ToolTipRole)
     compact(combo)
-
-
-# Characters a closed combo box is sized for: long labels ("Second-order OBD (Hessian diagonal)")
-# would otherwise set the panel's, and so the window's, minimum width.
-COMBO_CHARS = 16
-
-
-def compact(combo: QComboBox) -> None:
-    """Sizes the closed box for COMBO_CHARS characters (longer labels elide and keep their tooltip)
-    while its drop-down list stays wide enough to show every label whole."""
-    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    combo.setMinimumContentsLength(COMBO_CHARS)
-    combo.view().setMinimumWidth(combo.view().sizeHintForColumn(0) + 24)
 
 
 def option_widget(option: Option, value: Any) -> QWidget:

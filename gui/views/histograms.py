@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QScrol
                                QVBoxLayout, QWidget)
 
 from engine.snapshots import LayerHistogram, WeightSnapshot
+from gui.combo import fit_popup
 from gui.views import CURRENT_COLOR, ORIGINAL_COLOR
 
 SMALL_COLUMNS = 3
@@ -128,6 +129,7 @@ class HistogramView(QWidget):
         self.layer.blockSignals(True)
         self.layer.clear()
         self.layer.addItems(names)
+        fit_popup(self.layer)
         self.layer.blockSignals(False)
         self._build_small(names)
         self._redraw()

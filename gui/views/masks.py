@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QGroupBox, QHBoxLayout, QLa
                                QVBoxLayout, QWidget)
 
 from engine.snapshots import format_matrix
+from gui.combo import fit_popup
 from gui.worker import MatrixData
 
 PRUNED_COLOUR = "#c8201e"
@@ -54,6 +55,8 @@ class MaskView(QWidget):
         self.param = QComboBox()
         self.param.setToolTip("The parameter to draw. Conv weights are drawn as a grid of kernels.")
         self.param.setMinimumContentsLength(18)
+        self.param.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.show = QComboBox()
         self.show.addItems(list(SHOW))
         self.show.setToolTip("Weights: signed values (blue negative, red positive, white zero). "
@@ -69,11 +72,10 @@ class MaskView(QWidget):
                                       "original and in the current model (mask applied)")
         top = QHBoxLayout()
         top.addWidget(QLabel("Parameter:"))
-        top.addWidget(self.param)
+        top.addWidget(self.param, 1)   # long names (BERT's) get all the width there is
         top.addWidget(QLabel("Show:"))
         top.addWidget(self.show)
         top.addWidget(fit)
-        top.addStretch(1)
 
         self.plot = pg.PlotWidget()
         self.plot.invertY(True)
@@ -115,6 +117,7 @@ class MaskView(QWidget):
         self._mouse = pg.SignalProxy(self.plot.scene().sigMouseMoved, rateLimit=30,
                                      slot=self._on_mouse)
         self.param.currentTextChanged.connect(self._ask)
+        self.param.currentTextChanged.connect(self.param.setToolTip)   # the whole name on hover
         self.show.currentTextChanged.connect(self._ask)
         fit.clicked.connect(self.fit)
 
@@ -135,6 +138,7 @@ class MaskView(QWidget):
         self.param.blockSignals(True)
         self.param.clear()
         self.param.addItems(names)
+        fit_popup(self.param)
         if current in names:
             self.param.setCurrentText(current)
         self.param.blockSignals(False)
