@@ -200,7 +200,7 @@ class Session:
         measuring and exporting then work on the smaller model as on any other; ``revert`` brings
         back the original."""
         outcome = prune_channels(self.model, self.data.example_input(1), spec, progress, cancel,
-                                 data=self.data)
+                                 data=self.data, log=self.log)
         self._replace_model(outcome.model)
         self.structured = outcome
         self.current_metrics = None

@@ -108,6 +108,58 @@ def test_exclude_keeps_named_layers_and_unknown_names_are_reported():
         prune_channels(bn_net(), X28, StructuredSpec(ratio=0.5, exclude=["nope"]))
 
 
+def _block(cin, cout, k=3, groups=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups),
+                         nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class FixedSplit(nn.Module):
+    """A channel split whose sizes are constants in forward, then depthwise + pointwise."""
+    def __init__(self):
+        super().__init__()
+        self.stem, self.dw = _block(1, 32), _block(16, 16, 3, 16)
+        self.pw, self.head = nn.Conv2d(16, 32, 1), nn.Linear(48, 10)
+
+    def forward(self, x):
+        left, right = torch.split(self.stem(x), [16, 16], dim=1)
+        right = self.pw(self.dw(right))
+        return self.head(torch.cat([left.mean((2, 3)), right.mean((2, 3))], 1))
+
+
+class ConcatIntoGrouped(nn.Module):
+    """Two branches concatenated into a grouped convolution (groups=4)."""
+    def __init__(self):
+        super().__init__()
+        self.stem, self.a, self.b = _block(1, 16), _block(16, 16), _block(16, 16, 1)
+        self.grouped, self.head = _block(32, 32, 3, 4), nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        return self.head(self.grouped(torch.cat([self.a(x), self.b(x)], 1)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("make", [FixedSplit, ConcatIntoGrouped])
+def test_layers_that_break_the_model_are_kept_whole_and_the_rest_is_pruned(make):
+    """torch-pruning traces these graphs but removing some groups' channels breaks the forward
+    pass; PruneLab keeps just those layers whole, says which and why, and prunes the rest."""
+    torch.manual_seed(0)
+    model = make().eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    messages = []
+    outcome = prune_channels(model, X28, StructuredSpec(ratio=0.5), log=messages.append)
+    assert outcome.kept_whole and all(name in dict(model.named_modules())
+                                      for name in outcome.kept_whole)
+    assert all(reason.startswith("RuntimeError") for reason in outcome.kept_whole.values())
+    assert outcome.params_after < 0.8 * outcome.params_before
+    assert outcome.model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+    widths = out_widths(outcome)
+    for name in outcome.kept_whole:
+        assert widths[name][0] == widths[name][1]
+    assert ", ".join(outcome.kept_whole) in outcome.summary
+    assert any("keeping" in m for m in messages) and any("retrying" in m for m in messages)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # untouched
+
+
 def test_unsupported_architectures_get_clear_messages(tiny_data):
     shuffle = build_architecture("shufflenet_v2_x0_5").eval()
     with pytest.raises(StructuredError, match="torch-pruning could not .*use mask pruning"):

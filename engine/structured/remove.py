@@ -54,6 +54,8 @@ class StructuredOutcome:
     output_shape: tuple[int, ...]         # checked equal to the original model's
     protected: list[str]                  # modules whose output channels were kept
     settings: dict[str, Any] = field(default_factory=dict)
+    # layers kept whole because removing their group's channels broke the model: name -> why
+    kept_whole: dict[str, str] = field(default_factory=dict)
 
     @property
     def changed_layers(self) -> list[LayerWidth]:
@@ -73,14 +75,18 @@ class StructuredOutcome:
                 "params_after": self.params_after, "macs_before": self.macs_before,
                 "macs_after": self.macs_after, "output_shape": list(self.output_shape),
                 "protected": list(self.protected), "settings": dict(self.settings),
-                "summary": self.summary}
+                "kept_whole": dict(self.kept_whole), "summary": self.summary}
 
     @property
     def summary(self) -> str:
         return (f"removed channels in {len(self.changed_layers)} of {len(self.layers)} layers: "
                 f"parameters {self.params_before:,} -> {self.params_after:,} "
                 f"({self.param_reduction:.2f}x fewer), MACs {self.macs_before:,} -> "
-                f"{self.macs_after:,} ({self.macs_reduction:.2f}x fewer)")
+                f"{self.macs_after:,} ({self.macs_reduction:.2f}x fewer)"
+                + (f"; kept {len(self.kept_whole)} layer(s) whole whose channels could not be "
+                   f"removed consistently (split sizes fixed in forward, a concatenation into a "
+                   f"grouped convolution...): {', '.join(self.kept_whole)}"
+                   if self.kept_whole else ""))
 
 
 def _count(model: nn.Module, example) -> tuple[int, int]:
@@ -172,41 +178,100 @@ def _accumulate_taylor_gradients(model: nn.Module, data, batches: int,
             p.requires_grad_(False)
 
 
-def _wrap_library_error(exc: Exception, stage: str) -> StructuredError:
-    first = str(exc).splitlines()[0] if str(exc) else ""
-    return StructuredError(
-        f"torch-pruning could not {stage} for this architecture ({type(exc).__name__}"
-        + (f": {first}" if first else "") + "). Channel removal needs every layer that shares a "
-        "channel to be traceable; use mask pruning for this model.")
+def _wrap_library_error(exc: Exception, stage: str, retryable: bool = False) -> StructuredError:
+    error = StructuredError(
+        f"torch-pruning could not {stage} for this architecture ({_first_line(exc)}). Channel "
+        "removal needs every layer that shares a channel to be traceable; use mask pruning for "
+        "this model.")
+    error.retryable = retryable   # worth retrying group by group, keeping breaking layers whole
+    error.cause = _first_line(exc)
+    return error
+
+
+# How many layers the fallback may keep whole before it gives up: each costs one more trace.
+MAX_KEPT_WHOLE = 32
+
+
+class _GroupBroke(Exception):
+    """Removing one dependency group's channels broke the model (checked only while retrying)."""
+    def __init__(self, root: Optional[str], cause: Exception) -> None:
+        super().__init__(root)
+        self.root = root
+        self.cause = cause
 
 
 def prune_channels(model: nn.Module, example_input, spec: StructuredSpec,
                    progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
-                   data=None) -> StructuredOutcome:
+                   data=None, log=lambda _m: None) -> StructuredOutcome:
     """Returns a copy of ``model`` with channels removed as ``spec`` says; ``model`` is unchanged.
 
     ``example_input`` is a batch the model takes (it traces the dependency graph and checks the
     result). ``data`` (a :class:`~engine.data.sources.DataBundle`) is needed for Taylor importance.
-    """
-    import torch_pruning as tp
 
+    Some graphs trace but cannot have every group's channels removed consistently: a split with
+    sizes written as constants in ``forward``, a concatenation feeding a grouped convolution. Then
+    the run is repeated, checking the model after each group, and the layer at the root of a group
+    that breaks it is kept whole (``StructuredOutcome.kept_whole`` says which, and why); the rest
+    is pruned as asked.
+    """
     spec.validate()
     report = progress or (lambda _p: None)
     report(Progress("Removing channels", 0, 0, "tracing channel dependencies"))
-    pruned = copy.deepcopy(model)
-    make_permanent(pruned)  # fold any masks: the dependency graph must see plain weights
-    pruned.eval()
-    device = model_device(pruned)
+    base = copy.deepcopy(model)
+    make_permanent(base)  # fold any masks: the dependency graph must see plain weights
+    base.eval()
+    device = model_device(base)
     example = to_device(example_input, device)
-    check_supported(pruned, spec)
+    check_supported(base, spec)
     with torch.no_grad():
-        expected_shape = tuple(forward_batch(pruned, example).shape)
-    classifier, _ = find_classifier(pruned, example)
-    protected = _protected_modules(pruned, classifier, spec.exclude)
-    before_configs = layer_configs(pruned)
-    params_before, macs_before = _count(pruned, example)
+        expected_shape = tuple(forward_batch(base, example).shape)
+    classifier, _ = find_classifier(base, example)
+    protected = _protected_modules(base, classifier, spec.exclude)
+    before_configs = layer_configs(base)
+    params_before, macs_before = _count(base, example)
+
+    kept_whole: dict[str, str] = {}
+    checking = False      # the first try runs at full speed; retries check after every group
+    while True:
+        pruned = copy.deepcopy(base)
+        try:
+            _remove_channels(pruned, example, spec, protected + list(kept_whole), expected_shape,
+                             checking, progress, cancel, data)
+            break
+        except _GroupBroke as broke:
+            if broke.root is None or broke.root in kept_whole or len(kept_whole) >= MAX_KEPT_WHOLE:
+                raise _wrap_library_error(broke.cause, "remove channels") from None
+            reason = _first_line(broke.cause)
+            kept_whole[broke.root] = reason
+            log(f"channel removal: keeping {broke.root} whole ({reason})")
+        except StructuredError as failed:
+            if checking or not getattr(failed, "retryable", False):
+                raise
+            log(f"channel removal broke the model ({failed.cause}); retrying group by group, "
+                f"keeping whole any layer whose channels cannot be removed consistently")
+        checking = True
+
+    params_after, macs_after = _count(pruned, example)
+    return StructuredOutcome(
+        model=pruned, layers=compare_widths(before_configs, layer_configs(pruned)),
+        params_before=params_before, params_after=params_after,
+        macs_before=macs_before, macs_after=macs_after,
+        output_shape=expected_shape, protected=protected, kept_whole=kept_whole,
+        settings={"ratio": spec.ratio, "importance": spec.importance, "scope": spec.scope,
+                  "round_to": spec.round_to, "max_layer_ratio": spec.max_layer_ratio,
+                  "iterative_steps": spec.iterative_steps})
+
+
+def _remove_channels(pruned: nn.Module, example, spec: StructuredSpec, ignored: list[str],
+                     expected_shape: tuple[int, ...], check_each_group: bool,
+                     progress: Optional[ProgressFn], cancel: Optional[CancelToken], data) -> None:
+    """One try: removes channels from ``pruned`` in place, leaving ``ignored`` modules' output
+    channels alone. With ``check_each_group`` a group that breaks the forward pass raises
+    :class:`_GroupBroke` naming its root layer."""
+    import torch_pruning as tp
 
     modules = dict(pruned.named_modules())
+    names = {m: n for n, m in modules.items()}
     # torch-pruning replaces every pruned parameter by a new one that requires grad; remember which
     # were frozen so fine-tuning afterwards trains what the user meant to train
     frozen = {n for n, p in pruned.named_parameters() if not p.requires_grad}
@@ -216,7 +281,7 @@ def prune_channels(model: nn.Module, example_input, spec: StructuredSpec,
             global_pruning=spec.scope == "global", pruning_ratio=spec.ratio,
             max_pruning_ratio=spec.max_layer_ratio if spec.scope == "global" else 1.0,
             iterative_steps=spec.iterative_steps, round_to=spec.round_to,
-            ignored_layers=[modules[n] for n in protected])
+            ignored_layers=[modules[n] for n in ignored])
     except Exception as exc:
         raise _wrap_library_error(exc, "trace the channel dependencies") from None
 
@@ -227,36 +292,42 @@ def prune_channels(model: nn.Module, example_input, spec: StructuredSpec,
             _accumulate_taylor_gradients(pruned, data, spec.taylor_batches, cancel)
         try:
             groups = list(pruner.step(interactive=True))
-            tracker = ProgressTracker("Removing channels", len(groups), progress)
-            for i, group in enumerate(groups, 1):
-                if cancel is not None:
-                    cancel.raise_if_cancelled()
-                group.prune()
-                tracker.update(i, f"step {step + 1}/{spec.iterative_steps}")
-        except (StructuredError, Cancelled):
-            raise
         except Exception as exc:
-            raise _wrap_library_error(exc, "remove channels") from None
+            raise _wrap_library_error(exc, "remove channels", retryable=True) from None
+        tracker = ProgressTracker("Removing channels", len(groups), progress)
+        for i, group in enumerate(groups, 1):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            root = names.get(group[0].dep.target.module)
+            try:
+                group.prune()
+                if check_each_group:
+                    _check_runs(pruned, example, expected_shape)
+            except Exception as exc:
+                if check_each_group:
+                    raise _GroupBroke(root, exc) from None
+                raise _wrap_library_error(exc, "remove channels", retryable=True) from None
+            tracker.update(i, f"step {step + 1}/{spec.iterative_steps}")
     pruned.zero_grad(set_to_none=True)
     for name, param in pruned.named_parameters():
         if name in frozen:
             param.requires_grad_(False)
 
-    report(Progress("Removing channels", 0, 0, "checking the smaller model"))
+    if progress is not None:
+        progress(Progress("Removing channels", 0, 0, "checking the smaller model"))
     try:
-        with torch.no_grad():
-            out_shape = tuple(forward_batch(pruned, example).shape)
+        _check_runs(pruned, example, expected_shape)
     except Exception as exc:
-        raise _wrap_library_error(exc, "produce a model that still runs") from None
-    if out_shape != expected_shape:
-        raise StructuredError(f"after channel removal the model outputs {out_shape} instead of "
-                              f"{expected_shape}; the architecture is not supported")
-    params_after, macs_after = _count(pruned, example)
-    return StructuredOutcome(
-        model=pruned, layers=compare_widths(before_configs, layer_configs(pruned)),
-        params_before=params_before, params_after=params_after,
-        macs_before=macs_before, macs_after=macs_after,
-        output_shape=out_shape, protected=protected,
-        settings={"ratio": spec.ratio, "importance": spec.importance, "scope": spec.scope,
-                  "round_to": spec.round_to, "max_layer_ratio": spec.max_layer_ratio,
-                  "iterative_steps": spec.iterative_steps})
+        raise _wrap_library_error(exc, "produce a model that still runs", retryable=True) from None
+
+
+def _check_runs(model: nn.Module, example, expected_shape: tuple[int, ...]) -> None:
+    with torch.no_grad():
+        shape = tuple(forward_batch(model, example).shape)
+    if shape != expected_shape:
+        raise RuntimeError(f"the model outputs {shape} instead of {expected_shape}")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
