@@ -369,7 +369,11 @@ def summarize_comparison(original: ModelMetrics, pruned: ModelMetrics) -> list[s
                          f"{original.params / max(1, pruned.params):.2f}x fewer parameters.")
     if original.latency_ms is not None and pruned.latency_ms is not None:
         speedup = original.latency_ms / pruned.latency_ms if pruned.latency_ms else 0.0
-        if speedup < 1.1:
+        if speedup < 1.1 and pruned.params < original.params:
+            lines.append(f"Measured latency did not improve meaningfully ({speedup:.2f}x) although "
+                         f"the model is smaller: measure at the batch size and on the device it "
+                         f"will run on before concluding.")
+        elif speedup < 1.1:
             lines.append(f"Measured latency did not improve meaningfully ({speedup:.2f}x): dense "
                          f"kernels do the same work on zeros.")
         else:

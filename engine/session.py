@@ -170,8 +170,11 @@ class Session:
     def record_run(self, label: str, recipe: Optional[dict] = None) -> RunRecord:
         """Adds the current measurement as one row of the run history (the GUI's Compare tab)."""
         table = self.comparison()
-        record = RunRecord(label, dict(recipe or {}), self.current_metrics, table,
-                           summarize_comparison(self.original_metrics, self.current_metrics))
+        summary = summarize_comparison(self.original_metrics, self.current_metrics)
+        if self.structured is not None and self.structured.kept_whole:
+            summary.append(f"Kept whole, because removing their channels broke the model: "
+                           f"{', '.join(self.structured.kept_whole)} (the log says why).")
+        record = RunRecord(label, dict(recipe or {}), self.current_metrics, table, summary)
         self.history.append(record)
         return record
 

@@ -48,6 +48,16 @@ def test_summary_reports_structured_shrinking_and_speedups():
     assert "latency improved 2.00x" in text
 
 
+def test_summary_does_not_blame_zeros_when_a_smaller_model_is_not_faster():
+    a = ModelMetrics(accuracy=0.9, params=1000, nonzero_params=1000, latency_ms=2.0)
+    masked = ModelMetrics(accuracy=0.9, params=1000, nonzero_params=300, latency_ms=2.0)
+    smaller = ModelMetrics(accuracy=0.9, params=500, nonzero_params=500, latency_ms=1.95)
+    assert "dense kernels do the same work on zeros" in " ".join(summarize_comparison(a, masked))
+    text = " ".join(summarize_comparison(a, smaller))
+    assert "did not improve meaningfully (1.03x) although the model is smaller" in text
+    assert "zeros" not in text
+
+
 def test_format_value_units():
     assert format_value(1_500_000, "bytes") == "1.50 MB"
     assert format_value(12.3456, "%") == "12.35%"

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from engine.config import ExportSpec, FinetuneSpec, Recipe, RecipeError, StructuredSpec
+from engine.config import (ExportSpec, FinetuneSpec, MetricsSpec, Recipe, RecipeError,
+                           StructuredSpec)
 from engine.models.architectures import build_architecture
 from engine.models.checkpoints import CheckpointError, load_pickled_model
 from engine.models.sources import LoadedModel, load_model
@@ -158,6 +159,18 @@ def test_layers_that_break_the_model_are_kept_whole_and_the_rest_is_pruned(make)
     assert ", ".join(outcome.kept_whole) in outcome.summary
     assert any("keeping" in m for m in messages) and any("retrying" in m for m in messages)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # untouched
+
+
+def test_the_run_summary_names_the_layers_kept_whole(tiny_data):
+    torch.manual_seed(0)
+    loaded = LoadedModel(FixedSplit().eval(), "a fixed-size split")
+    session = Session(loaded, tiny_data, MetricsSpec(latency_runs=2, latency_warmup=1))
+    session.measure_original()
+    outcome = session.remove_channels(StructuredSpec(ratio=0.5))
+    session.measure_current()
+    text = " ".join(session.record_run("channels -50%").summary)
+    assert outcome.kept_whole and f"Kept whole, because removing their channels broke the model: " \
+        f"{', '.join(outcome.kept_whole)}" in text
 
 
 def test_unsupported_architectures_get_clear_messages(tiny_data):
