@@ -46,6 +46,21 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
             torch.save(tensors, tmp)
 
 
+def refuse_protected(outputs, protected) -> None:
+    """Raises before anything is written if an output is one of the model's own files (its
+    checkpoint, layer-shapes JSON...) or lies inside its source folder (a Hugging Face model)."""
+    guarded = [Path(p).expanduser().resolve() for p in protected if p is not None]
+    for out in outputs:
+        target = Path(out).expanduser().resolve()
+        for source in guarded:
+            if target == source:
+                raise ExportError(f"refusing to overwrite {out}: it is one of the model's source "
+                                  f"files. Choose another file name.")
+            if source.is_dir() and source in target.parents:
+                raise ExportError(f"refusing to write {out}: it is inside the model's source "
+                                  f"folder {source}. Choose another folder.")
+
+
 def export_model(model: nn.Module, path: str | Path, include_masks: bool = False,
                  report: Optional[dict[str, Any]] = None,
                  protected: tuple[Path, ...] = ()) -> list[Path]:
@@ -59,11 +74,7 @@ def export_model(model: nn.Module, path: str | Path, include_masks: bool = False
         outputs.append(companion_path(path, "masks"))
     if report is not None:
         outputs.append(companion_path(path, "report"))
-    resolved = {p.resolve() for p in protected if p is not None}
-    for out in outputs:
-        if out.resolve() in resolved:
-            raise ExportError(f"refusing to overwrite {out}: it is the model's source checkpoint. "
-                              f"Choose another file name.")
+    refuse_protected(outputs, protected)
     state = {k: v for k, v in effective_state(model).items()}
     save_tensors(state, path)
     if include_masks:

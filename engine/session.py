@@ -350,7 +350,7 @@ class Session:
                            arch=self.loaded.arch, num_classes=self.data.num_classes,
                            input_shape=tuple(self.data.input_shape), include_masks=spec.include_masks,
                            report=report,
-                           protected=(self.loaded.source_path,) if self.loaded.source_path else ())
+                           protected=self.loaded.source_files)
         paths += write_sidecar()
         self.log("exported " + ", ".join(str(p) for p in paths))
         return paths

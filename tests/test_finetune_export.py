@@ -105,7 +105,7 @@ def test_export_never_overwrites_the_source(tmp_path, lenet):
     source = tmp_path / "original.pt"
     torch.save(lenet.state_dict(), source)
     original_bytes = source.read_bytes()
-    with pytest.raises(ExportError, match="source checkpoint"):
+    with pytest.raises(ExportError, match="one of the model.s source files"):
         export_model(lenet, source, protected=(source,))
     assert source.read_bytes() == original_bytes
 
@@ -146,3 +146,34 @@ def test_exports_get_ordinary_file_permissions(tmp_path, lenet):
         os.umask(umask)
     assert (path.stat().st_mode & 0o777) == 0o644
     assert (path.with_name("m.report.json").stat().st_mode & 0o777) == 0o644
+
+
+def test_export_never_overwrites_a_channel_pruned_sources_shapes_file(tmp_path):
+    """A channel-pruned model opened from small.pt + small.shapes.json, pruned again and exported
+    as small.pth would write small.shapes.json: refused before anything is written."""
+    from engine.config import DataSpec, ExportSpec, MetricsSpec, ModelSpec, StructuredSpec
+    from engine.session import Session
+    first = Session.open(ModelSpec(), DataSpec(), MetricsSpec(measure_latency=False))
+    first.remove_channels(StructuredSpec(ratio=0.5))
+    first.export(ExportSpec(str(tmp_path / "small.pt"), formats=["shapes"], report=False))
+    shapes = tmp_path / "small.shapes.json"
+    before = shapes.read_bytes()
+    again = Session.open(ModelSpec(source="state_dict", path=str(tmp_path / "small.pt"),
+                                   shapes=str(shapes)), DataSpec(),
+                         MetricsSpec(measure_latency=False))
+    again.remove_channels(StructuredSpec(ratio=0.5))
+    with pytest.raises(ExportError, match="one of the model's source files"):
+        again.export(ExportSpec(str(tmp_path / "small.pth"), formats=["shapes"], report=False))
+    assert shapes.read_bytes() == before and not (tmp_path / "small.pth").exists()
+
+
+def test_export_never_writes_inside_the_source_folder(tmp_path, lenet):
+    folder = tmp_path / "hf_model"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"original weights")
+    with pytest.raises(ExportError, match="inside the model's source folder"):
+        export_model(lenet, folder / "model.safetensors", protected=(folder,))
+    with pytest.raises(ExportError, match="inside the model's source folder"):
+        export_model(lenet, folder / "sub" / "x.pt", protected=(folder,))
+    assert (folder / "model.safetensors").read_bytes() == b"original weights"
+    export_model(lenet, tmp_path / "beside.pt", protected=(folder,))   # next to it is fine

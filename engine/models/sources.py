@@ -31,6 +31,13 @@ class LoadedModel:
     vocab: Optional[Any] = None          # engine.text.tokenizer.Vocab
     tokenizer: Optional[Any] = None      # a Hugging Face tokenizer
     class_names: Optional[list[str]] = None
+    # other files the model was read from (a channel-pruned export's .shapes.json): never overwritten
+    companions: tuple[Path, ...] = ()
+
+    @property
+    def source_files(self) -> tuple[Path, ...]:
+        """Everything an export must not write over (a folder: nothing inside it)."""
+        return tuple(p for p in (self.source_path, *self.companions) if p is not None)
 
 
 def load_model(spec: ModelSpec) -> LoadedModel:
@@ -61,7 +68,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         arch = read_shapes(spec.shapes)["arch"]
         model = load_structured(spec.shapes, spec.path)
         return LoadedModel(model, f"{arch} (channel-pruned) from {Path(spec.path).name}",
-                           Path(spec.path), arch)
+                           Path(spec.path), arch, companions=(Path(spec.shapes),))
     if spec.source == "state_dict":
         model = build_architecture(spec.arch, spec.num_classes, spec.arch_options)
         load_into(model, read_state_dict(spec.path), Path(spec.path).name)

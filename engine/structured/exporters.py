@@ -21,7 +21,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from engine.export import ExportError, export_model
+from engine.export import ExportError, export_model, refuse_protected
 from engine.io import atomic_path
 from engine.metrics import _plain_copy, to_device
 from engine.structured.rebuild import shapes_document, write_shapes
@@ -105,11 +105,7 @@ def export_all(model: nn.Module, path: str | Path, kinds: list[str], example_inp
     path = Path(path).expanduser()
     kinds = ["state_dict"] + [k for k in kinds if k != "state_dict"]
     targets = export_paths(path, kinds)
-    resolved = {p.resolve() for p in protected if p is not None}
-    for out in targets.values():
-        if out.resolve() in resolved:
-            raise ExportError(f"refusing to overwrite {out}: it is the model's source checkpoint. "
-                              f"Choose another file name.")
+    refuse_protected(targets.values(), protected)
     if ("torchscript" in kinds or "onnx" in kinds) and example_input is None:
         raise ExportError("TorchScript and ONNX export need an example input to trace the model")
     if "shapes" in kinds and not arch:
