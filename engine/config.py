@@ -138,6 +138,8 @@ class DataSpec:
             raise RecipeError("data.std values must be positive")
         if self.batch_size < 1:
             raise RecipeError("data.batch_size must be at least 1")
+        if self.max_eval_samples is not None and self.max_eval_samples < 1:
+            raise RecipeError("data.max_eval_samples must be at least 1 (or null for all)")
         for key in ("text_max_len", "example_tokens"):
             value = getattr(self, key)
             if value is not None and value < 1:

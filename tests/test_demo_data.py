@@ -166,3 +166,29 @@ def test_val_fraction_out_of_range_is_named(fraction):
     from engine.config import DataSpec, RecipeError
     with pytest.raises(RecipeError, match=r"data.val_fraction must be in \[0, 0.5\]"):
         DataSpec(val_fraction=fraction).validate()
+
+
+def test_max_eval_samples_draws_across_classes_not_the_first_folders(tmp_path):
+    """ImageFolder lists samples class by class; a cap on evaluation samples must not measure the
+    first classes only."""
+    from PIL import Image
+    from engine.config import DataSpec
+    from engine.data.sources import load_data
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in range(4):
+            folder = tmp_path / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(10):
+                Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(folder / f"{i}.png")
+    spec = DataSpec(source="imagefolder", root=str(tmp_path), image_size=8, max_eval_samples=20)
+    a, b = load_data(spec), load_data(spec)
+    assert len(a.test) == 20 and a.test.indices == b.test.indices   # fixed draw
+    labels = {a.test.dataset.targets[i] for i in a.test.indices}
+    assert labels == {0, 1, 2, 3}
+
+
+def test_max_eval_samples_below_one_is_named():
+    from engine.config import DataSpec, RecipeError
+    with pytest.raises(RecipeError, match="data.max_eval_samples must be at least 1"):
+        DataSpec(max_eval_samples=0).validate()

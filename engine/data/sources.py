@@ -87,9 +87,19 @@ def load_data(spec: DataSpec, vocab: Optional[Any] = None, tokenizer: Optional[A
     if spec.max_eval_samples is not None:
         for name in ("val", "test"):
             dataset = getattr(bundle, name)
-            if dataset is not None and spec.max_eval_samples < len(dataset):
-                setattr(bundle, name, Subset(dataset, range(spec.max_eval_samples)))
+            if dataset is not None:
+                setattr(bundle, name, sample_subset(dataset, spec.max_eval_samples))
     return bundle
+
+
+def sample_subset(dataset: Dataset, count: int) -> Dataset:
+    """``count`` samples drawn with a fixed seed (the same every run), in their original order.
+    Not the first ``count``: folder-based data sets are sorted by class, and their first samples
+    would measure a few classes only."""
+    if count >= len(dataset):
+        return dataset
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:count]
+    return Subset(dataset, sorted(order.tolist()))
 
 
 def hold_out_validation(bundle: DataBundle, fraction: float) -> None:

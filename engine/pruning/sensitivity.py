@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from engine.config import PruneSpec
+from engine.data.sources import sample_subset
 from engine.metrics import evaluate, model_device
 from engine.progress import CancelToken, ProgressFn, ProgressTracker
 from engine.pruning.apply import prune_model
@@ -52,8 +53,8 @@ def _eval_loader(data, max_batches: Optional[int]) -> DataLoader:
     """The validation split (the scan chooses ratios, so it must not look at the test split),
     or the test split when nothing was held out."""
     samples = data.split(data.selection_split)
-    if max_batches is not None and max_batches * EVAL_BATCH < len(samples):
-        samples = Subset(samples, range(max_batches * EVAL_BATCH))
+    if max_batches is not None:
+        samples = sample_subset(samples, max_batches * EVAL_BATCH)
     return DataLoader(samples, batch_size=EVAL_BATCH, collate_fn=data.collate_fn())
 
 
