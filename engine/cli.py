@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Optional, TextIO
 
 from engine.config import Recipe, RecipeError
@@ -81,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_writable(path: Path, what: str) -> None:
+    """Refuses, before a run of minutes, an output path that could not be written at its end."""
+    path = path.expanduser()
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise ValueError(f"{what}: folder {path.parent} does not exist")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -92,6 +102,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.no_latency:
             recipe.metrics = replace(recipe.metrics, measure_latency=False)
         recipe.validate()
+        if args.json:
+            _check_writable(Path(args.json), "--json")
     except (RecipeError, ValueError) as exc:
         print(f"prunelab: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -162,27 +174,38 @@ def main(argv: Optional[list[str]] = None) -> int:
     for path in result.exported:
         print(f"wrote {path}")
     if args.json:
-        from engine.io import atomic_write_text
-        from pathlib import Path
-        from dataclasses import asdict
-        atomic_write_text(Path(args.json), json.dumps(
-            {"table": [asdict(r) for r in result.table],
-             "after_prune": [asdict(r) for r in result.after_prune_table],
-             "layer_sparsity": result.layer_sparsity,
-             "layer_widths": [asdict(w) for w in result.structured.layers]
-             if result.structured is not None else None,
-             "group_sparsity": None if result.group is None else
-             {"names": list(result.group.names), "numel": result.group.numel,
-              "zeros": result.group.zeros, "sparsity": result.group.sparsity},
-             "corner": None if result.corner is None else
-             {"name": result.corner.name, "before": result.corner.before.tolist(),
-              "after": result.corner.after.tolist()},
-             "sparsity_trace": result.schedule.sparsity_trace if result.schedule else None,
-             "schedule_rounds": [asdict(r) for r in result.schedule.rounds]
-             if result.schedule else None,
-             "sensitivity": asdict(result.sensitivity) if result.sensitivity else None,
-             "proposed_ratios": result.proposed_ratios}, indent=2))
+        try:
+            _write_json(Path(args.json), result)
+        except OSError as exc:
+            print(f"prunelab: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     return 0
+
+
+def _write_json(path: Path, result) -> None:
+    """The result's tables and traces as JSON; ``after_prune`` is null where no single
+    after-pruning measurement exists (a schedule prunes and trains in turns)."""
+    from dataclasses import asdict
+    from engine.io import atomic_write_text
+    schedule = result.schedule
+    document = {
+        "table": [asdict(r) for r in result.table],
+        "after_prune": None if result.after_prune_table is None
+        else [asdict(r) for r in result.after_prune_table],
+        "layer_sparsity": result.layer_sparsity,
+        "layer_widths": [asdict(w) for w in result.structured.layers]
+        if result.structured is not None else None,
+        "group_sparsity": None if result.group is None else
+        {"names": list(result.group.names), "numel": result.group.numel,
+         "zeros": result.group.zeros, "sparsity": result.group.sparsity},
+        "corner": None if result.corner is None else
+        {"name": result.corner.name, "before": result.corner.before.tolist(),
+         "after": result.corner.after.tolist()},
+        "sparsity_trace": schedule.sparsity_trace if schedule else None,
+        "schedule_rounds": [asdict(r) for r in schedule.rounds] if schedule else None,
+        "sensitivity": asdict(result.sensitivity) if result.sensitivity else None,
+        "proposed_ratios": result.proposed_ratios}
+    atomic_write_text(path, json.dumps(document, indent=2))
 
 
 if __name__ == "__main__":

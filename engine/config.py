@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -243,6 +244,11 @@ class FinetuneSpec:
             raise RecipeError("finetune.batch_size must be at least 1")
         if self.patience is not None and self.patience < 1:
             raise RecipeError("finetune.patience must be at least 1")
+        if self.max_batches_per_epoch is not None and self.max_batches_per_epoch < 1:
+            raise RecipeError("finetune.max_batches_per_epoch must be at least 1 (or null for all)")
+        for key in ("lr", "momentum", "weight_decay"):
+            if not math.isfinite(getattr(self, key)):
+                raise RecipeError(f"finetune.{key} must be a finite number")
         _choice("finetune.device", self.device, ("auto", "cpu", "cuda"))
 
 
@@ -399,6 +405,8 @@ class Recipe:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise RecipeError(f"cannot read recipe {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise RecipeError(f"{path} is not a UTF-8 text file (a recipe is JSON)") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -478,6 +486,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecipeError(f"{where} must be a number, not {value!r}")
+        if not math.isfinite(value):   # JSON parsers accept NaN and Infinity
+            raise RecipeError(f"{where} must be a finite number, not {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

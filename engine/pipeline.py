@@ -19,7 +19,8 @@ import numpy as np
 
 from engine.config import Recipe
 from engine.finetune import EpochResult, FinetuneResult
-from engine.metrics import ModelMetrics, TableRow, comparison_table, layer_sparsity
+from engine.metrics import (ModelMetrics, TableRow, comparison_table, layer_sparsity,
+                            resolve_device)
 from engine.progress import CancelToken, ProgressFn
 from engine.pruning.sensitivity import SensitivityResult, propose_ratios
 from engine.pruning.targets import GroupSparsity, group_sparsity
@@ -40,10 +41,10 @@ class WeightCorner:
 @dataclass
 class RecipeResult:
     original: ModelMetrics
-    after_prune: ModelMetrics
+    after_prune: Optional[ModelMetrics]   # None for a schedule: it prunes and trains in turns
     final: ModelMetrics
     table: list[TableRow]
-    after_prune_table: list[TableRow]
+    after_prune_table: Optional[list[TableRow]]
     finetune: Optional[FinetuneResult] = None
     exported: list[Path] = field(default_factory=list)
     layer_sparsity: dict[str, float] = field(default_factory=dict)
@@ -55,12 +56,29 @@ class RecipeResult:
     proposed_ratios: Optional[dict[str, float]] = None
 
 
+def _check_before_loading(recipe: Recipe) -> None:
+    """What can be known wrong before minutes of measuring and pruning is refused up front."""
+    if recipe.finetune.epochs and recipe.finetune.device != "cpu":
+        resolve_device(recipe.finetune.device)   # 'cuda' with no GPU here: a clear ValueError
+    if recipe.prune.plugin and not Path(recipe.prune.plugin).expanduser().is_file():
+        raise ValueError(f"prune.plugin: file not found: {recipe.prune.plugin}")
+
+
+def _check_after_loading(recipe: Recipe, session: Session) -> None:
+    if recipe.export.path and "shapes" in recipe.export.kinds and session.loaded.arch is None:
+        raise ValueError("export.formats 'shapes' needs a model rebuilt by architecture name (the "
+                         "demo, a torchvision model or a state_dict with its arch); this one is "
+                         f"{session.loaded.description}: export TorchScript, ONNX or a state_dict")
+
+
 def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
                cancel: Optional[CancelToken] = None, log: Callable[[str], None] = lambda _m: None,
                on_epoch: Optional[Callable[[EpochResult], None]] = None) -> RecipeResult:
     recipe.validate()
+    _check_before_loading(recipe)
     cancel = cancel or CancelToken()
     session = Session.open(recipe.model, recipe.data, recipe.metrics, recipe.seed, log)
+    _check_after_loading(recipe, session)
     corner_name, corner_size = recipe.metrics.show_corner, recipe.metrics.corner_size
     corner_before = weight_corner(session.model, corner_name, corner_size) if corner_name else None
     original = session.measure_original(progress, cancel)
@@ -86,8 +104,7 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
         original = session.original_metrics  # latency re-timed beside the final model
         log(f"after the {recipe.schedule.kind} schedule: accuracy {final.accuracy:.2%}, sparsity "
             f"{schedule.sparsity_trace[-1][1]:.2%} of the selected weights")
-        result = RecipeResult(original, final, final, comparison_table(original, final),
-                              comparison_table(original, final), None,
+        result = RecipeResult(original, None, final, comparison_table(original, final), None, None,
                               layer_sparsity=schedule.layer_sparsity, schedule=schedule,
                               sensitivity=sensitivity, proposed_ratios=proposed)
         _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)

@@ -97,6 +97,9 @@ def test_cli_reports_the_schedule_and_writes_the_sparsity_trace(tmp_path, capsys
     out_json = tmp_path / "out.json"
     assert main([str(path), "--no-latency", "--quiet", "--json", str(out_json)]) == 0
     assert "Schedule gradual: step 0 0.0%" in capsys.readouterr().out
-    trace = json.loads(out_json.read_text())["sparsity_trace"]
+    document = json.loads(out_json.read_text())
+    trace = document["sparsity_trace"]
     assert trace[0] == [0, 0.0] and trace[-1][0] == 10
+    # a schedule prunes and trains in turns: there is no single after-pruning table to report
+    assert document["after_prune"] is None and document["table"]
     assert trace[-1][1] == pytest.approx(0.85, abs=1e-3)
