@@ -186,11 +186,14 @@ def test_global_prunes_exactly_with_floor(granularity, shapes, sparsity, min_den
     groups = [gran.group_scores(torch.zeros(l.weight.shape)).numel() for l in model.layers]
     floors = [n - int(torch.ceil(torch.tensor(min_density * n))) for n in groups]
     wanted = count_for_fraction(sum(groups), sparsity)
-    if wanted > sum(floors):
-        return  # the floor makes this target unreachable; covered by the floor assertion below
-    prune_model(model, PruneSpec(method="random", granularity=granularity, scope="global",
-                                 sparsity=sparsity, min_density=min_density, seed=seed),
-                PruneContext(model, seed=seed))
+    spec = PruneSpec(method="random", granularity=granularity, scope="global",
+                     sparsity=sparsity, min_density=min_density, seed=seed)
+    if wanted > sum(floors):   # the floor makes this target unreachable: refused, nothing pruned
+        with pytest.raises(PruneError, match="cannot be reached while every layer keeps"):
+            prune_model(model, spec, PruneContext(model, seed=seed))
+        assert not any(hasattr(layer, "weight_mask") for layer in model.layers)
+        return
+    prune_model(model, spec, PruneContext(model, seed=seed))
     pruned = []
     for layer, n in zip(model.layers, groups):
         g = gran.group_scores(torch.where(layer.weight_mask.bool(), 1.0, float("-inf")))

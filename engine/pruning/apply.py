@@ -140,6 +140,12 @@ def _global_masks(targets, scores, granularity, sparsity: float, min_density: fl
     sizes = [g.numel() for g in groups]
     total_to_prune = count_for_fraction(sum(sizes), sparsity)
     max_prune = [n - int(torch.ceil(torch.tensor(min_density * n))) for n in sizes]
+    if total_to_prune > sum(max_prune):
+        # quietly pruning less than asked would report one experiment and run another
+        raise PruneError(f"global sparsity {sparsity:.1%} cannot be reached while every layer "
+                         f"keeps at least {min_density:.0%} (min density): at most "
+                         f"{sum(max_prune) / max(1, sum(sizes)):.1%} can be pruned here. Lower "
+                         f"the target or the floor.")
     fixed: dict[int, int] = {}
     while True:
         free = [i for i in range(len(groups)) if i not in fixed]
