@@ -75,3 +75,27 @@ def test_table_ratios():
     assert rows["Accuracy"].pruned == pytest.approx(97.0)
     text = format_table(comparison_table(a, b))
     assert "Non-zero parameters" in text and "4.00x" in text
+
+
+def test_measure_current_times_the_original_beside_the_pruned_model(lenet, tiny_data, monkeypatch):
+    """The latency ratio compares like with like: one interleaved timing run holds both models,
+    and the original's latency is replaced by the figure from that same run."""
+    import engine.session as session_module
+    from engine.config import MetricsSpec
+    from engine.models.sources import LoadedModel
+    from engine.session import Session
+    calls = []
+
+    def fake_latencies(models, example, runs, warmup, device, cancel=None):
+        calls.append(list(models))
+        return [(1.0 + len(calls) + i, 100.0) for i in range(len(models))]
+
+    monkeypatch.setattr(session_module, "measure_latencies", fake_latencies)
+    monkeypatch.setattr(session_module.torch.cuda, "is_available", lambda: False)
+    session = Session(LoadedModel(lenet, "LeNet"), tiny_data, MetricsSpec(latency_runs=2))
+    session.measure_original()
+    assert calls == [[session.original]]
+    session.prune(PruneSpec(sparsity=0.5))
+    current = session.measure_current()
+    assert calls[-1] == [session.original, session.model] and len(calls) == 2
+    assert session.original_metrics.latency_ms == 3.0 and current.latency_ms == 4.0
