@@ -15,7 +15,7 @@ import statistics
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -264,21 +264,30 @@ def measure_latencies(models: list[nn.Module], example_input, runs: int = 50, wa
     example = to_device(example_input, device)
     batch = (example[0] if isinstance(example, tuple) else example).shape[0]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for model in plain:
+    medians = time_interleaved(plain, example, runs, warmup, sync, cancel)
+    return [(m * 1000.0, batch / m) for m in medians]
+
+
+@torch.no_grad()
+def time_interleaved(models: list[nn.Module], example, runs: int, warmup: int,
+                     sync: Callable[[], None] = lambda: None,
+                     cancel: Optional[CancelToken] = None) -> list[float]:
+    """Median seconds per forward pass of each model, their timed runs interleaved (a, b, a, b...).
+    ``sync`` waits for the device (``torch.cuda.synchronize`` on a GPU) so each time is complete."""
+    for model in models:
         for _ in range(warmup):
             forward_batch(model, example)
     sync()
-    times: list[list[float]] = [[] for _ in plain]
+    times: list[list[float]] = [[] for _ in models]
     for _ in range(runs):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        for model, samples in zip(plain, times):
+        for model, samples in zip(models, times):
             start = time.perf_counter()
             forward_batch(model, example)
             sync()
             samples.append(time.perf_counter() - start)
-    medians = [statistics.median(t) for t in times]
-    return [(m * 1000.0, batch / m) for m in medians]
+    return [statistics.median(t) for t in times]
 
 
 def measure_latency(model: nn.Module, example_input, runs: int = 50, warmup: int = 10,

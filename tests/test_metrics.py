@@ -99,3 +99,23 @@ def test_measure_current_times_the_original_beside_the_pruned_model(lenet, tiny_
     current = session.measure_current()
     assert calls[-1] == [session.original, session.model] and len(calls) == 2
     assert session.original_metrics.latency_ms == 3.0 and current.latency_ms == 4.0
+
+
+def test_timing_interleaves_the_models_and_syncs_after_each_run():
+    from engine.metrics import time_interleaved
+    order = []
+
+    class Tagged(torch.nn.Module):
+        def __init__(self, tag):
+            super().__init__()
+            self.tag = tag
+
+        def forward(self, x):
+            order.append(self.tag)
+            return x
+
+    syncs = []
+    medians = time_interleaved([Tagged("a"), Tagged("b")], torch.zeros(1), runs=3, warmup=2,
+                               sync=lambda: syncs.append(len(order)))
+    assert order == ["a", "a", "b", "b"] + ["a", "b"] * 3   # warm-up, then a, b, a, b...
+    assert syncs == [4, 5, 6, 7, 8, 9, 10] and len(medians) == 2 and min(medians) > 0

@@ -10,15 +10,13 @@ outputs match the dense model's, and times both.
 """
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
 from torch import nn
 
-from engine.metrics import _plain_copy, forward_batch, to_device
+from engine.metrics import _plain_copy, forward_batch, time_interleaved, to_device
 from engine.progress import CancelToken, Progress, ProgressFn
 
 MIN_CAPABILITY = (8, 0)
@@ -124,22 +122,6 @@ def _shape_problem(weight: torch.Tensor, dtype: torch.dtype) -> str:
 
 
 @torch.no_grad()
-def _time_forward(model: nn.Module, example, runs: int, warmup: int,
-                  cancel: Optional[CancelToken]) -> float:
-    for _ in range(warmup):
-        forward_batch(model, example)
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(runs):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        start = time.perf_counter()
-        forward_batch(model, example)
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000.0
-
-
 @torch.no_grad()
 def convert_semi_structured(model: nn.Module, example_input, apply_mask: bool = False,
                             dtype: torch.dtype = torch.float16, runs: int = 50, warmup: int = 10,
@@ -194,6 +176,8 @@ def convert_semi_structured(model: nn.Module, example_input, apply_mask: bool = 
     report.outputs_match = report.max_abs_diff <= report.tolerance
     if progress is not None:
         progress(Progress("2:4 sparsity", 0, 0, "timing dense and sparse"))
-    report.dense_ms = _time_forward(dense, example, runs, warmup, cancel)
-    report.sparse_ms = _time_forward(sparse, example, runs, warmup, cancel)
+    # interleaved, as every latency PruneLab reports: both see the same GPU state
+    dense_s, sparse_s = time_interleaved([dense, sparse], example, runs, warmup,
+                                         torch.cuda.synchronize, cancel)
+    report.dense_ms, report.sparse_ms = dense_s * 1000.0, sparse_s * 1000.0
     return sparse, report
