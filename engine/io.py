@@ -24,10 +24,19 @@ def atomic_path(target: Path) -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
+        _flush_to_disk(tmp_path)   # whatever wrote it (torch, safetensors): on disk before the swap
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _flush_to_disk(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(target: Path, text: str) -> None:
@@ -37,7 +46,4 @@ def atomic_write_text(target: Path, text: str) -> None:
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:
     with atomic_path(target) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        tmp.write_bytes(data)
