@@ -53,6 +53,7 @@ class ModelMetrics:
     latency_batch: int = 1
     device: str = "cpu"
     latency_gpu_ms: Optional[float] = None   # also measured on CUDA when the model runs on the CPU
+    memory_format: str = ""     # "channels_last" when latency was timed in that layout
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     input_note: str = ""        # what one example is beyond its batch size, e.g. "64 tokens"
 
@@ -250,9 +251,15 @@ def _plain_copy(model: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
+def is_image_batch(example) -> bool:
+    """A 4-D floating-point tensor (N, C, H, W): what the channels-last layout applies to."""
+    return isinstance(example, torch.Tensor) and example.dim() == 4 and example.is_floating_point()
+
+
 def measure_latencies(models: list[nn.Module], example_input, runs: int = 50, warmup: int = 10,
                       device: Optional[torch.device] = None,
-                      cancel: Optional[CancelToken] = None) -> list[tuple[float, float]]:
+                      cancel: Optional[CancelToken] = None,
+                      channels_last: bool = False) -> list[tuple[float, float]]:
     """(median latency in ms, throughput in samples/s) for each model at the example's batch size.
 
     The models' timed runs are interleaved (a, b, a, b, ...) so that each sees the same machine:
@@ -262,6 +269,9 @@ def measure_latencies(models: list[nn.Module], example_input, runs: int = 50, wa
     device = device or torch.device("cpu")
     plain = [_plain_copy(m).to(device).eval() for m in models]
     example = to_device(example_input, device)
+    if channels_last and is_image_batch(example):
+        plain = [m.to(memory_format=torch.channels_last) for m in plain]
+        example = example.contiguous(memory_format=torch.channels_last)
     batch = (example[0] if isinstance(example, tuple) else example).shape[0]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     medians = time_interleaved(plain, example, runs, warmup, sync, cancel)
@@ -343,9 +353,11 @@ def comparison_table(original: ModelMetrics, pruned: ModelMetrics) -> list[Table
     cost("Effective MACs", original.effective_macs, pruned.effective_macs, "",
          f"MACs of non-zero weights: reachable only with sparse kernels{per_sample}")
     inputs = f", {pruned.input_note}" if pruned.input_note else ""
-    cost(f"Latency (batch {pruned.latency_batch}{inputs}, {pruned.device})", original.latency_ms,
-         pruned.latency_ms, "ms", "measured: warm-up, then median of timed runs")
-    cost(f"Latency (batch {pruned.latency_batch}, cuda)", original.latency_gpu_ms,
+    layout = f", {pruned.memory_format}" if pruned.memory_format else ""
+    cost(f"Latency (batch {pruned.latency_batch}{inputs}, {pruned.device}{layout})",
+         original.latency_ms, pruned.latency_ms, "ms",
+         "measured: warm-up, then median of timed runs")
+    cost(f"Latency (batch {pruned.latency_batch}, cuda{layout})", original.latency_gpu_ms,
          pruned.latency_gpu_ms, "ms", "measured on the GPU: warm-up, then median of timed runs")
     if original.throughput is not None and pruned.throughput is not None:
         rows.append(TableRow(f"Throughput ({pruned.device})", original.throughput,

@@ -19,9 +19,9 @@ from engine.config import (DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, Mode
 from engine.data.sources import DataBundle, load_data
 from engine.finetune import EpochResult, FinetuneResult, finetune
 from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs, count_parameters,
-                            evaluate, forward_batch, layer_sparsity, measure_latencies, model_device, resolve_device,
-                            summarize_comparison,
-                            storage_bytes, to_device)
+                            evaluate, forward_batch, is_image_batch, layer_sparsity,
+                            measure_latencies, model_device, resolve_device, storage_bytes,
+                            summarize_comparison, to_device)
 from engine.models.sources import LoadedModel, load_model
 from engine.progress import CancelToken, Progress, ProgressFn
 from engine.pruning.apply import PruneOutcome, has_masks, make_permanent, prune_model
@@ -136,13 +136,16 @@ class Session:
             progress(Progress("Measuring latency", 0, 0))
         example = self.data.example_input(spec.latency_batch_size)
         device = model_device(models[-1])
+        layout = "channels_last" if spec.channels_last and is_image_batch(example) else ""
         for m, (ms, throughput) in zip(metrics, measure_latencies(
-                models, example, spec.latency_runs, spec.latency_warmup, device, cancel)):
+                models, example, spec.latency_runs, spec.latency_warmup, device, cancel,
+                channels_last=bool(layout))):
             m.latency_ms, m.throughput, m.device = ms, throughput, device.type
+            m.latency_batch, m.memory_format = spec.latency_batch_size, layout
         if device.type == "cpu" and torch.cuda.is_available():
             for m, (ms, _) in zip(metrics, measure_latencies(
                     models, example, spec.latency_runs, spec.latency_warmup,
-                    torch.device("cuda"), cancel)):
+                    torch.device("cuda"), cancel, channels_last=bool(layout))):
                 m.latency_gpu_ms = ms
 
     def measure_original(self, progress=None, cancel=None) -> ModelMetrics:

@@ -1,6 +1,7 @@
 """Open model, Open data and Export dialogs, and the trust question for files that run code."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
@@ -10,7 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QMessageBox, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from engine.config import (DATA_SOURCES, EXPORT_KINDS, MODEL_SOURCES, TEXT_DATA_SOURCES, DataSpec,
-                           ExportSpec, ModelSpec)
+                           ExportSpec, MetricsSpec, ModelSpec)
 
 EXTRA_EXPORT_HELP = {
     "shapes": "<name>.shapes.json: the layer shapes, from which PruneLab rebuilds a channel-pruned "
@@ -374,3 +375,61 @@ class ExportDialog(QDialog):
         return ExportSpec(path=self.path.text().strip() or None, include_masks=self.masks.isChecked(),
                           report=self.report.isChecked(),
                           formats=["state_dict", *extras] if extras else None)
+
+
+class MeasurementDialog(QDialog):
+    """How the Compare table times models: batch size, runs, warm-up and memory layout. Both the
+    original and the current model are always timed the same way, interleaved."""
+
+    def __init__(self, parent=None, current: Optional[MetricsSpec] = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Measurement settings")
+        current = current or MetricsSpec()
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 4096)
+        self.batch_size.setValue(current.latency_batch_size)
+        self.batch_size.setToolTip("Samples per timed forward pass. Batch 1 shows per-request "
+                                   "latency; a larger batch shows throughput, where removed "
+                                   "channels usually pay off more.")
+        self.runs = QSpinBox()
+        self.runs.setRange(1, 10_000)
+        self.runs.setValue(current.latency_runs)
+        self.runs.setToolTip("Timed runs per model; the median is reported")
+        self.warmup = QSpinBox()
+        self.warmup.setRange(0, 10_000)
+        self.warmup.setValue(current.latency_warmup)
+        self.warmup.setToolTip("Untimed runs first (caches, lazy initialisation)")
+        self.measure_latency = QCheckBox("Measure latency")
+        self.measure_latency.setChecked(current.measure_latency)
+        self.measure_latency.setToolTip("Off: accuracy, parameters, size and MACs only (faster)")
+        self.channels_last = QCheckBox("Channels-last layout (image models)")
+        self.channels_last.setChecked(current.channels_last)
+        self.channels_last.setToolTip(
+            "Time image models in the channels-last memory format, as CNNs often run on CPUs; "
+            "it can change how much of a channel-pruned model's MACs reduction becomes speed. "
+            "Text models are timed as they are.")
+        self._keep = current
+        form = QFormLayout()
+        form.addRow("Latency batch size:", self.batch_size)
+        form.addRow("Timed runs:", self.runs)
+        form.addRow("Warm-up runs:", self.warmup)
+        form.addRow("", self.measure_latency)
+        form.addRow("", self.channels_last)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok |
+                                   QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        note = QLabel("The original is re-timed beside the current model at every measurement, "
+                      "so a change here applies to both.")
+        note.setWordWrap(True)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+
+    def spec(self) -> MetricsSpec:
+        return dataclasses.replace(self._keep, latency_batch_size=self.batch_size.value(),
+                                   latency_runs=self.runs.value(),
+                                   latency_warmup=self.warmup.value(),
+                                   measure_latency=self.measure_latency.isChecked(),
+                                   channels_last=self.channels_last.isChecked())

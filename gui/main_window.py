@@ -26,7 +26,8 @@ from engine.progress import CancelToken, Progress
 from engine.session import Session
 from engine.text.bilstm import read_sidecar
 from engine.text.sources import suggested_data
-from gui.dialogs import ExportDialog, OpenDataDialog, OpenModelDialog, confirm_trust
+from gui.dialogs import (ExportDialog, MeasurementDialog, OpenDataDialog, OpenModelDialog,
+                         confirm_trust)
 from gui.heap import settle_heap
 from gui.panels.method_panel import MethodPanel
 from gui.panels.model_tree import ModelPanel, describe_group
@@ -179,6 +180,9 @@ class MainWindow(QMainWindow):
         self.measure_action = a("&Measure", self.measure, "Ctrl+M",
                                 "Measure the model against the original (Compare tab)")
         self.stop_action = a("&Stop", self.stop, "Esc", "Stop the running operation within one batch")
+        self.measurement_action = a("Measurement &settings…", self.edit_measurement, None,
+                                    "Latency batch size, timed runs, warm-up and memory layout "
+                                    "of the Compare table")
         self.revert_action = a("Re&vert", self.revert, "Ctrl+Shift+Z",
                                "Go back to the original weights")
         self.shortcuts_action = a("&Keyboard shortcuts", self.show_shortcuts, "F1",
@@ -206,6 +210,8 @@ class MainWindow(QMainWindow):
                        self.stop_action, self.revert_action):
             run.addAction(action)
         run.addAction(self.scan_action)
+        run.addSeparator()
+        run.addAction(self.measurement_action)
         view = self.menuBar().addMenu("&View")
         for i in range(self.tabs.count()):
             action = self._action(self.tabs.tabText(i), lambda i=i: self.tabs.setCurrentIndex(i),
@@ -373,6 +379,19 @@ class MainWindow(QMainWindow):
     def measure(self) -> bool:
         recipe = self._checked_recipe()
         return self.submit("measure", recipe=recipe, label="measure")
+
+    def edit_measurement(self) -> bool:
+        """Measurement settings; the next Measure (or Prune, Fine-tune) times both models anew."""
+        dialog = MeasurementDialog(self, self.metrics_spec)
+        if not dialog.exec():
+            return False
+        self.metrics_spec = dialog.spec()
+        spec = self.metrics_spec
+        self.status_label.setText(
+            f"Latency: batch {spec.latency_batch_size}, median of {spec.latency_runs} runs"
+            + (", channels-last" if spec.channels_last else "")
+            + ("" if spec.measure_latency else " (latency off)") + " · Measure to apply")
+        return True
 
     def stop(self) -> None:
         if self.token is not None:

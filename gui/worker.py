@@ -134,6 +134,10 @@ class EngineWorker(QObject):
         try:
             if request.op not in ("open", "adopt") and self.session is None:
                 raise ValueError("open a model and data first")
+            recipe = request.args.get("recipe")
+            if recipe is not None and self.session is not None:
+                # measurement settings changed in the window since the model was opened
+                self.session.metrics_spec = recipe.metrics
             handler(request)
         except Cancelled:
             self.log.emit(f"{request.op}: stopped by the user")

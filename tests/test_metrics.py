@@ -86,7 +86,7 @@ def test_measure_current_times_the_original_beside_the_pruned_model(lenet, tiny_
     from engine.session import Session
     calls = []
 
-    def fake_latencies(models, example, runs, warmup, device, cancel=None):
+    def fake_latencies(models, example, runs, warmup, device, cancel=None, channels_last=False):
         calls.append(list(models))
         return [(1.0 + len(calls) + i, 100.0) for i in range(len(models))]
 
@@ -119,3 +119,32 @@ def test_timing_interleaves_the_models_and_syncs_after_each_run():
                                sync=lambda: syncs.append(len(order)))
     assert order == ["a", "a", "b", "b"] + ["a", "b"] * 3   # warm-up, then a, b, a, b...
     assert syncs == [4, 5, 6, 7, 8, 9, 10] and len(medians) == 2 and min(medians) > 0
+
+
+def test_channels_last_timing_is_stated_and_applies_to_image_batches_only(lenet, tiny_data,
+                                                                          monkeypatch):
+    import engine.session as session_module
+    from engine.config import MetricsSpec
+    from engine.models.sources import LoadedModel
+    from engine.session import Session
+    layouts = []
+    real = session_module.measure_latencies
+
+    def spy(models, example, *args, channels_last=False, **kwargs):
+        layouts.append(channels_last)
+        return real(models, example, *args, channels_last=channels_last, **kwargs)
+
+    monkeypatch.setattr(session_module, "measure_latencies", spy)
+    monkeypatch.setattr(session_module.torch.cuda, "is_available", lambda: False)
+    session = Session(LoadedModel(lenet, "LeNet"), tiny_data,
+                      MetricsSpec(latency_runs=2, latency_warmup=1, latency_batch_size=4,
+                                  channels_last=True))
+    session.measure_original()
+    current = session.measure_current()
+    assert layouts == [True, True] and current.memory_format == "channels_last"
+    latency_row = next(r for r in session.comparison() if r.metric.startswith("Latency"))
+    assert latency_row.metric == "Latency (batch 4, cpu, channels_last)"
+    assert latency_row.original > 0 and latency_row.pruned > 0
+    from engine.metrics import is_image_batch
+    assert is_image_batch(torch.zeros(2, 1, 28, 28))
+    assert not is_image_batch(torch.zeros(2, 25, dtype=torch.int64))   # token batches stay as is

@@ -84,3 +84,31 @@ def test_open_dialog_grows_to_show_a_longer_source_help(qtbot):
     qtbot.waitUntil(lambda: dialog.height() >= layout.totalHeightForWidth(dialog.width()))
     assert dialog.height() > short
     assert dialog.help.geometry().bottom() < dialog.arch.geometry().top()   # nothing overlaps
+
+
+def test_measurement_settings_reach_the_compare_table(qtbot, demo_window, monkeypatch):
+    """Run > Measurement settings: batch 4, 3 runs, channels-last; the next Measure times both
+    models that way and the table says so."""
+    from gui.dialogs import MeasurementDialog
+    w = demo_window
+
+    def fill(dialog):
+        dialog.batch_size.setValue(4)
+        dialog.runs.setValue(3)
+        dialog.warmup.setValue(1)
+        dialog.channels_last.setChecked(True)
+        return True
+
+    monkeypatch.setattr(MeasurementDialog, "exec", fill)
+    assert w.measurement_action.toolTip()
+    w.measurement_action.trigger()
+    assert (w.metrics_spec.latency_batch_size, w.metrics_spec.latency_runs,
+            w.metrics_spec.channels_last) == (4, 3, True)
+    reports = []
+    w.worker.metrics.connect(reports.append)
+    wait_done(qtbot, w, w.measure_action.trigger, "measure")
+    latency = next(r for r in reports[-1].table if r.metric.startswith("Latency"))
+    assert latency.metric == "Latency (batch 4, cpu, channels_last)"
+    assert latency.original > 0 and latency.pruned > 0
+    # saved recipes carry the settings, so the CLI measures the same way
+    assert w._checked_recipe().metrics.channels_last is True
