@@ -409,6 +409,9 @@ class MeasurementDialog(QDialog):
             "it can change how much of a channel-pruned model's MACs reduction becomes speed. "
             "Text models are timed as they are.")
         self._keep = current
+        for widget in (self.batch_size, self.runs, self.warmup, self.channels_last):
+            widget.setEnabled(current.measure_latency)
+            self.measure_latency.toggled.connect(widget.setEnabled)
         form = QFormLayout()
         form.addRow("Latency batch size:", self.batch_size)
         form.addRow("Timed runs:", self.runs)

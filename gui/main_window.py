@@ -145,7 +145,7 @@ class MainWindow(QMainWindow):
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
                          QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-        self.resizeDocks([self.findChild(QDockWidget, "model_dock")], [400], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.findChild(QDockWidget, "model_dock")], [330], Qt.Orientation.Horizontal)
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -235,7 +235,7 @@ class MainWindow(QMainWindow):
         self._refresh_recent()
 
     def _build_status(self) -> None:
-        self.status_label = QLabel("Starting…")
+        self.status_label = QLabel("No model open: File > Open demo, or Open model…")
         self.progress_bar = QProgressBar()
         self.progress_bar.setFixedWidth(240)
         self.progress_bar.setTextVisible(True)
@@ -312,6 +312,7 @@ class MainWindow(QMainWindow):
         self.semi_action.setEnabled(idle and loaded and self.semi_availability.available)
         self.stop_action.setEnabled(not idle)
         if idle:
+            self._progress_timer.stop()
             self._latest_progress = None
             self.progress_bar.hide()
             self.eta_label.setText("")
@@ -400,6 +401,10 @@ class MainWindow(QMainWindow):
 
     def revert(self) -> bool:
         return self.submit("revert")
+
+    def _after_revert(self) -> None:
+        self.compare.mark_stale("Reverted to the original: the table below describes the model "
+                                "before Revert. Prune, or press Measure.")
 
     def export(self, spec: ExportSpec) -> bool:
         try:
@@ -610,6 +615,8 @@ class MainWindow(QMainWindow):
         self.last_report = None
         self._apply_pending_selection()
         self.setWindowTitle(f"PruneLab — {info.model.description}")
+        self._progress_timer.stop()   # a pending "Opening…" refresh must not overwrite this
+        self._latest_progress = None
         self.status_label.setText(f"{info.model.description}; {info.data_description}")
 
     def _on_model_changed(self, info) -> None:
@@ -681,15 +688,21 @@ class MainWindow(QMainWindow):
         messages = {"prune": "Pruned and measured: see Compare",
                     "finetune": "Fine-tuned and measured: see Compare",
                     "measure": "Measured: see Compare", "revert": "Reverted to the original",
-                    "open": self.status_label.text(), "adopt": "Ready"}
+                    "open": self.status_label.text(), "adopt": "Ready",
+                    "export": self.status_label.text()}   # _on_exported listed the files
         self.status_label.setText(messages.get(op, f"{op} done"))
+        if op == "revert":
+            self._after_revert()
         if op in ("open", "adopt"):
             settle_heap()
         self.operation_finished.emit(op)
 
     def _on_stopped(self, op: str) -> None:
         self._set_busy(None)
-        self.status_label.setText(f"{op} stopped; the model is consistent")
+        self.status_label.setText(f"{op} stopped; the model is consistent"
+                                  + ("; press Measure to compare it" if op == "finetune" else ""))
+        if op == "finetune":
+            self.training.mark_stopped()
         self.operation_stopped.emit(op)
 
     def _on_failed(self, op: str, message: str) -> None:

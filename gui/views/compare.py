@@ -39,6 +39,7 @@ WIDTHS_MAX_HEIGHT = 480
 DETAILS_MIN_WIDTH = 300   # room for the 2:4 report's lines
 GOOD = QColor(35, 134, 54)
 BAD = QColor(190, 30, 30)
+STALE = QColor(160, 160, 160)   # figures of a model that is no longer the current one
 
 
 def _arrow(before: int, after: int) -> str:
@@ -175,6 +176,18 @@ class CompareView(QWidget):
         self.table.setMinimumHeight(height)
         self.table.setMaximumHeight(height)
         self._fill_history()
+
+    def mark_stale(self, message: str) -> None:
+        """The model changed without a measurement (Revert): says so over the table, and greys the
+        latest run's figures out; the run history stays, as it describes finished runs."""
+        if not self.reports:
+            return
+        self.title.setText(message)
+        for row in range(self.table.rowCount()):
+            for col in range(self.table.columnCount()):
+                item = self.table.item(row, col)
+                if item is not None:
+                    item.setForeground(STALE)
 
     def clear(self) -> None:
         self.reports = []

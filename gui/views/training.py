@@ -28,6 +28,7 @@ class TrainingView(QWidget):
         self.loss_plot = pg.PlotWidget(title="Training loss")
         self.loss_plot.setLabel("bottom", "batch")
         self.loss_plot.setLabel("left", "cross-entropy")
+        self.loss_plot.getAxis("left").enableAutoSIPrefix(False)   # 0.05, not "50 (x0.001)"
         self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
         self.loss_plot.addLegend(offset=(-10, 10))
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen(CURRENT_COLOR, width=1), name="batch loss")
@@ -51,11 +52,13 @@ class TrainingView(QWidget):
         self.original_line = pg.InfiniteLine(angle=0, movable=False,
                                              pen=pg.mkPen(ORIGINAL_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),
                                              label="original {value:.2f}%",
-                                             labelOpts={"position": 0.15, "color": (90, 90, 90)})
+                                             labelOpts={"position": 0.05, "color": (90, 90, 90),
+                                                        "anchors": [(0, 0), (0, 1)]})
         self.start_line = pg.InfiniteLine(angle=0, movable=False,
                                           pen=pg.mkPen(ACCENT_COLOR, width=1.5, style=pg.QtCore.Qt.PenStyle.DotLine),
                                           label="before fine-tuning {value:.2f}%",
-                                          labelOpts={"position": 0.6, "color": ACCENT_COLOR})
+                                          labelOpts={"position": 0.95, "color": ACCENT_COLOR,
+                                                     "anchors": [(1, 0), (1, 1)]})
         self.original_line.hide()
         self.start_line.hide()
         self.acc_plot.addItem(self.original_line)
@@ -90,12 +93,25 @@ class TrainingView(QWidget):
         self.sparsity_plot.hide()   # shown again when a schedule reports sparsity
         self.start_accuracy = current_accuracy
         self._draw()
+        same = (original_accuracy is not None and current_accuracy is not None
+                and abs(original_accuracy - current_accuracy) < 1e-9)
+        if same:   # one line, one label: two labels at one height would print over each other
+            current_accuracy = None
+        self.original_line.label.format = ("original = start {value:.2f}%" if same
+                                           else "original {value:.2f}%")
         for line, value in ((self.original_line, original_accuracy),
                             (self.start_line, current_accuracy)):
             line.setVisible(value is not None)
             if value is not None:
                 line.setValue(value * 100)
+                line.label.valueChanged()   # redraw the text even when the value is unchanged
         self.acc_plot.setXRange(-0.3, max(1, epochs) + 0.3)
+        # whole epochs only: a 0.5 tick means nothing (many epochs: pyqtgraph's own spacing)
+        axis = self.acc_plot.getAxis("bottom")
+        if epochs <= 20:
+            axis.setTickSpacing(1, 1)
+        else:
+            axis.setTickSpacing()
         self.status.setText(f"Fine-tuning for {epochs} epoch(s)…")
 
     def add_steps(self, chunk: StepLosses) -> None:
@@ -109,6 +125,14 @@ class TrainingView(QWidget):
         self.sparsities.extend(chunk.sparsities)
         self.sparsity_curve.setData(self.sparsity_steps, [s * 100 for s in self.sparsities])
         self.sparsity_plot.show()
+
+    def mark_stopped(self) -> None:
+        """Stop restores the epoch with the best validation accuracy so far (or the weights from
+        before fine-tuning when no epoch finished): the curves stay, the text says so."""
+        kept = ("the epoch with the best validation accuracy so far" if self.epochs
+                else "the weights from before fine-tuning (no epoch had finished)")
+        self.status.setText(f"{self.status.text()} — stopped: the model keeps {kept}; press "
+                            f"Measure to compare it.")
 
     def add_epoch(self, result: EpochResult) -> None:
         self.epochs.append(result)

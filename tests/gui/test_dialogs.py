@@ -112,3 +112,13 @@ def test_measurement_settings_reach_the_compare_table(qtbot, demo_window, monkey
     assert latency.original > 0 and latency.pruned > 0
     # saved recipes carry the settings, so the CLI measures the same way
     assert w._checked_recipe().metrics.channels_last is True
+
+
+def test_measurement_fields_follow_the_latency_switch(qtbot):
+    from engine.config import MetricsSpec
+    from gui.dialogs import MeasurementDialog
+    dialog = MeasurementDialog(None, MetricsSpec(measure_latency=False))
+    qtbot.addWidget(dialog)
+    assert not dialog.batch_size.isEnabled() and not dialog.channels_last.isEnabled()
+    dialog.measure_latency.setChecked(True)
+    assert dialog.batch_size.isEnabled() and dialog.runs.isEnabled() and dialog.warmup.isEnabled()

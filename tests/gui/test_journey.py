@@ -167,3 +167,17 @@ def test_closing_during_finetune_stops_and_joins_the_worker(qtbot, demo_window):
     elapsed = time.perf_counter() - t0
     print(f"close took {elapsed * 1000:.0f} ms")
     assert w.thread.isFinished() and elapsed < 2.0
+
+
+def test_stop_during_finetune_says_what_the_model_keeps(qtbot, demo_window):
+    w = demo_window
+    choose(w, "l1", "global", 50.0, epochs=200)
+    epochs = []
+    w.worker.epoch.connect(epochs.append)
+    w.finetune_action.trigger()
+    qtbot.waitUntil(lambda: len(epochs) >= 1, timeout=60_000)
+    with qtbot.waitSignal(w.operation_stopped, timeout=10_000):
+        w.stop_action.trigger()
+    assert "stopped: the model keeps the epoch with the best validation accuracy so far" \
+        in w.training.status.text()
+    assert "press Measure" in w.status_label.text()

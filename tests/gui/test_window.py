@@ -229,3 +229,19 @@ def test_window_fits_a_laptop_screen(qtbot, demo_window):
         qtbot.wait(20)
         hint = w.minimumSizeHint()
         assert hint.width() <= 1280 and hint.height() <= 700, (w.tabs.tabText(index), hint)
+
+
+def test_revert_marks_the_compare_table_stale_and_export_keeps_its_file_list(qtbot, demo_window,
+                                                                               tmp_path):
+    w = demo_window
+    assert "No model open" not in w.status_label.text()   # the opened model is described
+    assert not w.status_label.text().startswith("Opening")
+    w.method_panel.sparsity.setValue(50.0)
+    wait_done(qtbot, w, w.prune_action.trigger, "prune")
+    assert w.compare.title.text().startswith("Latest run")
+    wait_done(qtbot, w, lambda: w.export(main_window.ExportSpec(str(tmp_path / "m.pt"))), "export")
+    assert w.status_label.text().startswith("Exported m.pt")
+    wait_done(qtbot, w, w.revert_action.trigger, "revert")
+    assert w.compare.title.text().startswith("Reverted to the original")
+    from gui.views.compare import STALE
+    assert w.compare.table.item(0, 2).foreground().color() == STALE   # the figures greyed out
