@@ -273,6 +273,10 @@ class MethodPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(prune_box)
         layout.addWidget(structured_box)
+        # channel removal does not use the mask settings: greyed out, so nothing looks as if it
+        # applied (fine-tuning settings below still do)
+        self.prune_box = prune_box
+        structured_box.toggled.connect(self._on_structured)
         layout.addWidget(ft_box)
         layout.addStretch(1)
         self.scope.currentIndexChanged.connect(self._on_scope)
@@ -405,6 +409,11 @@ class MethodPanel(QWidget):
     def options(self) -> dict[str, Any]:
         return {name: option_value(option, widget)
                 for name, (option, widget) in self.option_widgets.items()}
+
+    def _on_structured(self, on: bool) -> None:
+        self.prune_box.setEnabled(not on)
+        self.prune_box.setToolTip("Not used while 'Remove channels' is ticked: channel removal has "
+                                  "its own ratio and importance below" if on else "")
 
     def _on_scope(self, *_: object) -> None:
         self.min_density.setEnabled(self.scope.currentData() == "global")

@@ -67,6 +67,11 @@ class CompareView(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(24)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        # sized to its rows (add_report) and its Note column stretches: scroll bars would only
+        # eat the last row
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setWordWrap(False)   # one line per metric; a long note elides (whole in its tooltip)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         header = self.table.horizontalHeader()
         for i in range(4):
             header.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
@@ -172,7 +177,9 @@ class CompareView(QWidget):
             self.table.setItem(row, 4, note)
         self.summary.setText(" ".join(report.summary))
         # the table takes the height of its rows; the history gets the rest
-        height = self.table.horizontalHeader().height() + 24 * len(report.table) + 4
+        self.table.resizeRowsToContents()
+        height = (self.table.horizontalHeader().sizeHint().height()
+                  + self.table.verticalHeader().length() + 2 * self.table.frameWidth())
         self.table.setMinimumHeight(height)
         self.table.setMaximumHeight(height)
         self._fill_history()

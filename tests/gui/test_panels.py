@@ -129,3 +129,14 @@ def test_fixed_sparsity_granularity_disables_the_target(qtbot):
     assert {"n", "m"} <= set(panel.options())
     gran.setCurrentIndex(gran.findData("fine"))
     assert panel.sparsity.isEnabled()
+
+
+def test_channel_removal_greys_out_the_mask_settings_it_does_not_use(qtbot):
+    panel = MethodPanel()
+    qtbot.addWidget(panel)
+    assert panel.prune_box.isEnabled()
+    panel.structured_box.setChecked(True)
+    assert not panel.prune_box.isEnabled() and "Not used" in panel.prune_box.toolTip()
+    assert panel.epochs.isEnabled()              # fine-tuning still applies to the smaller model
+    panel.structured_box.setChecked(False)
+    assert panel.prune_box.isEnabled()
