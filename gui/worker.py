@@ -57,6 +57,7 @@ class MatrixData:
     # the 5x5 top-left corner in the original and the current model (engine.snapshots.weight_corner)
     corner_before: Optional[np.ndarray] = None
     corner_after: Optional[np.ndarray] = None
+    original_shape: Optional[tuple[int, ...]] = None   # differs after channel removal
 
 
 @dataclass(frozen=True)
@@ -339,8 +340,11 @@ class EngineWorker(QObject):
             return
         # weight_matrix may return a view of the live parameter: copy before it crosses threads
         image = np.array(weight_matrix(self.session.model, name, what), dtype=np.float32, copy=True)
-        self.matrix.emit(MatrixData(name, what, tuple(param.shape), image,
-                                    *self._corners(name)))
+        original = dict(self.session.original.named_parameters())
+        original_param = original.get(name) if name in original else original.get(name + "_orig")
+        self.matrix.emit(MatrixData(name, what, tuple(param.shape), image, *self._corners(name),
+                                    original_shape=None if original_param is None
+                                    else tuple(original_param.shape)))
 
     # ------------------------------------------------------------ parameter groups, widths, 2:4
 

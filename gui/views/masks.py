@@ -184,15 +184,20 @@ class MaskView(QWidget):
             return
         before, after = data.corner_before, data.corner_after
         self.corner_values = (before, after)
+        reshaped = data.original_shape is not None and data.original_shape != data.shape
         pruned = np.zeros(after.shape, dtype=bool)
-        if before.shape == after.shape:
+        if before.shape == after.shape and not reshaped:   # same positions, same weights
             pruned = (after == 0) & (before != 0)
         self.corner_before.setText(_matrix_html(before, np.zeros(before.shape, dtype=bool)))
         self.corner_after.setText(_matrix_html(after, pruned))
         zeros = int((after == 0).sum())
-        self.corner_note.setText(f"{zeros} of {after.size} zero now"
-                                 + (f"; {int(pruned.sum())} pruned since the original (red)"
-                                    if pruned.any() else ""))
+        self.corner_note.setText(
+            f"{zeros} of {after.size} zero now"
+            + (f"; {int(pruned.sum())} pruned since the original (red)"
+               if pruned.any() and not reshaped else "")
+            + (f". Channel removal changed the shape {_shape(data.original_shape)} → "
+               f"{_shape(data.shape)}: the rows and columns after are the channels kept, not the "
+               f"same ones as before" if reshaped else ""))
 
     def corner_text(self) -> tuple[str, str]:
         """The corner before and after as plain rows of numbers (engine.snapshots.format_matrix)."""
@@ -251,3 +256,7 @@ def _matrix_html(values: np.ndarray, highlight: np.ndarray) -> str:
         out.append(_NUMBER.sub(lambda m: f'<span style="color:{PRUNED_COLOUR}">{m.group(0)}</span>'
                                if next(cells) else m.group(0), row))
     return "<pre style='margin:0'>" + "\n".join(out) + "</pre>"
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "×".join(map(str, shape))

@@ -43,5 +43,13 @@ def test_channel_removal_rebuilds_the_tree_and_shrinks_the_model(qtbot, demo_win
     assert rows["Parameters"].ratio > 1.5 and rows["MACs"].ratio > 1.5
     assert "smaller" in w.compare.summary.text()
     assert w.density.densities()["conv2.weight"][1] < 0.6   # relative to the original size
+    # the 5x5 corner after channel removal shows other filters than before: said, not marked red
+    w.tabs.setCurrentWidget(w.masks)
+    w.model_panel.tree.setCurrentItem(w.model_panel.items["conv2.weight"])
+    qtbot.waitUntil(lambda: w.masks.data is not None and w.masks.data.name == "conv2.weight"
+                    and w.masks.data.original_shape is not None, timeout=10_000)
+    assert w.masks.data.original_shape == old["conv2.weight"]
+    note = w.masks.corner_note.text()
+    assert "Channel removal changed the shape 16×6×5×5" in note and "pruned since" not in note
     wait_done(qtbot, w, w.revert_action.trigger, "revert")
     assert {p.name: p.shape for p in w.model_panel.info.params} == old
