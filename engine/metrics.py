@@ -250,12 +250,12 @@ def _plain_copy(model: nn.Module) -> nn.Module:
     return clone
 
 
-@torch.no_grad()
 def is_image_batch(example) -> bool:
     """A 4-D floating-point tensor (N, C, H, W): what the channels-last layout applies to."""
     return isinstance(example, torch.Tensor) and example.dim() == 4 and example.is_floating_point()
 
 
+@torch.no_grad()
 def measure_latencies(models: list[nn.Module], example_input, runs: int = 50, warmup: int = 10,
                       device: Optional[torch.device] = None,
                       cancel: Optional[CancelToken] = None,

@@ -94,6 +94,25 @@ class _PathRow(QWidget):
         return self.edit.text().strip()
 
 
+def _spin_box(low: int, high: int, value: int, tip: str, special: Optional[str] = None) -> QSpinBox:
+    """An integer box; ``special`` is the text shown at ``low`` (e.g. "all" for 0 = no cap)."""
+    box = QSpinBox()
+    box.setRange(low, high)
+    if special is not None:
+        box.setSpecialValueText(special)
+    box.setValue(value)
+    box.setToolTip(tip)
+    return box
+
+
+def _button_box(dialog: QDialog, accept: QDialogButtonBox.StandardButton) -> QDialogButtonBox:
+    """``accept`` (Open, Save, OK) and Cancel, wired to the dialog."""
+    buttons = QDialogButtonBox(accept | QDialogButtonBox.StandardButton.Cancel)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    return buttons
+
+
 class _SourceDialog(QDialog):
     """An Open dialog: a source combo box (each item's help as its tooltip and, for the chosen one,
     under the box), a form of rows shown by ``_on_source`` as the source needs them, Open/Cancel."""
@@ -115,10 +134,7 @@ class _SourceDialog(QDialog):
 
     def _finish(self, current_source: str, width: int) -> None:
         """Adds the buttons, selects ``current_source`` and sizes the dialog; call after the rows."""
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open |
-                                   QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+        buttons = _button_box(self, QDialogButtonBox.StandardButton.Open)
         layout = QVBoxLayout(self)
         layout.addLayout(self.form)
         layout.addWidget(buttons)
@@ -167,10 +183,8 @@ class OpenModelDialog(_SourceDialog):
                                "smaller architecture is rebuilt (no code runs)")
         self.factory = QLineEdit(current.factory or "")
         self.factory.setToolTip("Name of the nn.Module class or factory function in the Python file")
-        self.num_classes = QSpinBox()
-        self.num_classes.setRange(1, 100_000)
-        self.num_classes.setValue(current.num_classes)
-        self.num_classes.setToolTip("Outputs of the classifier; must match the data's classes")
+        self.num_classes = _spin_box(1, 100_000, current.num_classes,
+                                     "Outputs of the classifier; must match the data's classes")
         for label, widget in (("Architecture:", self.arch), ("File:", self.path),
                               ("Model folder:", self.folder), ("Layer shapes:", self.shapes),
                               ("Class / factory:", self.factory), ("Classes:", self.num_classes)):
@@ -206,24 +220,17 @@ class OpenDataDialog(_SourceDialog):
         current = current or DataSpec()
         self.root = _PathRow("Data folder", None, folder=True)
         self.root.edit.setText(current.root or "")
-        self.image_size = QSpinBox()
-        self.image_size.setRange(4, 4096)
-        self.image_size.setValue(current.image_size)
-        self.image_size.setToolTip("Images are resized and centre-cropped to this size")
+        self.image_size = _spin_box(4, 4096, current.image_size,
+                                    "Images are resized and centre-cropped to this size")
         self.channels = QComboBox()
         self.channels.addItems(["1", "3"])
         self.channels.setCurrentText(str(current.channels))
         self.channels.setToolTip("1: greyscale, 3: RGB; must match the model's first layer")
-        self.batch_size = QSpinBox()
-        self.batch_size.setRange(1, 65536)
-        self.batch_size.setValue(current.batch_size)
-        self.batch_size.setToolTip("Batch size for evaluation loaders")
-        self.max_eval = QSpinBox()
-        self.max_eval.setRange(0, 10_000_000)
-        self.max_eval.setSpecialValueText("all")
-        self.max_eval.setValue(current.max_eval_samples or 0)
-        self.max_eval.setToolTip("Evaluate on at most this many test (and validation) samples "
-                                 "(faster measuring)")
+        self.batch_size = _spin_box(1, 65536, current.batch_size,
+                                    "Batch size for evaluation loaders")
+        self.max_eval = _spin_box(0, 10_000_000, current.max_eval_samples or 0,
+                                  "Evaluate on at most this many test (and validation) samples "
+                                  "(faster measuring)", special="all")
         self.val_fraction = QDoubleSpinBox()
         self.val_fraction.setRange(0.0, 50.0)
         self.val_fraction.setDecimals(1)
@@ -235,16 +242,11 @@ class OpenDataDialog(_SourceDialog):
             "run). It picks the best fine-tuning epoch, decides early stopping and drives the "
             "sensitivity scan; the test split is only reported. 0 holds nothing out: fine-tuning "
             "keeps its last epoch and the scan looks at the test split.")
-        self.text_max_len = QSpinBox()
-        self.text_max_len.setRange(0, 100_000)
-        self.text_max_len.setSpecialValueText("no limit")
-        self.text_max_len.setValue(current.text_max_len or 0)
-        self.text_max_len.setToolTip("Truncate every text to this many tokens")
-        self.example_tokens = QSpinBox()
-        self.example_tokens.setRange(0, 100_000)
-        self.example_tokens.setSpecialValueText("median test text")
-        self.example_tokens.setValue(current.example_tokens or 0)
-        self.example_tokens.setToolTip("Text length (tokens) MACs and latency are measured at")
+        self.text_max_len = _spin_box(0, 100_000, current.text_max_len or 0,
+                                      "Truncate every text to this many tokens", special="no limit")
+        self.example_tokens = _spin_box(0, 100_000, current.example_tokens or 0,
+                                        "Text length (tokens) MACs and latency are measured at",
+                                        special="median test text")
         self.vocab_path = _PathRow("Vocabulary", TEXT_FILE_FILTER)
         self.vocab_path.edit.setText(current.vocab_path or "")
         self.vocab_path.setToolTip("A vocabulary file; empty: the model's own (a BiLSTM checkpoint's "
@@ -332,13 +334,10 @@ class ExportDialog(QDialog):
         form.addRow("", self.report)
         for box in self.extras.values():
             form.addRow("", box)
-        note = QLabel("Files are written atomically; the model's source checkpoint is never "
+        note = QLabel("Files are written atomically; the model's source files are never "
                       "overwritten.")
         note.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save |
-                                   QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+        buttons = _button_box(self, QDialogButtonBox.StandardButton.Save)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(note)
@@ -385,20 +384,14 @@ class MeasurementDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Measurement settings")
         current = current or MetricsSpec()
-        self.batch_size = QSpinBox()
-        self.batch_size.setRange(1, 4096)
-        self.batch_size.setValue(current.latency_batch_size)
-        self.batch_size.setToolTip("Samples per timed forward pass. Batch 1 shows per-request "
-                                   "latency; a larger batch shows throughput, where removed "
-                                   "channels usually pay off more.")
-        self.runs = QSpinBox()
-        self.runs.setRange(1, 10_000)
-        self.runs.setValue(current.latency_runs)
-        self.runs.setToolTip("Timed runs per model; the median is reported")
-        self.warmup = QSpinBox()
-        self.warmup.setRange(0, 10_000)
-        self.warmup.setValue(current.latency_warmup)
-        self.warmup.setToolTip("Untimed runs first (caches, lazy initialisation)")
+        self.batch_size = _spin_box(1, 4096, current.latency_batch_size,
+                                    "Samples per timed forward pass. Batch 1 shows per-request "
+                                    "latency; a larger batch shows throughput, where removed "
+                                    "channels usually pay off more.")
+        self.runs = _spin_box(1, 10_000, current.latency_runs,
+                              "Timed runs per model; the median is reported")
+        self.warmup = _spin_box(0, 10_000, current.latency_warmup,
+                                "Untimed runs first (caches, lazy initialisation)")
         self.measure_latency = QCheckBox("Measure latency")
         self.measure_latency.setChecked(current.measure_latency)
         self.measure_latency.setToolTip("Off: accuracy, parameters, size and MACs only (faster)")
@@ -418,10 +411,7 @@ class MeasurementDialog(QDialog):
         form.addRow("Warm-up runs:", self.warmup)
         form.addRow("", self.measure_latency)
         form.addRow("", self.channels_last)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok |
-                                   QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+        buttons = _button_box(self, QDialogButtonBox.StandardButton.Ok)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         note = QLabel("The original is re-timed beside the current model at every measurement, "

@@ -98,22 +98,25 @@ def sample_subset(dataset: Dataset, count: int) -> Dataset:
     would measure a few classes only."""
     if count >= len(dataset):
         return dataset
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:count]
-    return Subset(dataset, sorted(order.tolist()))
+    return Subset(dataset, sorted(_fixed_order(len(dataset))[:count]))
 
 
 def hold_out_validation(bundle: DataBundle, fraction: float) -> None:
     """Moves ``fraction`` of ``bundle.train`` into ``bundle.val``. The draw uses a fixed seed, not
     the run's, so every run (and every seed) is selected on the same validation samples."""
     total = len(bundle.train)
-    count = min(round(fraction * total), total - 1)
     if fraction <= 0 or total < 2:
         return
-    count = max(1, count)
-    order = torch.randperm(total, generator=torch.Generator().manual_seed(0)).tolist()
+    count = max(1, min(round(fraction * total), total - 1))   # both splits keep a sample
+    order = _fixed_order(total)
     train = bundle.train
     bundle.val = Subset(train, sorted(order[:count]))
     bundle.train = Subset(train, sorted(order[count:]))
+
+
+def _fixed_order(count: int) -> list[int]:
+    """A permutation of range(count) that is the same on every run (seed 0, not the run's)."""
+    return torch.randperm(count, generator=torch.Generator().manual_seed(0)).tolist()
 
 
 def _transform(spec: DataSpec, default: str):

@@ -39,7 +39,11 @@ IMPORTANCE_HELP = {
 
 
 class StructuredError(ValueError):
-    """Channel removal cannot be done on this model; the message says why in the user's terms."""
+    """Channel removal cannot be done on this model; the message says why in the user's terms.
+    ``retryable``: the library failed part-way, so a group-by-group retry may keep just the
+    breaking layers whole; ``cause`` is the library's own first line."""
+    retryable: bool = False
+    cause: str = ""
 
 
 @dataclass
@@ -245,7 +249,7 @@ def prune_channels(model: nn.Module, example_input, spec: StructuredSpec,
             kept_whole[broke.root] = reason
             log(f"channel removal: keeping {broke.root} whole ({reason})")
         except StructuredError as failed:
-            if checking or not getattr(failed, "retryable", False):
+            if checking or not failed.retryable:
                 raise
             log(f"channel removal broke the model ({failed.cause}); retrying group by group, "
                 f"keeping whole any layer whose channels cannot be removed consistently")

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QHBoxLayout, QHeaderView, QLabel,
 
 from engine.model_info import ModelInfo
 from engine.pruning.targets import GroupSparsity, matches
+from gui.views import shape_text
 
 COL_NAME, COL_SHAPE, COL_PARAMS, COL_SPARSITY, COL_TARGET = range(5)
 NAME_ROLE = Qt.ItemDataRole.UserRole
@@ -168,7 +169,7 @@ class ModelPanel(QWidget):
             module_items[module.name] = item
             for p in module.params:
                 child = QTreeWidgetItem(item, [p.name.rsplit(".", 1)[-1],
-                                               "×".join(map(str, p.shape)), f"{p.numel:,}", ""])
+                                               shape_text(p.shape), f"{p.numel:,}", ""])
                 child.setToolTip(COL_NAME, p.name)
                 child.setData(COL_NAME, NAME_ROLE, p.name)
                 for col in (COL_PARAMS, COL_SPARSITY, COL_TARGET):

@@ -8,3 +8,8 @@ pg.setConfigOptions(background="w", foreground="k", antialias=True, imageAxisOrd
 ORIGINAL_COLOR = (150, 150, 150)
 CURRENT_COLOR = (31, 119, 180)
 ACCENT_COLOR = (214, 39, 40)
+
+
+def shape_text(shape) -> str:
+    """A tensor shape as the views print it: 16×6×5×5."""
+    return "×".join(map(str, shape))

@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QGroupBox, QHBoxLayout, QLa
                                QVBoxLayout, QWidget)
 
 from engine.snapshots import format_matrix
-from gui.combo import fit_popup
+from gui.combo import compact, fit_popup
+from gui.views import shape_text
 from gui.worker import MatrixData
 
 PRUNED_COLOUR = "#c8201e"
@@ -54,9 +55,7 @@ class MaskView(QWidget):
         self.data: Optional[MatrixData] = None
         self.param = QComboBox()
         self.param.setToolTip("The parameter to draw. Conv weights are drawn as a grid of kernels.")
-        self.param.setMinimumContentsLength(18)
-        self.param.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        compact(self.param, 18)
         self.show = QComboBox()
         self.show.addItems(list(SHOW))
         self.show.setToolTip("Weights: signed values (blue negative, red positive, white zero). "
@@ -194,9 +193,9 @@ class MaskView(QWidget):
         self.corner_note.setText(
             f"{zeros} of {after.size} zero now"
             + (f"; {int(pruned.sum())} pruned since the original (red)"
-               if pruned.any() and not reshaped else "")
-            + (f". Channel removal changed the shape {_shape(data.original_shape)} → "
-               f"{_shape(data.shape)}: the rows and columns after are the channels kept, not the "
+               if pruned.any() else "")
+            + (f". Channel removal changed the shape {shape_text(data.original_shape)} → "
+               f"{shape_text(data.shape)}: the rows and columns after are the channels kept, not the "
                f"same ones as before" if reshaped else ""))
 
     def corner_text(self) -> tuple[str, str]:
@@ -257,6 +256,3 @@ def _matrix_html(values: np.ndarray, highlight: np.ndarray) -> str:
                                if next(cells) else m.group(0), row))
     return "<pre style='margin:0'>" + "\n".join(out) + "</pre>"
 
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "×".join(map(str, shape))

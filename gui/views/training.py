@@ -127,10 +127,15 @@ class TrainingView(QWidget):
         self.sparsity_plot.show()
 
     def mark_stopped(self) -> None:
-        """Stop restores the epoch with the best validation accuracy so far (or the weights from
-        before fine-tuning when no epoch finished): the curves stay, the text says so."""
-        kept = ("the epoch with the best validation accuracy so far" if self.epochs
-                else "the weights from before fine-tuning (no epoch had finished)")
+        """Stop restores the epoch engine.finetune kept (the best on validation, or the last when
+        nothing was held out), or the weights from before fine-tuning when no epoch finished: the
+        curves stay, the text says so."""
+        if not self.epochs:
+            kept = "the weights from before fine-tuning (no epoch had finished)"
+        elif self.epochs[-1].val is None:
+            kept = "the last finished epoch (no validation split to choose on)"
+        else:
+            kept = "the epoch with the best validation accuracy so far"
         self.status.setText(f"{self.status.text()} — stopped: the model keeps {kept}; press "
                             f"Measure to compare it.")
 
