@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--export", metavar="PATH", help="override export.path (.pt or .safetensors)")
     parser.add_argument("--no-latency", action="store_true", help="skip latency measurement")
     parser.add_argument("--json", metavar="PATH", help="also write the result table as JSON here")
+    parser.add_argument("--preflight", action="store_true",
+                        help="only check which channel groups the recipe's structured pruning can "
+                             "remove and which it must keep whole (and why); changes nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
     return parser
@@ -122,6 +125,16 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     print(f"PruneLab: running recipe '{recipe.name}'", file=sys.stderr)
     try:
+        if args.preflight:
+            from engine.pipeline import run_preflight
+            report = run_preflight(recipe, progress=bar, cancel=cancel, log=log)
+            if bar is not None:
+                bar.close()
+            print("\n".join(report.lines()))
+            if args.json:
+                from engine.io import atomic_write_text
+                atomic_write_text(Path(args.json), json.dumps(report.as_dict(), indent=2))
+            return 0
         result = run_recipe(recipe, progress=bar, cancel=cancel, log=log)
     except Cancelled:
         print("prunelab: stopped by the user; nothing was exported", file=sys.stderr)

@@ -27,6 +27,7 @@ from engine.pruning.targets import GroupSparsity, group_sparsity
 from engine.scheduling import ScheduleResult
 from engine.session import Session
 from engine.snapshots import weight_corner
+from engine.structured.preflight import PreflightReport
 from engine.structured.remove import StructuredOutcome
 
 
@@ -118,6 +119,7 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
     structured = None
     if recipe.structured.enabled:
         log("structured pruning: channels are removed; the 'prune' section is not used")
+        session.preflight(recipe.structured, progress, cancel)
         structured = session.remove_channels(recipe.structured, progress, cancel)
         sparsity = layer_sparsity(session.model)
     else:
@@ -143,6 +145,16 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
     if recipe.export.path:
         result.exported = session.export(recipe.export, recipe)
     return result
+
+
+def run_preflight(recipe: Recipe, progress: Optional[ProgressFn] = None,
+                  cancel: Optional[CancelToken] = None,
+                  log: Callable[[str], None] = lambda _m: None) -> PreflightReport:
+    """Only the pre-flight check of the recipe's channel removal (``--preflight``): loads the model
+    and data, reports every dependency group, changes nothing."""
+    recipe.validate()
+    session = Session.open(recipe.model, recipe.data, recipe.metrics, recipe.seed, log)
+    return session.preflight(recipe.structured, progress, cancel)
 
 
 def _add_group_and_corner(result: RecipeResult, session: Session, prune_spec, corner_name,

@@ -34,6 +34,7 @@ from engine.structured.semistructured import (SemiStructuredAvailability, SemiSt
 from engine.structured.shapes import LayerWidth, layer_widths
 
 if TYPE_CHECKING:
+    from engine.structured.preflight import PreflightReport
     from engine.pruning.sensitivity import SensitivityResult
     from engine.scheduling import RoundResult, ScheduleResult
 
@@ -212,6 +213,15 @@ class Session:
         self.current_metrics = None
         self.log(outcome.summary)
         return outcome
+
+    def preflight(self, spec: StructuredSpec, progress: Optional[ProgressFn] = None,
+                  cancel: Optional[CancelToken] = None) -> "PreflightReport":
+        """Which channel groups of the live model can be removed and which must stay whole, and
+        why; checked on a copy (see :mod:`engine.structured.preflight`)."""
+        from engine.structured.preflight import preflight
+        report = preflight(self.model, self.data.example_input(1), spec, progress, cancel)
+        self.log(report.summary)
+        return report
 
     def layer_widths(self) -> list[LayerWidth]:
         """Every conv/linear/norm layer's width in the original and in the current model."""
