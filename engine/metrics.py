@@ -201,6 +201,26 @@ def count_macs(model: nn.Module, example_input) -> tuple[int, int]:
     same computation. Recurrent layers (LSTM/GRU/RNN) are counted here, not by torchprofile: every
     token step multiplies each input-hidden and hidden-hidden weight once, per layer and direction.
     """
+    dense, per_layer, model = macs_by_layer(model, example_input)
+    modules = dict(model.named_modules())
+    saved = 0.0
+    for name, macs in per_layer.items():
+        weights = layer_weights(modules[name])
+        density = (sum(int(torch.count_nonzero(w)) for w in weights)
+                   / max(1, sum(w.numel() for w in weights)))
+        saved += macs * (1.0 - density)
+    return dense, max(0, int(round(dense - saved)))
+
+
+def layer_weights(module: nn.Module) -> list[torch.Tensor]:
+    """The weights whose zeros effective MACs discount: a conv/linear weight, a recurrent layer's."""
+    return _recurrent_weights(module) if isinstance(module, nn.RNNBase) else [module.weight]
+
+
+@torch.no_grad()
+def macs_by_layer(model: nn.Module, example_input) -> tuple[int, dict[str, int], nn.Module]:
+    """(dense MACs, conv/linear/recurrent layer name -> its MACs, the plain CPU copy profiled).
+    Dense MACs are torchprofile's, plus the recurrent layers it does not count right."""
     from torchprofile import profile_macs
     model = _plain_copy(model).cpu().eval()
     example = to_device(example_input, torch.device("cpu"))
@@ -230,15 +250,9 @@ def count_macs(model: nn.Module, example_input) -> tuple[int, int]:
     finally:
         for h in handles:
             h.remove()
-    saved = 0.0
-    for module, macs in layer_macs.items():
-        weights = _recurrent_weights(module) if isinstance(module, nn.RNNBase) else [module.weight]
-        if isinstance(module, nn.RNNBase):
-            dense += macs
-        density = (sum(int(torch.count_nonzero(w)) for w in weights)
-                   / max(1, sum(w.numel() for w in weights)))
-        saved += macs * (1.0 - density)
-    return dense, max(0, int(round(dense - saved)))
+    dense += sum(macs for module, macs in layer_macs.items() if isinstance(module, nn.RNNBase))
+    names = {m: n for n, m in model.named_modules()}
+    return dense, {names[m]: macs for m, macs in layer_macs.items()}, model
 
 
 def _plain_copy(model: nn.Module) -> nn.Module:
