@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preflight", action="store_true",
                         help="only check which channel groups the recipe's structured pruning can "
                              "remove and which it must keep whole (and why); changes nothing")
+    parser.add_argument("--explain", action="store_true",
+                        help="after the run, measure why the pruned model is (not) faster: latency "
+                             "over batch sizes 1-64 and both memory layouts, storage format, "
+                             "sparse kernels on this machine, and a verdict")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
     return parser
@@ -135,7 +139,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 from engine.io import atomic_write_text
                 atomic_write_text(Path(args.json), json.dumps(report.as_dict(), indent=2))
             return 0
-        result = run_recipe(recipe, progress=bar, cancel=cancel, log=log)
+        result = run_recipe(recipe, progress=bar, cancel=cancel, log=log, explain=args.explain)
     except Cancelled:
         print("prunelab: stopped by the user; nothing was exported", file=sys.stderr)
         return EXIT_CANCELLED
@@ -184,6 +188,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                                                 else "")
             for r in result.schedule.rounds)
             + (f" ({result.schedule.stopped})" if result.schedule.stopped else ""))
+    if result.explanation is not None:
+        print("\n" + "\n".join(result.explanation.lines()))
     for path in result.exported:
         print(f"wrote {path}")
     if args.json:
@@ -217,7 +223,8 @@ def _write_json(path: Path, result) -> None:
         "sparsity_trace": schedule.sparsity_trace if schedule else None,
         "schedule_rounds": [asdict(r) for r in schedule.rounds] if schedule else None,
         "sensitivity": asdict(result.sensitivity) if result.sensitivity else None,
-        "proposed_ratios": result.proposed_ratios}
+        "proposed_ratios": result.proposed_ratios,
+        "explanation": result.explanation.as_dict() if result.explanation is not None else None}
     atomic_write_text(path, json.dumps(document, indent=2))
 
 

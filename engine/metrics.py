@@ -54,6 +54,7 @@ class ModelMetrics:
     device: str = "cpu"
     latency_gpu_ms: Optional[float] = None   # also measured on CUDA when the model runs on the CPU
     memory_format: str = ""     # "channels_last" when latency was timed in that layout
+    layout_chosen: bool = False  # memory_format is the faster of NCHW and channels-last, timed both
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     input_note: str = ""        # what one example is beyond its batch size, e.g. "64 tokens"
 
@@ -292,6 +293,41 @@ def measure_latencies(models: list[nn.Module], example_input, runs: int = 50, wa
     return [(m * 1000.0, batch / m) for m in medians]
 
 
+class _ChannelsLastInput(nn.Module):
+    """A model run in the channels-last layout from an ordinary (NCHW) input: the conversion is
+    part of what it costs, as it would be in an application that receives NCHW images."""
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model.to(memory_format=torch.channels_last)
+
+    def forward(self, x):
+        return self.model(x.contiguous(memory_format=torch.channels_last))
+
+
+LAYOUTS = ("NCHW", "channels_last")
+
+
+@torch.no_grad()
+def measure_latencies_fastest_layout(models: list[nn.Module], example_input, runs: int = 50,
+                                     warmup: int = 10, device: Optional[torch.device] = None,
+                                     cancel: Optional[CancelToken] = None
+                                     ) -> list[tuple[float, float, str]]:
+    """(median ms, samples/s, layout) for each model in whichever of NCHW and channels-last runs
+    it faster. All 2 x N variants are timed in one interleaved run, so each model's two layouts
+    and the models themselves see the same machine. Inputs that are not image batches have one
+    layout: they are timed as they are (layout "")."""
+    if not is_image_batch(example_input):
+        return [(ms, rate, "") for ms, rate in measure_latencies(
+            models, example_input, runs, warmup, device, cancel)]
+    variants = [*models, *(_ChannelsLastInput(_plain_copy(m)) for m in models)]
+    timed = measure_latencies(variants, example_input, runs, warmup, device, cancel)
+    out = []
+    for i in range(len(models)):
+        nchw, last = timed[i], timed[len(models) + i]
+        out.append((*nchw, LAYOUTS[0]) if nchw[0] <= last[0] else (*last, LAYOUTS[1]))
+    return out
+
+
 @torch.no_grad()
 def time_interleaved(models: list[nn.Module], example, runs: int, warmup: int,
                      sync: Callable[[], None] = lambda: None,
@@ -368,6 +404,10 @@ def comparison_table(original: ModelMetrics, pruned: ModelMetrics) -> list[Table
          f"MACs of non-zero weights: reachable only with sparse kernels{per_sample}")
     inputs = f", {pruned.input_note}" if pruned.input_note else ""
     layout = f", {pruned.memory_format}" if pruned.memory_format else ""
+    if pruned.layout_chosen:
+        layout = (f", faster layout: {pruned.memory_format}"
+                  if original.memory_format == pruned.memory_format else
+                  f", faster layout: original {original.memory_format}, pruned {pruned.memory_format}")
     cost(f"Latency (batch {pruned.latency_batch}{inputs}, {pruned.device}{layout})",
          original.latency_ms, pruned.latency_ms, "ms",
          "measured: warm-up, then median of timed runs")

@@ -18,6 +18,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from engine.config import Recipe
+from engine.explain import Explanation
 from engine.finetune import EpochResult, FinetuneResult
 from engine.metrics import (ModelMetrics, TableRow, comparison_table, layer_sparsity,
                             resolve_device)
@@ -55,6 +56,7 @@ class RecipeResult:
     schedule: Optional[ScheduleResult] = None
     sensitivity: Optional[SensitivityResult] = None
     proposed_ratios: Optional[dict[str, float]] = None
+    explanation: Optional[Explanation] = None   # "why is it (not) faster?", when asked for
 
 
 def _check_before_loading(recipe: Recipe) -> None:
@@ -74,7 +76,9 @@ def _check_after_loading(recipe: Recipe, session: Session) -> None:
 
 def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
                cancel: Optional[CancelToken] = None, log: Callable[[str], None] = lambda _m: None,
-               on_epoch: Optional[Callable[[EpochResult], None]] = None) -> RecipeResult:
+               on_epoch: Optional[Callable[[EpochResult], None]] = None,
+               explain: bool = False) -> RecipeResult:
+    """``explain`` adds a measured "why is it (not) faster?" (:mod:`engine.explain`)."""
     recipe.validate()
     _check_before_loading(recipe)
     cancel = cancel or CancelToken()
@@ -109,6 +113,8 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
                               layer_sparsity=schedule.layer_sparsity, schedule=schedule,
                               sensitivity=sensitivity, proposed_ratios=proposed)
         _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)
+        if explain:
+            result.explanation = session.explain(progress=progress, cancel=cancel)
         if recipe.export.path:
             result.exported = session.export(recipe.export, recipe)
         return result
@@ -142,6 +148,8 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
                           layer_sparsity=sparsity, structured=structured, sensitivity=sensitivity,
                           proposed_ratios=proposed)
     _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)
+    if explain:
+        result.explanation = session.explain(progress=progress, cancel=cancel)
     if recipe.export.path:
         result.exported = session.export(recipe.export, recipe)
     return result
