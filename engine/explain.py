@@ -15,9 +15,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from engine.metrics import (LAYOUTS, _ChannelsLastInput, _plain_copy, count_macs,
-                            count_parameters, forward_batch, is_image_batch, measure_latencies,
-                            to_device)
+from engine.metrics import (LAYOUTS, _plain_copy, count_macs, count_parameters, forward_batch,
+                            is_image_batch, measure_latencies, measure_layouts, to_device)
 from engine.progress import CancelToken, ProgressFn, ProgressTracker
 
 SWEEP_BATCHES = (1, 4, 16, 64)
@@ -146,11 +145,13 @@ def explain(original: nn.Module, current: nn.Module, example_for: Callable[[int]
             skipped.append(f"batch {batch} and larger: one forward pass of the original takes "
                            f"{one:.1f} s here")
             break
-        variants = [*plain, *(_ChannelsLastInput(_plain_copy(m)) for m in plain)] \
-            if len(layouts) == 2 else plain
-        timed = measure_latencies(variants, example, runs, warmup, device, cancel)
-        for j, layout in enumerate(layouts):
-            points.append(SweepPoint(batch, layout, timed[2 * j][0], timed[2 * j + 1][0]))
+        if len(layouts) == 2:
+            before, after = measure_layouts(plain, example, runs, warmup, device, cancel)
+            points += [SweepPoint(batch, layout, before[layout][0], after[layout][0])
+                       for layout in layouts]
+        else:
+            (before, _), (after, _) = measure_latencies(plain, example, runs, warmup, device, cancel)
+            points.append(SweepPoint(batch, "", before, after))
         tracker.update(i, f"batch {batch}")
     example1 = example_for(1)
     params0, nonzero0 = count_parameters(original)

@@ -319,13 +319,24 @@ def measure_latencies_fastest_layout(models: list[nn.Module], example_input, run
     if not is_image_batch(example_input):
         return [(ms, rate, "") for ms, rate in measure_latencies(
             models, example_input, runs, warmup, device, cancel)]
+    return [fastest_layout(timed) for timed in measure_layouts(models, example_input, runs, warmup,
+                                                               device, cancel)]
+
+
+def measure_layouts(models: list[nn.Module], example_input, runs: int = 50, warmup: int = 10,
+                    device: Optional[torch.device] = None, cancel: Optional[CancelToken] = None
+                    ) -> list[dict[str, tuple[float, float]]]:
+    """Per model, layout -> (median ms, samples/s) for an image batch in NCHW and channels-last,
+    all 2 x N variants timed in one interleaved run."""
     variants = [*models, *(_ChannelsLastInput(_plain_copy(m)) for m in models)]
     timed = measure_latencies(variants, example_input, runs, warmup, device, cancel)
-    out = []
-    for i in range(len(models)):
-        nchw, last = timed[i], timed[len(models) + i]
-        out.append((*nchw, LAYOUTS[0]) if nchw[0] <= last[0] else (*last, LAYOUTS[1]))
-    return out
+    return [{LAYOUTS[0]: timed[i], LAYOUTS[1]: timed[len(models) + i]} for i in range(len(models))]
+
+
+def fastest_layout(timed: dict[str, tuple[float, float]]) -> tuple[float, float, str]:
+    """(ms, samples/s, layout) of the faster layout; NCHW on a tie (no conversion needed)."""
+    layout = min(LAYOUTS, key=lambda name: (timed[name][0], LAYOUTS.index(name)))
+    return (*timed[layout], layout)
 
 
 @torch.no_grad()
