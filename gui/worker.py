@@ -113,6 +113,13 @@ class EngineWorker(QObject):
     log = Signal(str)
     sparsity_points = Signal(object)  # SparsityPoints, while a schedule runs
     sensitivity = Signal(object)      # engine.pruning.sensitivity.SensitivityResult
+    preflight = Signal(object)        # engine.structured.preflight.PreflightReport
+    explanation = Signal(object)      # engine.explain.Explanation
+    # engine.preview.SizePreview of the current model (it holds its own copy: the GUI thread only
+    # does arithmetic on it), or a one-line reason why this model has none
+    size_preview = Signal(object)
+    # (list[GroupPlan] or a one-line reason, layer -> original channels removed so far)
+    group_plans = Signal(object)
 
     SNAPSHOT_INTERVAL_S = 0.25
 
@@ -185,6 +192,7 @@ class EngineWorker(QObject):
         schedule: ScheduleSpec = r.args.get("schedule") or ScheduleSpec()
         structured: StructuredSpec = r.args.get("structured") or StructuredSpec()
         if structured.enabled:
+            self.preflight.emit(self.session.preflight(structured, self.progress.emit, r.token))
             self.session.remove_channels(structured, self.progress.emit, r.token)
         elif schedule.kind != "oneshot":
             on_step, on_epoch, flush = self._live_callbacks()
@@ -301,6 +309,23 @@ class EngineWorker(QObject):
             self.session.measure_current(self.progress.emit, r.token)
         self.exported.emit(self.session.export(spec, r.args.get("recipe")))
 
+    def _do_preflight(self, r: Request) -> None:
+        self.preflight.emit(self.session.preflight(r.args["spec"], self.progress.emit, r.token))
+
+    def _do_group_plans(self, r: Request) -> None:
+        """The dependency groups and the channels the given settings would remove (a copy)."""
+        from engine.structured.preflight import plan_groups
+        removed = dict(self.session.structured.removed_channels) if self.session.structured else {}
+        try:
+            plans = plan_groups(self.session.model, self.session.data.example_input(1), r.args["spec"],
+                                data=self.session.data, cancel=r.token)
+        except Exception as exc:   # the preview is a hint: a model it cannot trace gets a reason
+            plans = f"No channel groups for this model: {str(exc).splitlines()[0][:160]}"
+        self.group_plans.emit((plans, removed))
+
+    def _do_explain(self, r: Request) -> None:
+        self.explanation.emit(self.session.explain(progress=self.progress.emit, cancel=r.token))
+
     def _do_matrix(self, r: Request) -> None:
         self.watch = (r.args["name"], r.args["what"])
         self._emit_matrix()
@@ -325,6 +350,22 @@ class EngineWorker(QObject):
         self._emit_snapshots()
         self.model_changed.emit(describe_model(self.session.model, self.session.loaded.description))
         self._emit_details()
+        self._emit_size_preview()
+
+    def _emit_size_preview(self) -> None:
+        """Records what the size/MACs preview needs from the current model (one traced forward
+        and its dependency groups); a model channel removal cannot trace still gets the mask
+        preview."""
+        from engine.preview import SizePreview
+        example = self.session.data.example_input(1)
+        preview = None
+        for channels in (True, False):
+            try:
+                preview = SizePreview.build(self.session.model, example, channels=channels)
+                break
+            except Exception as exc:   # an untraceable model: say why instead of a preview
+                preview = f"no size preview for this model ({type(exc).__name__})"
+        self.size_preview.emit(preview)
 
     def _emit_snapshots(self) -> None:
         self.snapshot.emit(self.session.snapshot())
