@@ -237,22 +237,27 @@ class SizePreview:
             seconds=time.perf_counter() - started)
 
     def _global_magnitude_split(self, names: list[str], sparsity: float) -> dict[str, int]:
-        """Per layer, how many weights one global magnitude threshold prunes: the layers'
-        magnitudes are sorted once (the first global preview), then each prediction is one
-        lookup and a binary search per layer; ties at the threshold go in flattened order, as
+        """Per layer, how many weights one global magnitude threshold prunes. Each layer's
+        magnitudes are sorted once (``build``); a prediction finds the k-th smallest over the
+        selected layers by bisecting on the float bits (non-negative float32 values order like
+        their bit patterns), counting with one binary search per layer: ~31 x layers searches,
+        milliseconds, and exact. Ties at the threshold go in flattened order, as
         :func:`engine.pruning.threshold.lowest_k_mask` takes them."""
-        key = tuple(names)
-        if self._sorted_magnitudes.get("key") != key:
-            # numpy's sort: some twenty times faster than torch's on one CPU thread
-            weights = effective_state(self.model)
-            layers = [np.sort(weights[n].detach().abs().float().reshape(-1).numpy()) for n in names]
-            self._sorted_magnitudes = {"key": key, "layers": layers,
-                                       "all": np.sort(np.concatenate(layers))}
-        layers, everything = self._sorted_magnitudes["layers"], self._sorted_magnitudes["all"]
-        k = count_for_fraction(everything.size, sparsity)
+        if any(n not in self._sorted_magnitudes for n in names):
+            self.sort_magnitudes(names)
+        layers = [self._sorted_magnitudes[n] for n in names]
+        total = sum(v.size for v in layers)
+        k = count_for_fraction(total, sparsity)
         if k <= 0:
             return {n: 0 for n in names}
-        threshold = everything[k - 1]
+        lo, hi = 0, max(int(v[-1]) for v in layers if v.size)
+        while lo < hi:
+            mid = np.int32((lo + hi) // 2)   # an int32 key: a Python int would copy each array
+            if sum(int(np.searchsorted(v, mid, side="right")) for v in layers) >= k:
+                hi = int(mid)
+            else:
+                lo = int(mid) + 1
+        threshold = np.int32(lo)
         below = [int(np.searchsorted(v, threshold, side="left")) for v in layers]
         ties = [int(np.searchsorted(v, threshold, side="right")) - b for v, b in zip(layers, below)]
         left = k - sum(below)
@@ -262,6 +267,18 @@ class SizePreview:
             left -= take
             out[name] = b + take
         return out
+
+    def sort_magnitudes(self, names: Optional[list[str]] = None) -> None:
+        """Sorts the magnitudes of ``names`` (default: every prunable weight) once, as int32
+        float bits, with numpy (some twenty times faster than torch on one CPU thread). The
+        worker calls it after ``build`` so the first global-scope preview answers at once."""
+        state = effective_state(self.model)
+        if names is None:
+            names = [t.name for t in select_targets(self.model, None, None)]
+        for name in names:
+            if name not in self._sorted_magnitudes and name in state:
+                values = np.sort(state[name].detach().abs().float().reshape(-1).numpy())
+                self._sorted_magnitudes[name] = values.view(np.int32)
 
     def _group_count(self, granularity, spec: PruneSpec, shape: torch.Size) -> int:
         """How many groups the granularity makes of a weight of this shape (cached: a slider

@@ -362,6 +362,7 @@ class EngineWorker(QObject):
         for channels in (True, False):
             try:
                 preview = SizePreview.build(self.session.model, example, channels=channels)
+                preview.sort_magnitudes()   # here, not on the GUI thread at the first global preview
                 break
             except Exception as exc:   # an untraceable model: say why instead of a preview
                 preview = f"no size preview for this model ({type(exc).__name__})"
