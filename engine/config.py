@@ -215,6 +215,12 @@ class PruneSpec:
             _fraction(f"prune.per_layer['{name}']", value)
         if not 0.0 <= self.min_density < 1.0:
             raise RecipeError("prune.min_density must be in [0, 1)")
+        if self.min_density and self.scope != "global":
+            # with local scope each layer's own sparsity already fixes what it keeps; accepting
+            # the floor and ignoring it would report one experiment and run another
+            raise RecipeError("prune.min_density is a floor under the global threshold and applies "
+                              "to scope 'global' only; with scope 'local' set each layer's "
+                              "sparsity (prune.per_layer) instead")
 
 
 @dataclass

@@ -74,3 +74,37 @@ def test_tied_weights_are_counted_once(tmp_path):
     dense, sparse = storage_bytes(model)
     assert dense == _saved_size(tmp_path, dict(model.state_dict()))
     assert sparse == 100 * 16 * 4     # one 100x16 float32 tensor (no zeros), not two
+
+
+def test_min_density_floor_keeps_the_exact_ceiling_on_large_layers():
+    from engine.models.architectures import build_architecture
+    torch.manual_seed(0)
+    model = build_architecture("resnet18", 10)
+    prune_model(model, PruneSpec(sparsity=0.5, scope="global", min_density=0.49),
+                PruneContext(model))
+    floored = 0
+    for name in ("layer4.0.conv2", "layer4.1.conv1", "layer4.1.conv2"):
+        weight = model.get_submodule(name).weight
+        n = weight.numel()
+        assert n == 512 * 512 * 9 == 2_359_296
+        need = -(-49 * n // 100)             # ceil(0.49 n) in integers: 1,156,056
+        kept = int(torch.count_nonzero(weight))
+        assert kept >= need
+        floored += kept == need
+    assert floored  # the floor is what bound these layers, so the test exercises it
+
+
+def test_min_density_with_local_scope_is_refused_with_one_line(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"prune": {"scope": "local", "sparsity": 0.5, "min_density": 0.2}}))
+    result = subprocess.run([sys.executable, str(root / "main.py"), "--headless", str(recipe),
+                             "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1 and "min_density" in lines[0] and "scope 'global' only" in lines[0]
+    assert not any(tmp_path.glob("*.pt"))     # refused before anything ran

@@ -8,6 +8,7 @@ composes with the first instead of reviving pruned weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 from torch import nn
@@ -139,7 +140,7 @@ def _global_masks(targets, scores, granularity, sparsity: float, min_density: fl
     groups = [granularity.group_scores(s).float() for s in scores]
     sizes = [g.numel() for g in groups]
     total_to_prune = count_for_fraction(sum(sizes), sparsity)
-    max_prune = [n - int(torch.ceil(torch.tensor(min_density * n))) for n in sizes]
+    max_prune = [n - floor_count(n, min_density) for n in sizes]
     if total_to_prune > sum(max_prune):
         # quietly pruning less than asked would report one experiment and run another
         raise PruneError(f"global sparsity {sparsity:.1%} cannot be reached while every layer "
@@ -172,6 +173,14 @@ def _global_masks(targets, scores, granularity, sparsity: float, min_density: fl
         layer_pruned = free_pruned[i] if i in free_pruned else lowest_k_mask(g, fixed[i])
         masks.append((~granularity.expand(layer_pruned, s.shape)).to(torch.float32))
     return masks
+
+
+def floor_count(n: int, min_density: float) -> int:
+    """⌈min_density·n⌉ exactly: the density as the decimal it was written as (0.49 is 49/100) and
+    the ceiling in integers. Floating point gets it wrong both ways: in float32 0.49 x 2,359,296
+    rounds down to 1,156,055, and in float64 0.07 x 100 is 7.000000000000001, whose ceiling is 8."""
+    density = Fraction(repr(float(min_density)))
+    return -(-density.numerator * n // density.denominator)
 
 
 def make_permanent(model: nn.Module) -> int:
