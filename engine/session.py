@@ -73,7 +73,7 @@ class Session:
     @classmethod
     def open(cls, model_spec: ModelSpec, data_spec: DataSpec, metrics: Optional[MetricsSpec] = None,
              seed: int = 0, log: Callable[[str], None] = lambda _m: None) -> "Session":
-        loaded = load_model(model_spec)
+        loaded = load_model(model_spec, seed)
         _check_text_pairing(loaded, data_spec)
         data = load_data(data_spec, vocab=loaded.vocab, tokenizer=loaded.tokenizer)
         if data_spec.vectors_path:

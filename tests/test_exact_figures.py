@@ -108,3 +108,29 @@ def test_min_density_with_local_scope_is_refused_with_one_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert len(lines) == 1 and "min_density" in lines[0] and "scope 'global' only" in lines[0]
     assert not any(tmp_path.glob("*.pt"))     # refused before anything ran
+
+
+def test_random_initialisation_follows_the_recipe_seed(tmp_path):
+    import numpy as np
+    from PIL import Image
+    from engine.config import DataSpec, ModelSpec
+    from engine.session import Session
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in range(4):
+            folder = tmp_path / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(10):
+                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+                    folder / f"{i}.png")
+    data = DataSpec(source="imagefolder", root=str(tmp_path), image_size=32, channels=3)
+
+    def open_resnet(seed):
+        return Session.open(ModelSpec(source="torchvision", arch="resnet18", num_classes=4), data,
+                            seed=seed)
+
+    first, second, other = open_resnet(0), open_resnet(0), open_resnet(1)
+    a, b, c = (s.model.state_dict() for s in (first, second, other))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["conv1.weight"], c["conv1.weight"])   # the seed is what decides
+    assert first.measure(latency=False).loss == second.measure(latency=False).loss
