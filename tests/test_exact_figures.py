@@ -3,6 +3,7 @@ count, a real file's size, torch.nn.utils.prune, torch.autograd.functional.hessi
 arithmetic), never against PruneLab's own helpers."""
 import copy
 import os
+from fractions import Fraction
 
 import torch
 from torch import nn
@@ -134,3 +135,20 @@ def test_random_initialisation_follows_the_recipe_seed(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["conv1.weight"], c["conv1.weight"])   # the seed is what decides
     assert first.measure(latency=False).loss == second.measure(latency=False).loss
+
+
+def test_nm_summary_states_what_each_layer_got_and_why(lenet):
+    outcome = prune_model(lenet, PruneSpec(granularity="nm", options={"n": 2, "m": 4}),
+                          PruneContext(lenet))
+    # by hand, 2:4 over consecutive input channels at each kernel position: conv1 has 1 input
+    # channel (a group of 1 keeps it), conv2 has 6 (one group of 4 keeps 2, the last of 2 keeps
+    # both: 2 of 6 pruned); the linear layers' widths 256, 120, 84 are multiples of 4
+    by_hand = {"conv1.weight": Fraction(0), "conv2.weight": Fraction(2, 6),
+               "fc1.weight": Fraction(1, 2), "fc2.weight": Fraction(1, 2), "fc3.weight": Fraction(1, 2)}
+    for name, sparsity in by_hand.items():
+        mask = lenet.get_buffer(name.replace(".weight", ".weight_mask"))
+        assert Fraction(int((mask == 0).sum()), mask.numel()) == sparsity
+        assert f"{name} {float(sparsity):.1%}" in outcome.summary
+    assert "conv1.weight 0.0% (1 input channel per group of 4" in outcome.summary
+    assert "conv2.weight 33.3% (6 input channels" in outcome.summary
+    assert "fixed 50% in every group " not in outcome.summary   # no longer claimed for every layer

@@ -109,8 +109,9 @@ def _masks_from_scores(targets, scores, granularity, spec: PruneSpec, ctx: Prune
             ctx.log(f"granularity '{spec.granularity}' fixes the sparsity; the per-layer dict "
                     f"is not used")
         fixed = granularity.sparsity
-        return ([granularity.local_mask(s, fixed) for s in scores],
-                f"fixed {fixed:.0%} in every group (padded where a dimension is ragged)")
+        masks = [granularity.local_mask(s, fixed) for s in scores]
+        return masks, f"fixed {fixed:.0%} in every full group; " + _applied_per_layer(
+            targets, masks, granularity)
     if spec.scope == "global":
         if spec.per_layer:
             raise PruneError("a per-layer sparsity dict is a local setting; with global scope one "
@@ -122,6 +123,17 @@ def _masks_from_scores(targets, scores, granularity, spec: PruneSpec, ctx: Prune
     sparsities = target_sparsities(targets, spec)
     masks = [granularity.local_mask(s, sparsities[t.name]) for t, s in zip(targets, scores)]
     return masks, "per-layer" if spec.per_layer else f"local {spec.sparsity:.0%}"
+
+
+def _applied_per_layer(targets, masks, granularity) -> str:
+    """What each layer's mask really prunes, and why a layer gets less than the fixed sparsity
+    (an N:M group wider than the layer's input): a summary of "50% everywhere" would be wrong."""
+    parts = []
+    for target, mask in zip(targets, masks):
+        applied = 1.0 - float(torch.count_nonzero(mask)) / mask.numel()
+        why = granularity.shortfall(mask.shape)
+        parts.append(f"{target.name} {applied:.1%}" + (f" ({why})" if why else ""))
+    return "applied per layer: " + ", ".join(parts)
 
 
 def _respect_existing_mask(target: PruneTarget, scores: torch.Tensor) -> torch.Tensor:
