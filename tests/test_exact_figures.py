@@ -152,3 +152,40 @@ def test_nm_summary_states_what_each_layer_got_and_why(lenet):
     assert "conv1.weight 0.0% (1 input channel per group of 4" in outcome.summary
     assert "conv2.weight 33.3% (6 input channels" in outcome.summary
     assert "fixed 50% in every group " not in outcome.summary   # no longer claimed for every layer
+
+
+def test_hutchinson_probes_each_layer_alone_and_reports_its_spread():
+    """Probing one layer alone, the estimate's only noise is that layer's own off-diagonal
+    Hessian entries: E‖ĥ − h‖² = Σ_(e≠k) H_ek² / probes over the layer's block. A probe shared by
+    all layers adds the cross-layer blocks on top. Checked against the exact block Hessian."""
+    from engine.config import DataSpec, ModelSpec
+    from engine.data.sources import load_data
+    from engine.models.sources import load_model
+    from engine.pruning.base import CRITERIA
+    from engine.pruning.targets import select_targets
+    model, data = load_model(ModelSpec()).model, load_data(DataSpec())
+    x, y = next(iter(data.loader("train", 32, shuffle=True, seed=0)))  # the batch OBD draws
+    probes = 128
+    targets = select_targets(model)
+    logs = []
+    ctx = PruneContext(model, seed=0, data=data, log=logs.append)
+    with torch.enable_grad():
+        scores = CRITERIA.create("obd", {"batches": 1, "grad_batch_size": 32, "exact_max_params": 0,
+                                         "hutchinson_samples": probes}).scores(targets, ctx)
+    for index, name in ((0, "conv1.weight"), (1, "conv2.weight"), (4, "fc3.weight")):
+        weight = model.get_parameter(name).detach()
+
+        def loss(flat, name=name, shape=weight.shape):
+            params = {k: p.detach() for k, p in model.named_parameters()}
+            params[name] = flat.reshape(shape)
+            return nn.functional.cross_entropy(torch.func.functional_call(model, params, (x,)), y)
+        block = torch.autograd.functional.hessian(loss, weight.reshape(-1), vectorize=True)
+        diagonal = block.diagonal()
+        expected_error = float(((block ** 2).sum() - (diagonal ** 2).sum()).sqrt()
+                               / diagonal.norm()) / probes ** 0.5
+        estimate = scores[index].reshape(-1) / (0.5 * weight.reshape(-1) ** 2)
+        error = float((estimate - diagonal).norm() / diagonal.norm())
+        assert error < 1.25 * expected_error, (name, error, expected_error)
+        line = next(m for m in logs if m.startswith(f"obd: {name} "))
+        reported = float(line.rsplit("relative standard error ", 1)[1])
+        assert 0.5 * expected_error < reported < 2 * expected_error, (name, reported, expected_error)
