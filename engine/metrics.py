@@ -231,8 +231,8 @@ def count_macs(model: nn.Module, example_input) -> tuple[int, int]:
     """(dense MACs by torchprofile, effective MACs with each conv/linear scaled by its density).
 
     Effective MACs are the torchprofile total less the MACs of zero weights, per conv/linear/
-    recurrent layer and summed over every call of it; operations without weights (BatchNorm,
-    additions, pooling MACs as torchprofile counts them) stay in unscaled.
+    recurrent layer and summed over every call of it; operations without weights that
+    torchprofile counts (normalisation, average pooling, element-wise products) stay in unscaled.
 
     The per-layer MACs come from forward hooks on the same input so the two numbers describe the
     same computation. Recurrent layers (LSTM/GRU/RNN) are counted here, not by torchprofile: every
@@ -387,7 +387,7 @@ def comparison_table(original: ModelMetrics, pruned: ModelMetrics) -> list[Table
     cost("MACs", original.macs, pruned.macs, "",
          f"what dense kernels execute (torchprofile){per_sample}")
     cost("Effective MACs", original.effective_macs, pruned.effective_macs, "",
-         f"MACs of non-zero weights plus the weight-free operations (BatchNorm, ...): "
+         f"MACs of non-zero weights plus weight-free operations (BatchNorm, pooling...): "
          f"reachable only with sparse kernels{per_sample}")
     inputs = f", {pruned.input_note}" if pruned.input_note else ""
     layout = f", {pruned.memory_format}" if pruned.memory_format else ""
