@@ -189,3 +189,15 @@ def test_hutchinson_probes_each_layer_alone_and_reports_its_spread():
         line = next(m for m in logs if m.startswith(f"obd: {name} "))
         reported = float(line.rsplit("relative standard error ", 1)[1])
         assert 0.5 * expected_error < reported < 2 * expected_error, (name, reported, expected_error)
+
+
+def test_sensitivity_scan_of_a_global_spec_with_a_floor_still_runs():
+    """The scan prunes one layer at a time with local scope; the global floor has no meaning there
+    and must not make the scan's own specs invalid."""
+    from engine.config import DataSpec, MetricsSpec, ModelSpec
+    from engine.session import Session
+    session = Session.open(ModelSpec(), DataSpec(), MetricsSpec(measure_latency=False))
+    spec = PruneSpec(scope="global", sparsity=0.5, min_density=0.1, include=["fc2.weight",
+                                                                            "fc3.weight"])
+    result = session.sensitivity_scan(spec, [0.5], max_eval_batches=1)
+    assert list(result.curves) == ["fc2.weight", "fc3.weight"]
