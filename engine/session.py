@@ -36,6 +36,7 @@ from engine.structured.shapes import LayerWidth, layer_widths
 if TYPE_CHECKING:
     from engine.pruning.sensitivity import SensitivityResult
     from engine.scheduling import RoundResult, ScheduleResult
+    from engine.verify import VerifyReport
 
 # Evaluation needs no gradients, so a large batch is cheap and fast.
 EVAL_BATCH_SIZE = 256
@@ -357,6 +358,19 @@ class Session:
         paths += write_sidecar()
         self.log("exported " + ", ".join(str(p) for p in paths))
         return paths
+
+    def verify_export(self, written: list[Path], kinds: list[str],
+                      progress: Optional[ProgressFn] = None) -> "VerifyReport":
+        """Loads each exported file in a fresh process and compares its outputs with the live
+        model's on the same inputs (:func:`engine.verify.verify_export`)."""
+        from engine.verify import verify_export
+        channel_pruned = any(w.changed for w in self.layer_widths())
+        report = verify_export(self.model, [Path(p) for p in written], kinds,
+                               self.data.example_input(2), self.loaded.arch, self.data.num_classes,
+                               channel_pruned, progress=progress)
+        for line in report.lines():
+            self.log("verify: " + line)
+        return report
 
 
 def _check_text_pairing(loaded: LoadedModel, data_spec: DataSpec) -> None:

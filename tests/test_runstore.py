@@ -29,8 +29,8 @@ def masked_lenet():
     original = LeNet().eval()
     model = copy.deepcopy(original)
     pairs = [(m, "weight") for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    global_magnitude_prune(pairs, 0.7)
-    with torch.no_grad():   # something fine-tuning would change: a weight and a buffer-free bias
+    with torch.no_grad():   # as the engine prunes; then something fine-tuning would change
+        global_magnitude_prune(pairs, 0.7)
         model.fc1.bias.add_(0.125)
     return original, model
 
