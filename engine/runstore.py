@@ -95,22 +95,16 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def source_identity(paths) -> tuple[Optional[str], Optional[str]]:
-    """(path, sha256) of a model's source: its checkpoint file, or a digest over a source folder's
-    files (a Hugging Face model); (None, None) for a model built in memory (the demo, random init)."""
-    paths = [Path(p) for p in paths if p is not None]
-    if not paths:
-        return None, None
-    main = paths[0]
-    if main.is_file():
-        return str(main.resolve()), file_sha256(main)
-    if main.is_dir():
-        digest = hashlib.sha256()
-        for f in sorted(p for p in main.rglob("*") if p.is_file()):
-            digest.update(str(f.relative_to(main)).encode())
-            digest.update(file_sha256(f).encode())
-        return str(main.resolve()), digest.hexdigest()
-    return str(main), None
+def model_identity(model: nn.Module) -> str:
+    """sha256 over a model's tensors (names, dtypes, shapes, bytes): the same for the same weights
+    however they were opened (a checkpoint, the demo, a seeded random init), so a store finds the
+    runs of the model the user has open."""
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu().contiguous()
+        digest.update(f"{key}:{value.dtype}:{tuple(value.shape)}".encode())
+        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- model state

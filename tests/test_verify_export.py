@@ -1,6 +1,5 @@
 """Verify export: each written format is loaded in a fresh process, as a user elsewhere would, and
 must compute what the live model computes."""
-import copy
 
 import torch
 import torchvision
