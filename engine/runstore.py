@@ -198,7 +198,26 @@ class RunStore:
         tensors, meta = capture_state(model)
         data, compressed = _encode_state(tensors)
         meta["compressed"] = compressed
-        name = f"{uuid.uuid4().hex}.safetensors" + (".gz" if compressed else "")
+        return self._insert(data, meta, label=label, recipe=recipe or {}, metrics=metrics or {},
+                            layer_sparsity=layer_sparsity or {}, layer_widths=layer_widths or {},
+                            model_description=model_description, source_path=source[0],
+                            source_sha256=source[1])
+
+    def add_state(self, entry: dict[str, Any], data: bytes, source_sha256: str) -> int:
+        """Stores a run whose state bytes were written elsewhere (a project bundle's)."""
+        return self._insert(data, entry["state_meta"], label=entry["label"], recipe=entry["recipe"],
+                            metrics=entry["metrics"], layer_sparsity=entry["layer_sparsity"],
+                            layer_widths=entry["layer_widths"],
+                            model_description=entry["model_description"],
+                            source_path=entry.get("source_path"), source_sha256=source_sha256,
+                            created=entry.get("created"))
+
+    def _insert(self, data: bytes, meta: dict, *, label: str, recipe: dict, metrics: dict,
+                layer_sparsity: dict, layer_widths: dict, model_description: str,
+                source_path: Optional[str], source_sha256: Optional[str],
+                created: Optional[float] = None) -> int:
+        """The two atomic steps: the state file, then the row naming it."""
+        name = f"{uuid.uuid4().hex}.safetensors" + (".gz" if meta.get("compressed") else "")
         atomic_write_bytes(self.folder / STATES_DIR / name, data)
         digest = hashlib.sha256(data).hexdigest()
         with self._db:
@@ -206,9 +225,9 @@ class RunStore:
                 "INSERT INTO runs (created, label, recipe, source_path, source_sha256, "
                 "model_description, metrics, layer_sparsity, layer_widths, state_file, state_sha256, "
                 "state_meta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (time.time(), label, _dumps(recipe or {}), source[0], source[1], model_description,
-                 _dumps(metrics or {}), _dumps(layer_sparsity or {}), _dumps(layer_widths or {}),
-                 name, digest, _dumps(meta)))
+                (created if created is not None else time.time(), label, _dumps(recipe),
+                 source_path, source_sha256, model_description, _dumps(metrics),
+                 _dumps(layer_sparsity), _dumps(layer_widths), name, digest, _dumps(meta)))
         return int(cursor.lastrowid)
 
     def runs(self, source_sha256: Optional[str] = None) -> list[StoredRun]:
