@@ -65,10 +65,11 @@ def test_export_verifies_in_a_fresh_process(qtbot, demo_window, tmp_path):
     prune_at(qtbot, w, 0.5)
     reports = []
     w.worker.verified.connect(reports.append)
-    wait_done(qtbot, w, lambda: w.export(ExportSpec(str(tmp_path / "m.pt"), formats=["torchscript"],
+    every = ["state_dict", "shapes", "torchscript", "onnx", "pickle"]
+    wait_done(qtbot, w, lambda: w.export(ExportSpec(str(tmp_path / "m.pt"), formats=every,
                                                     verify=True)), "export")
     qtbot.waitUntil(lambda: bool(reports), timeout=60_000)
-    assert reports[0].ok and [c.kind for c in reports[0].checks] == ["state_dict", "torchscript"]
-    assert all(c.max_abs_diff <= 1e-5 for c in reports[0].checks)
+    assert reports[0].ok and [c.kind for c in reports[0].checks] == every
+    assert all(c.skipped is None and c.max_abs_diff <= 1e-5 for c in reports[0].checks)
     assert w.compare.verify_lines and not w.compare.verify_title.isHidden()
     assert torch.load(tmp_path / "m.pt", weights_only=True)
