@@ -352,11 +352,14 @@ class ExportSpec:
     ``formats`` (default: just ``state_dict``) adds files beside ``path``: ``shapes`` (the layer
     shapes as JSON, from which :mod:`engine.structured.rebuild` rebuilds a channel-pruned model with
     no pickle), ``torchscript``, ``onnx``, ``pickle`` (a whole pickled model: loading it runs code).
+    ``verify`` loads every written file in a fresh process, as a user elsewhere would, and compares
+    its outputs with the live model's (:mod:`engine.verify`); a difference is an error.
     """
     path: Optional[str] = None
     include_masks: bool = False
     report: bool = True
     formats: Optional[list[str]] = None
+    verify: bool = False
 
     def validate(self) -> None:
         if self.path is not None:
