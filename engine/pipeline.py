@@ -30,6 +30,7 @@ from engine.session import Session
 from engine.snapshots import weight_corner
 from engine.structured.preflight import PreflightReport
 from engine.structured.remove import StructuredOutcome
+from engine.verify import VerifyReport
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class RecipeResult:
     sensitivity: Optional[SensitivityResult] = None
     proposed_ratios: Optional[dict[str, float]] = None
     explanation: Optional[Explanation] = None   # "why is it (not) faster?", when asked for
+    verification: Optional[VerifyReport] = None   # export.verify: each written file loaded afresh
 
 
 def _check_before_loading(recipe: Recipe) -> None:
@@ -115,8 +117,7 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
         _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)
         if explain:
             result.explanation = session.explain(progress=progress, cancel=cancel)
-        if recipe.export.path:
-            result.exported = session.export(recipe.export, recipe)
+        _export(session, recipe, result, progress)
         return result
     finetune_needed = recipe.finetune.epochs > 0
     if finetune_needed and prune_spec.make_permanent:
@@ -150,9 +151,16 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
     _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)
     if explain:
         result.explanation = session.explain(progress=progress, cancel=cancel)
-    if recipe.export.path:
-        result.exported = session.export(recipe.export, recipe)
+    _export(session, recipe, result, progress)
     return result
+
+
+def _export(session: Session, recipe: Recipe, result: RecipeResult, progress) -> None:
+    if not recipe.export.path:
+        return
+    result.exported = session.export(recipe.export, recipe)
+    if recipe.export.verify:
+        result.verification = session.verify_export(result.exported, recipe.export.kinds, progress)
 
 
 def run_preflight(recipe: Recipe, progress: Optional[ProgressFn] = None,
