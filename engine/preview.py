@@ -32,7 +32,7 @@ from torch import nn
 
 from engine.config import PruneSpec, StructuredSpec
 from engine.metrics import (RECURRENT_OPS, effective_state, layer_weights, macs_by_layer,
-                            to_device)
+                            storage_bytes, to_device)
 from engine.pruning.targets import select_targets
 from engine.pruning.threshold import count_for_fraction
 
@@ -99,6 +99,10 @@ class SizePreview:
     groups: list[tuple[int, int, list[str]]] = field(default_factory=list)  # (width, ch_groups, out layers)
     module_names: list[str] = field(default_factory=list)
     model: Optional[nn.Module] = None              # the plain copy, for target selection
+    # what torch.save adds to the tensor bytes (zip records, pickled keys, alignment), measured at
+    # build: exact while shapes stay (masks); with channels removed it can differ by the records'
+    # 64-byte alignment, under 64 bytes per tensor
+    file_overhead: int = 0
     _group_counts: dict = field(default_factory=dict)
     _sorted_magnitudes: dict = field(default_factory=dict)
 
@@ -119,7 +123,9 @@ class SizePreview:
         tensors = [_Tensor(k, owners.get(k, ""), tuple(t.shape), t.element_size(),
                            int(torch.count_nonzero(t)), k in parameter_keys)
                    for k, t in effective_state(plain).items()]
-        preview = cls(tensors, dense, per_layer, module_names=list(modules), model=plain)
+        preview = cls(tensors, dense, per_layer, module_names=list(modules), model=plain,
+                      file_overhead=storage_bytes(plain)[0] - sum(t.numel * t.element_size
+                                                                   for t in tensors))
         if channels:
             preview._record_graph(plain, example_input)
             preview._record_groups(plain, example_input, exclude)
@@ -190,7 +196,7 @@ class SizePreview:
 
     def _totals(self) -> tuple[int, int]:
         return (sum(t.numel for t in self.tensors if t.is_parameter),
-                sum(t.numel * t.element_size for t in self.tensors))
+                sum(t.numel * t.element_size for t in self.tensors) + self.file_overhead)
 
     def masks(self, spec: PruneSpec) -> Prediction:
         """What ``spec`` (mask pruning) would leave: shapes unchanged, weights zeroed."""
@@ -354,6 +360,7 @@ class SizePreview:
                 nonzero += kept_nonzero
             dense_bytes += numel * t.element_size
             sparse_bytes += min(numel * t.element_size, (numel + 7) // 8 + kept_nonzero * t.element_size)
+        dense_bytes += self.file_overhead   # the same container; its 64-byte alignment may differ
         exact = spec.scope == "uniform" and spec.iterative_steps == 1
         dense_macs = int(round(macs))
         # zeros already in the weights (an earlier mask) stay zeros in the channels kept
