@@ -5,6 +5,7 @@ engine.preview, engine.explain); this mixin turns clicks into requests and answe
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 from PySide6.QtCore import QTimer
@@ -82,6 +83,8 @@ class WindowForesight:
                        panel.st_round_to.valueChanged, panel.structured_box.toggled,
                        panel.changed, self.model_panel.selection_changed):
             signal.connect(self._preview_timer.start)
+        self.sensitivity.proposal_changed.connect(self.preview_proposal)
+        self.sensitivity.apply_requested.connect(lambda _targets: self._preview_timer.start())
         self.model_panel.param_selected.connect(self.show_group)
         self.operation_finished.connect(self._after_foresight_op)
 
@@ -149,6 +152,22 @@ class WindowForesight:
             label.setText(f"No preview: {str(exc).splitlines()[0]}")
             return None
         label.setText(describe_prediction(prediction, what))
+        return prediction
+
+    def preview_proposal(self, proposal: dict) -> Optional[Prediction]:
+        """The size and MACs the Sensitivity proposal (with the user's edits) would leave."""
+        if self.size_preview is None or not proposal:
+            return None
+        try:
+            # applying a proposal makes the scope local, where per-layer ratios apply
+            spec = replace(self.method_panel.prune_spec(sorted(proposal), dict(proposal)),
+                           scope="local", min_density=0.0)
+            prediction = self.size_preview.masks(spec)
+        except (RecipeError, ValueError) as exc:
+            self.method_panel.preview_label.setText(f"No preview: {str(exc).splitlines()[0]}")
+            return None
+        self.method_panel.preview_label.setText(
+            describe_prediction(prediction, "the Sensitivity proposal's per-layer ratios"))
         return prediction
 
     # ------------------------------------------------------------ dependency groups

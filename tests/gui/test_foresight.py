@@ -60,3 +60,22 @@ def test_selecting_a_layer_highlights_its_channel_group(qtbot, demo_window):
     items = w.model_panel.module_items
     assert items["conv2"].background(0) != QBrush() and items["fc1"].background(0) != QBrush()
     assert items["conv1"].background(0) == QBrush()
+
+
+def test_sensitivity_proposal_edits_are_previewed_and_match_the_prune(qtbot, demo_window):
+    w = demo_window
+    _wait_preview(qtbot, w)
+    view = w.sensitivity
+    view.set_grid([0.5, 0.9])
+    view.eval_batches.setValue(2)
+    wait_done(qtbot, w, w.scan_action.trigger, "sensitivity")
+    assert view.propose(0.6)
+    name = next(iter(view.proposal))
+    view.set_layer_sparsity(name, 0.3)    # an edit of one row updates the preview at once
+    label = w.method_panel.preview_label.text()
+    assert label.startswith("Predicted after the Sensitivity proposal's per-layer ratios")
+    predicted = w.preview_proposal(dict(view.proposal))
+    view.apply_button.click()
+    wait_done(qtbot, w, w.prune_action.trigger, "prune")
+    assert predicted.nonzero_params == w.last_report.current.nonzero_params
+    assert predicted.effective_macs == w.last_report.current.effective_macs
