@@ -36,13 +36,15 @@ from gui.views.masks import MaskView
 from gui.views.sensitivity import SensitivityView
 from gui.views.training import TrainingView
 from gui.window.actions import WindowActions
+from gui.window.cluster import WindowCluster
 from gui.window.files import WindowFiles
 from gui.window.refresh import PROGRESS_REFRESH_MS, WindowRefresh
 from gui.window.runs import WindowRuns
 from gui.worker import EngineWorker, MetricsReport
 
 
-class MainWindow(WindowFiles, WindowRuns, WindowRefresh, WindowActions, QMainWindow):
+class MainWindow(WindowFiles, WindowRuns, WindowRefresh, WindowActions, WindowCluster,
+                 QMainWindow):
     request = Signal(object)  # Request, delivered to the worker's thread (queued)
     # re-emitted on the GUI thread once the window has taken in the worker's answer
     operation_finished = Signal(str)
@@ -71,6 +73,7 @@ class MainWindow(WindowFiles, WindowRuns, WindowRefresh, WindowActions, QMainWin
         self._build_status()
         self._start_worker()
         self._build_extras()
+        self._build_cluster_actions()
         self._set_busy(None)
         self._fit_to_screen()
 
