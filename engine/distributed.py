@@ -258,6 +258,8 @@ class DDPTraining(LocalTraining):
         both = torch.stack([loss.detach().float(), torch.tensor(stop, device=loss.device)])
         dist.all_reduce(both)
         self._stop = bool(both[1] > 0)
+        if self._stop and cancel is not None:
+            cancel.cancel()   # every rank then stops the rest of the run alike, not only rank r
         return float(both[0]) / self.world_size
 
     def eval_loader(self, data, split: str, batch_size: int) -> DataLoader:

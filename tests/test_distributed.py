@@ -88,6 +88,34 @@ def test_two_ranks_match_one_process_with_the_same_global_batch(two_ranks, tmp_p
     assert abs(loss_before - two["test_loss"]) > 0.01   # 0.046 here: 400x the tolerance
 
 
+def test_ctrl_c_stops_every_rank_with_one_line_and_no_export(tmp_path):
+    """Ctrl-C in a terminal reaches the whole foreground process group: torchrun and every rank."""
+    import signal
+    recipe = demo_recipe(tmp_path, max_batches_per_epoch=None, epochs=3)
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    job = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(REPO / "main.py"), "--headless", str(tmp_path / "recipe.json"), "--no-latency"],
+        cwd=tmp_path, env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        seen = []
+        for line in job.stderr:   # rank 0's progress: interrupt once training has started
+            seen.append(line)
+            if line.startswith("Fine-tuning"):
+                break
+        os.killpg(job.pid, signal.SIGINT)
+        _, rest = job.communicate(timeout=120)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode != 0
+    ours = [line.strip() for line in seen + rest.splitlines() if line.startswith("prunelab:")]
+    assert ours == ["prunelab: stopped by the user; nothing was exported"], "".join(seen) + rest
+    assert not (tmp_path / "pruned.pt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recipe.json"]
+
+
 FAILING_MODEL = '''
 import os
 import torch
