@@ -231,7 +231,8 @@ def _run(args, recipe: Recipe, rank: Optional[int] = None) -> int:
 def _agreement_line(checks: dict) -> str:
     def yes(key: str) -> str:
         return "yes" if checks[key] else "NO"
-    return (f"Fine-tuned on {checks['world_size']} processes ({checks['backend']}): masks identical "
+    return (f"Fine-tuned on {checks['world_size']} processes ({checks['backend']}): masks as at "
+            f"pruning: {yes('masks_unchanged_since_pruning')}; masks identical "
             f"on every rank: {yes('masks_identical_across_ranks')}; weights identical: "
             f"{yes('parameters_identical_across_ranks')}; pruned weights still exactly zero on "
             f"every rank: {yes('pruned_weights_zero_on_every_rank')}")

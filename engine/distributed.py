@@ -103,8 +103,18 @@ def _masks(model: nn.Module):
     return [(n, b) for n, b in model.named_buffers() if n.endswith("_mask")]
 
 
+def _pruned_positions(model: nn.Module) -> dict[str, torch.Tensor]:
+    from engine.pruning.targets import prunable_targets
+    return {t.name: (t.mask() == 0).cpu() for t in prunable_targets(model) if t.is_masked}
+
+
 def _architecture(model: nn.Module) -> str:
     return "|".join(f"{n}:{tuple(t.shape)}" for n, t in model.state_dict().items())
+
+
+# this rank's masks right after pruning: their digest, and where each parameter's zeros are
+_PRUNED_MASKS: Optional[str] = None
+_PRUNED_OFF: dict[str, torch.Tensor] = {}
 
 
 @torch.no_grad()
@@ -122,7 +132,10 @@ def sync_pruned_model(model: nn.Module) -> None:
                            "deterministic under torchrun (fix the recipe's seed)")
     for tensor in list(model.parameters()) + list(model.buffers()):
         dist.broadcast(tensor.data, src=0)
-    if len(set(_gather(_digest(_masks(model))))) != 1:
+    global _PRUNED_MASKS, _PRUNED_OFF
+    _PRUNED_MASKS = _digest(_masks(model))
+    _PRUNED_OFF = _pruned_positions(model)
+    if len(set(_gather(_PRUNED_MASKS))) != 1:
         raise RuntimeError("the masks differ between ranks after pruning")
     from engine.pruning.targets import refresh_masked_weights
     refresh_masked_weights(model)
@@ -130,25 +143,25 @@ def sync_pruned_model(model: nn.Module) -> None:
 
 @torch.no_grad()
 def check_masks_fixed(model: nn.Module) -> Optional[dict]:
-    """At the end of a distributed fine-tuning, before masks are folded: are masks and parameters
-    the same on every rank, and is every pruned weight exactly zero on every rank? Returns what the
-    run's JSON records (None outside a distributed run)."""
+    """At the end of a distributed fine-tuning, before masks are folded: on every rank, are the
+    masks still those installed at pruning, the same as every other rank's, and the weights too;
+    and, in the weights as they will be exported (masks folded in), is every pruned weight exactly
+    zero? Returns what the run's JSON records (None outside a distributed run)."""
     run = active()
     if run is None:
         return None
-    from engine.pruning.targets import prunable_targets
-    zeros_kept, pruned = True, 0
-    for target in prunable_targets(model):
-        mask = target.mask()
-        if mask is None:
-            continue
-        off = mask == 0
-        pruned += int(off.sum())
-        zeros_kept &= bool((target.weight()[off] == 0).all())
+    from engine.metrics import effective_state
+    exported = effective_state(model)
+    # the positions pruned at the start, in the tensors written at the end
+    zeros_kept = all(name in exported and bool((exported[name][off] == 0).all())
+                     for name, off in _PRUNED_OFF.items())
+    pruned = sum(int(off.sum()) for off in _PRUNED_OFF.values())
+    unchanged = _gather(_digest(_masks(model)) == _PRUNED_MASKS)
     all_zero = _gather(zeros_kept)
     masks_same = len(set(_gather(_digest(_masks(model))))) == 1
     params_same = len(set(_gather(_digest(model.state_dict().items())))) == 1
     return {"world_size": run.world_size, "backend": run.backend,
+            "masks_unchanged_since_pruning": all(unchanged),
             "masks_identical_across_ranks": masks_same,
             "parameters_identical_across_ranks": params_same,
             "pruned_weights_zero_on_every_rank": all(all_zero),

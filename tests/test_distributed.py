@@ -51,6 +51,7 @@ def test_two_ranks_end_with_identical_masks_and_zeros_kept(two_ranks):
     checks = json.loads((folder / "run.json").read_text())["distributed"]
     assert checks["world_size"] == 2 and checks["backend"] == "gloo"
     assert checks["masks_identical_across_ranks"] is True
+    assert checks["masks_unchanged_since_pruning"] is True
     assert checks["parameters_identical_across_ranks"] is True
     assert checks["pruned_weights_zero_on_every_rank"] is True
     assert checks["pruned_weights_per_rank"] > 30000   # LeNet at the recipe's sparsities
@@ -68,7 +69,9 @@ def test_only_rank_zero_prints_and_writes(two_ranks):
     assert done.stdout.count("wrote ") == 2          # the model and its report, once
     assert sorted(p.name for p in folder.iterdir()) == \
         ["pruned.pt", "pruned.report.json", "recipe.json", "run.json"]   # no stray temp files
-    assert "Fine-tuned on 2 processes (gloo): masks identical on every rank: yes" in done.stdout
+    assert ("Fine-tuned on 2 processes (gloo): masks as at pruning: yes; masks identical on every "
+            "rank: yes; weights identical: yes; pruned weights still exactly zero on every rank: "
+            "yes") in done.stdout
 
 
 def test_two_ranks_match_one_process_with_the_same_global_batch(two_ranks, tmp_path):
@@ -189,3 +192,57 @@ def test_channel_pruned_resnet18_trains_under_ddp(tmp_path):
     loaded = load_model(ModelSpec(source="state_dict", path=str(tmp_path / "out" / "resnet18.pt"),
                                   shapes=str(shapes), num_classes=2))
     assert loaded.model.layer1[0].conv1.out_channels == widths["layer1.0.conv1"]["out_after"]
+
+
+@pytest.fixture
+def one_rank_group(monkeypatch):
+    """A real gloo process group of one rank, in this process, for the checks themselves."""
+    import socket
+    from engine import distributed
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1",
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}.items():
+        monkeypatch.setenv(key, value)
+    run = distributed.start("cpu")
+    yield run
+    distributed.stop()
+    assert distributed.active() is None
+
+
+def test_the_end_checks_catch_a_mask_that_changed(one_rank_group):
+    from engine import distributed
+    from engine.config import PruneSpec
+    from engine.models.lenet import LeNet
+    from engine.pruning.apply import prune_model
+    from engine.pruning.base import PruneContext
+    torch.manual_seed(0)
+    model = LeNet()
+    prune_model(model, PruneSpec(sparsity=0.5), PruneContext(model))
+    distributed.sync_pruned_model(model)
+    checks = distributed.check_masks_fixed(model)
+    assert checks["masks_unchanged_since_pruning"] and checks["pruned_weights_zero_on_every_rank"]
+    assert checks["pruned_weights_per_rank"] == sum(
+        int(b.numel() - b.sum()) for n, b in model.named_buffers() if n.endswith("_mask"))
+    # a pruned weight comes back to life: both checks say so
+    with torch.no_grad():
+        off = (model.fc1.weight_mask == 0).nonzero()[0]
+        model.fc1.weight_mask[tuple(off)] = 1.0
+        model.fc1.weight_orig[tuple(off)] = 0.5
+    checks = distributed.check_masks_fixed(model)
+    assert checks["masks_unchanged_since_pruning"] is False
+    assert checks["pruned_weights_zero_on_every_rank"] is False
+
+
+def test_a_stop_is_taken_at_the_next_step_on_every_rank(one_rank_group):
+    from engine.distributed import DDPTraining
+    from engine.progress import Cancelled, CancelToken
+    strategy = DDPTraining(one_rank_group)
+    token = CancelToken()
+    assert strategy.step_loss(torch.tensor(2.5), token) == 2.5
+    strategy.check_cancel(token)   # nobody asked: goes on
+    token.cancel()
+    strategy.step_loss(torch.tensor(1.0), token)
+    with pytest.raises(Cancelled):
+        strategy.check_cancel(token)
