@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shlex
 from pathlib import Path
 from typing import Optional
 
@@ -114,6 +113,11 @@ def _check_masks_reproduced(session, folder: Path, job: Recipe) -> None:
                          "the mask keeps is exactly zero); fine-tune a little here first")
 
 
+def _in_double_quotes(text: str) -> str:
+    """``text`` as it must be written inside a bash double-quoted string."""
+    return "".join("\\" + c if c in '\\"$`' else c for c in text)
+
+
 def write_cluster_job(session, recipe: Recipe, folder: str | Path,
                       settings: ClusterSettings = ClusterSettings()) -> list[Path]:
     """Writes the job folder (see the module's description); returns the files written. Refuses a
@@ -143,7 +147,7 @@ def write_cluster_job(session, recipe: Recipe, folder: str | Path,
     run_sh = folder / "run.sh"
     atomic_write_text(run_sh, RUN_SH.format(nodes=settings.nodes, procs=settings.procs_per_node,
                                             endpoint=settings.endpoint.strip(),
-                                            prunelab=shlex.quote(settings.prunelab)[:400],
+                                            prunelab=_in_double_quotes(settings.prunelab),
                                             results=RESULTS))
     run_sh.chmod(0o755)
     return written + [folder / "recipe.json", run_sh]

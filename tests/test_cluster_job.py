@@ -101,3 +101,16 @@ def test_refusals_name_the_problem(tmp_path):
         write_cluster_job(session, no_training, tmp_path / "b")
     with pytest.raises(ValueError, match="host:port"):
         write_cluster_job(session, recipe, tmp_path / "c", ClusterSettings(endpoint=" "))
+
+
+def test_run_sh_keeps_an_awkward_prunelab_path_literal(tmp_path):
+    session, recipe = demo_session_and_recipe()
+    session.prune(dataclasses.replace(recipe.prune, make_permanent=False))
+    odd = str(tmp_path / 'my "prune" lab $HOME `x`')
+    write_cluster_job(session, recipe, tmp_path / "job", ClusterSettings(prunelab=odd))
+    script = (tmp_path / "job" / "run.sh").read_text()
+    line = next(x for x in script.splitlines() if x.startswith("PRUNELAB="))
+    assignment = line.split("  #")[0].strip()
+    shown = subprocess.run(["bash", "-c", f'unset PRUNELAB; {assignment}; printf %s "$PRUNELAB"'],
+                           capture_output=True, text=True, check=True).stdout
+    assert shown == odd
