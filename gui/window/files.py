@@ -191,13 +191,25 @@ class WindowFiles:
         return str(self.settings.value("last_dir", str(Path.cwd())))
 
     def _refresh_recent(self) -> None:
+        """The menu lists the recent files that still exist (gone ones are dropped from the
+        settings too), then Clear recent."""
         self.recent_menu.clear()
         items = self.recent_files()
-        for item in items:
+        present = [i for i in items if Path(i["path"]).exists()]
+        if len(present) != len(items):
+            self.settings.setValue("recent", json.dumps(present))
+        for item in present:
             action = self.recent_menu.addAction(f"{Path(item['path']).name}  ({item['kind']})")
             action.setToolTip(item["path"])
             action.triggered.connect(lambda _c=False, p=item["path"]: self.open_path(p))
-        self.recent_menu.setEnabled(bool(items))
+        self.recent_menu.addSeparator()
+        self.clear_recent_action = self.recent_menu.addAction("&Clear recent", self.clear_recent)
+        self.clear_recent_action.setEnabled(bool(present))
+        self.recent_menu.setEnabled(bool(present))
+
+    def clear_recent(self) -> None:
+        self.settings.setValue("recent", "[]")
+        self._refresh_recent()
 
     def _offer_pickle(self, model: ModelSpec, data: DataSpec, message: str) -> None:
         pickled = ModelSpec(source="pickle", path=model.path, num_classes=model.num_classes)
