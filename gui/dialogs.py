@@ -39,6 +39,29 @@ MODEL_SOURCE_HELP = {
     "hf": "A local Hugging Face sequence-classification folder (config.json, weights, tokenizer; "
           "needs the 'bert' extra). Loaded as data: no code from the folder runs.",
 }
+# what the source lists show; the ids (recipes' "source") stay the items' data
+MODEL_SOURCE_NAMES = {
+    "demo": "Built-in demo (LeNet, digits)",
+    "torchvision": "torchvision architecture",
+    "state_dict": "Architecture + weights file (state_dict)",
+    "python": "Python file (class or factory)",
+    "pickle": "Whole pickled model",
+    "text_demo": "Built-in text demo (BiLSTM)",
+    "hf": "Hugging Face model folder",
+}
+DATA_SOURCE_NAMES = {
+    "demo": "Built-in digits",
+    "imagefolder": "Image folder (one sub-folder per class)",
+    "mnist": "MNIST (local folder)",
+    "fashionmnist": "FashionMNIST (local folder)",
+    "cifar10": "CIFAR-10 (local folder)",
+    "text_demo": "Built-in news texts",
+    "text_csv": "News CSV (AG_NEWS format)",
+    "text_tsv": "Text TSV (text, label)",
+    "hf_tsv": "Text TSV, Hugging Face tokenizer",
+}
+# the architecture proposed for "torchvision" when the current one is PruneLab's own (lenet)
+DEFAULT_TORCHVISION_ARCH = "resnet18"
 # sources whose model comes with PruneLab, so no file is asked for
 BUILT_IN_MODELS = ("demo", "text_demo")
 DATA_SOURCE_HELP = {
@@ -69,6 +92,11 @@ def confirm_trust(parent: Optional[QWidget], path: str, what: str) -> bool:
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
         QMessageBox.StandardButton.No)
     return answer == QMessageBox.StandardButton.Yes
+
+
+def _builtin_architectures() -> list[str]:
+    from engine.models.architectures import BUILTIN_ARCHITECTURES
+    return list(BUILTIN_ARCHITECTURES)
 
 
 class _PathRow(QWidget):
@@ -117,13 +145,14 @@ class _SourceDialog(QDialog):
     """An Open dialog: a source combo box (each item's help as its tooltip and, for the chosen one,
     under the box), a form of rows shown by ``_on_source`` as the source needs them, Open/Cancel."""
     source_help: dict[str, str] = {}
+    source_names: dict[str, str] = {}
 
     def __init__(self, parent, title: str, sources: tuple[str, ...]) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
         self.source = QComboBox()
         for s in sources:
-            self.source.addItem(s, s)
+            self.source.addItem(self.source_names.get(s, s), s)
             self.source.setItemData(self.source.count() - 1, self.source_help.get(s, s),
                                     Qt.ItemDataRole.ToolTipRole)
         self.help = QLabel()
@@ -160,6 +189,7 @@ class _SourceDialog(QDialog):
 
 class OpenModelDialog(_SourceDialog):
     source_help = MODEL_SOURCE_HELP
+    source_names = MODEL_SOURCE_NAMES
 
     def __init__(self, parent=None, current: Optional[ModelSpec] = None,
                  architectures: Optional[list[str]] = None) -> None:
@@ -169,6 +199,7 @@ class OpenModelDialog(_SourceDialog):
         self.arch.setEditable(True)
         self.arch.addItems(architectures or ["lenet"])
         self.arch.setCurrentText(current.arch)
+        self._own_archs = {"lenet", "bilstm"} | set(_builtin_architectures())
         self.arch.setToolTip("Architecture built by name (PruneLab's own or any torchvision "
                              "classifier, always without downloading weights)")
         self.path = _PathRow("Model file", CHECKPOINT_FILTER + ";;Python (*.py)")
@@ -195,6 +226,8 @@ class OpenModelDialog(_SourceDialog):
         super()._on_source()
         source = self.source.currentData()
         self.form.setRowVisible(self.arch, source in ("torchvision", "state_dict"))
+        if source == "torchvision" and self.arch.currentText() in self._own_archs:
+            self.arch.setCurrentText(DEFAULT_TORCHVISION_ARCH)
         self.form.setRowVisible(self.path, source not in (*BUILT_IN_MODELS, "hf"))
         self.form.setRowVisible(self.folder, source == "hf")
         self.form.setRowVisible(self.factory, source == "python")
@@ -214,6 +247,7 @@ class OpenModelDialog(_SourceDialog):
 
 class OpenDataDialog(_SourceDialog):
     source_help = DATA_SOURCE_HELP
+    source_names = DATA_SOURCE_NAMES
 
     def __init__(self, parent=None, current: Optional[DataSpec] = None) -> None:
         super().__init__(parent, "Open data", DATA_SOURCES)

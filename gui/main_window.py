@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from engine.config import DataSpec, MetricsSpec, ModelSpec
 from engine.progress import CancelToken, Progress
+from gui import tooltips
 from gui.panels.method_panel import MethodPanel
 from gui.panels.model_tree import ModelPanel
 from gui.views.compare import CompareView
@@ -37,12 +38,13 @@ from gui.views.sensitivity import SensitivityView
 from gui.views.training import TrainingView
 from gui.window.actions import WindowActions
 from gui.window.files import WindowFiles
+from gui.window.guard import WindowGuard
 from gui.window.refresh import PROGRESS_REFRESH_MS, WindowRefresh
 from gui.window.runs import WindowRuns
 from gui.worker import EngineWorker, MetricsReport
 
 
-class MainWindow(WindowFiles, WindowRuns, WindowRefresh, WindowActions, QMainWindow):
+class MainWindow(WindowFiles, WindowRuns, WindowRefresh, WindowActions, WindowGuard, QMainWindow):
     request = Signal(object)  # Request, delivered to the worker's thread (queued)
     # re-emitted on the GUI thread once the window has taken in the worker's answer
     operation_finished = Signal(str)
@@ -73,6 +75,7 @@ class MainWindow(WindowFiles, WindowRuns, WindowRefresh, WindowActions, QMainWin
         self._build_extras()
         self._set_busy(None)
         self._fit_to_screen()
+        tooltips.install()
 
     def _fit_to_screen(self, preferred: tuple[int, int] = (1500, 940)) -> None:
         """The preferred size, shrunk to the screen's free area (a 1366x768 laptop included: the
@@ -196,7 +199,11 @@ class MainWindow(WindowFiles, WindowRuns, WindowRefresh, WindowActions, QMainWin
         self.error_box.open()
 
     def closeEvent(self, event) -> None:
-        """Stops the running operation at its next batch, then ends the worker thread."""
+        """Asks before a pruned model that was not exported is lost; then stops the running
+        operation at its next batch and ends the worker thread."""
+        if not self.may_discard_work("Quitting", "Quit"):
+            event.ignore()
+            return
         if self.token is not None:
             self.token.cancel()
         self.thread.quit()

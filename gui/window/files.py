@@ -38,6 +38,8 @@ class WindowFiles:
         except RecipeError as exc:
             self.show_error("Cannot open", str(exc))
             return False
+        if not self.may_discard_work("Opening another model or data", "Open"):
+            return False
         self._pending_open = (model_spec, data_spec)
         return self.submit("open", model=model_spec, data=data_spec, metrics=self.metrics_spec,
                            seed=self.method_panel.seed.value())
@@ -199,7 +201,8 @@ class WindowFiles:
         if len(present) != len(items):
             self.settings.setValue("recent", json.dumps(present))
         for item in present:
-            action = self.recent_menu.addAction(f"{Path(item['path']).name}  ({item['kind']})")
+            name = Path(item["path"]).name.replace("&", "&&")   # no mnemonic from a file name
+            action = self.recent_menu.addAction(f"{name}  ({item['kind']})")
             action.setToolTip(item["path"])
             action.triggered.connect(lambda _c=False, p=item["path"]: self.open_path(p))
         self.recent_menu.addSeparator()

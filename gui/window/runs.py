@@ -134,6 +134,8 @@ class WindowRuns:
             self.status_label.setText(f"Stopping {self.busy_op}…")
 
     def revert(self) -> bool:
+        if not self.may_discard_work("Revert", "Revert"):
+            return False
         return self.submit("revert")
 
     def _after_revert(self) -> None:
@@ -196,6 +198,7 @@ class WindowRuns:
         if op in QUIET_OPS:
             return
         self._set_busy(None)
+        self._track_work(op)
         messages = {"prune": "Pruned and measured: see Compare",
                     "finetune": "Fine-tuned and measured: see Compare",
                     "measure": "Measured: see Compare", "revert": "Reverted to the original",
@@ -214,6 +217,7 @@ class WindowRuns:
                                   + ("; press Measure to compare it" if op == "finetune" else ""))
         if op == "finetune":
             self.training.mark_stopped()
+            self._track_work(op)   # the best epoch so far is kept
         self.operation_stopped.emit(op)
 
     def _on_failed(self, op: str, message: str) -> None:

@@ -86,3 +86,95 @@ def test_open_recent_drops_missing_files_and_can_be_cleared(qtbot, window, tmp_p
     window.clear_recent_action.trigger()
     assert window.recent_files() == []
     assert not window.recent_menu.isEnabled()
+
+
+def _mnemonic(text: str):
+    i = text.replace("&&", "").find("&")
+    return text.replace("&&", "")[i + 1].lower() if i >= 0 else None
+
+
+def test_menus_have_unique_mnemonics_and_an_about_box(qtbot, window):
+    menus = [a.menu() for a in window.menuBar().actions()]
+    top = [_mnemonic(a.text()) for a in window.menuBar().actions()]
+    assert None not in top and len(set(top)) == len(top), top
+    stack = list(menus)
+    while stack:
+        menu = stack.pop()
+        keys = [_mnemonic(a.text()) for a in menu.actions() if a.text()]
+        keys = [k for k in keys if k is not None]
+        assert len(set(keys)) == len(keys), (menu.title(), [a.text() for a in menu.actions()])
+        stack.extend(a.menu() for a in menu.actions() if a.menu() is not None)
+    import tomllib
+    version = tomllib.loads(Path("pyproject.toml").read_text())["project"]["version"]
+    window.about_action.trigger()
+    text = window.about_box.text()
+    assert f"PruneLab {version}" in text and "MIT" in text and "README" in text
+    window.about_box.close()
+
+
+def test_long_tooltips_wrap(qtbot, window):
+    from PySide6.QtCore import QEvent, QPoint
+    from PySide6.QtGui import QHelpEvent
+    from PySide6.QtWidgets import QApplication, QToolTip
+    widget = window.method_panel.structured_box
+    assert len(widget.toolTip()) > 200   # a paragraph
+    pos = QPoint(5, 5)
+    QApplication.sendEvent(widget, QHelpEvent(QEvent.Type.ToolTip, pos, widget.mapToGlobal(pos)))
+    assert QToolTip.isVisible()
+    shown = QToolTip.text()
+    assert shown.startswith("<p") and "white-space:pre-wrap" in shown   # rich text: Qt wraps it
+    label = next(w for w in QApplication.topLevelWidgets() if w.objectName() == "qtooltip_label")
+    assert label.wordWrap() and label.sizeHint().width() < 700
+    QToolTip.hideText()
+
+
+def test_source_lists_show_names_and_torchvision_proposes_resnet18(qtbot):
+    from engine.config import ModelSpec
+    from engine.models.architectures import architecture_names
+    from gui.dialogs import OpenDataDialog, OpenModelDialog
+    dialog = OpenModelDialog(None, ModelSpec(), architecture_names())
+    qtbot.addWidget(dialog)
+    texts = [dialog.source.itemText(i) for i in range(dialog.source.count())]
+    ids = [dialog.source.itemData(i) for i in range(dialog.source.count())]
+    assert "state_dict" in ids and "hf" in ids
+    assert "state_dict" not in texts and "hf" not in texts   # people's words, ids as item data
+    dialog.source.setCurrentIndex(dialog.source.findData("torchvision"))
+    assert dialog.arch.currentText() == "resnet18"
+    assert dialog.spec().source == "torchvision" and dialog.spec().arch == "resnet18"
+    data = OpenDataDialog(None, None)
+    qtbot.addWidget(data)
+    assert "text_tsv" not in [data.source.itemText(i) for i in range(data.source.count())]
+
+
+def test_pruned_corner_values_print_without_a_minus_sign():
+    import numpy as np
+    from engine.snapshots import format_matrix
+    text = format_matrix(np.array([[-0.0, 0.5], [-0.00001, -0.25]]))
+    assert "-0.0000" not in text and "0.0000" in text and "-0.2500" in text
+
+
+def test_revert_quit_and_open_ask_before_losing_a_pruned_model(qtbot, demo_window, tmp_path):
+    from engine.config import ExportSpec
+    from tests.gui.conftest import wait_done
+    w = demo_window
+    assert w.revert_action.shortcut().toString() != "Ctrl+Shift+Z"   # that is Redo elsewhere
+    asked = []
+    w.ask = lambda parent, title, text, confirm: asked.append(confirm) or False
+    wait_done(qtbot, w, w.revert, "revert")   # nothing pruned yet: no question
+    assert asked == []
+    w.method_panel.sparsity.setValue(60.0)
+    wait_done(qtbot, w, w.prune_action.trigger, "prune")
+    sparsity = w.model_panel.info.params[0].sparsity
+    assert w.revert() is False and asked == ["Revert"]
+    assert w.busy_op is None and w.model_panel.info.params[0].sparsity == sparsity
+    assert w.open_demo() is False and asked[-1] == "Open"
+    w.close()
+    assert w.isVisible() and asked[-1] == "Quit"   # the close was refused
+    wait_done(qtbot, w, lambda: w.export(ExportSpec(str(tmp_path / "m.pt"))), "export")
+    asked.clear()
+    wait_done(qtbot, w, w.revert, "revert")   # exported: nothing is lost, nothing asked
+    assert asked == []
+    wait_done(qtbot, w, w.prune_action.trigger, "prune")
+    w.ask = lambda parent, title, text, confirm: asked.append(confirm) or True
+    wait_done(qtbot, w, w.revert, "revert")
+    assert asked == ["Revert"]
