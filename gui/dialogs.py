@@ -330,8 +330,18 @@ class OpenDataDialog(_SourceDialog):
                         if source == "hf_tsv" else None)
 
 
+def confirm_overwrite(parent: Optional[QWidget], path: str) -> bool:
+    """Asks before an export replaces an existing file; No is the default."""
+    answer = QMessageBox.question(
+        parent, "Replace the file?", f"{Path(path).name} already exists in {Path(path).parent}."
+        f"\n\nReplace it (and the files written beside it)?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
 class ExportDialog(QDialog):
-    def __init__(self, parent=None, suggested: str = "") -> None:
+    def __init__(self, parent=None, suggested: str = "", formats: Optional[list[str]] = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export pruned model")
         self.path = QLineEdit(suggested)
@@ -366,7 +376,8 @@ class ExportDialog(QDialog):
         form.addRow("Format:", self.format)
         form.addRow("", self.masks)
         form.addRow("", self.report)
-        for box in self.extras.values():
+        for kind, box in self.extras.items():
+            box.setChecked(kind in (formats or ()))
             form.addRow("", box)
         note = QLabel("Files are written atomically; the model's source files are never "
                       "overwritten.")
@@ -402,6 +413,12 @@ class ExportDialog(QDialog):
         self.format.blockSignals(True)
         self.format.setCurrentIndex(index)
         self.format.blockSignals(False)
+
+    def accept(self) -> None:
+        path = self.path.text().strip()
+        if path and Path(path).expanduser().exists() and not confirm_overwrite(self, path):
+            return   # the dialog stays open for another name
+        super().accept()
 
     def spec(self) -> ExportSpec:
         extras = [kind for kind, box in self.extras.items() if box.isChecked()]

@@ -38,13 +38,15 @@ from gui.views.sensitivity import SensitivityView
 from gui.views.training import TrainingView
 from gui.window.actions import WindowActions
 from gui.window.files import WindowFiles
+from gui.window.fit import WindowFit
 from gui.window.guard import WindowGuard
 from gui.window.refresh import PROGRESS_REFRESH_MS, WindowRefresh
 from gui.window.runs import WindowRuns
 from gui.worker import EngineWorker, MetricsReport
 
 
-class MainWindow(WindowFiles, WindowRuns, WindowRefresh, WindowActions, WindowGuard, QMainWindow):
+class MainWindow(WindowFiles, WindowRuns, WindowRefresh, WindowActions, WindowGuard, WindowFit,
+                 QMainWindow):
     request = Signal(object)  # Request, delivered to the worker's thread (queued)
     # re-emitted on the GUI thread once the window has taken in the worker's answer
     operation_finished = Signal(str)
@@ -184,7 +186,6 @@ class MainWindow(WindowFiles, WindowRuns, WindowRefresh, WindowActions, WindowGu
         w.log.connect(self.log_view.append)
         w.sparsity_points.connect(self.training.add_sparsity)
         w.sensitivity.connect(self._on_sensitivity)
-        w.opened.connect(lambda _info: self.sensitivity.clear())
         self._connect_method_tools()
         self.thread.start()
 

@@ -132,7 +132,17 @@ class MaskView(QWidget):
     def what(self) -> str:
         return SHOW[self.show.currentText()]
 
+    def clear(self) -> None:
+        """Nothing drawn: a new model's parameter must not show the previous model's matrix."""
+        self.data = None
+        self.image.clear()
+        self.legend.setText("")
+        self.hover.setText("Hover a pixel for its index and value")
+        self._show_corner(MatrixData("", "weight", (), np.zeros((0, 0), dtype=np.float32),
+                                     None, None))
+
     def set_parameters(self, names: list[str]) -> None:
+        self.clear()
         current = self.param.currentText()
         self.param.blockSignals(True)
         self.param.clear()
@@ -146,6 +156,10 @@ class MaskView(QWidget):
     def select(self, name: str) -> None:
         if self.param.findText(name) >= 0:
             self.param.setCurrentText(name)
+
+    def refresh(self) -> None:
+        """Asks for the current parameter's matrix again."""
+        self._ask()
 
     def _ask(self, *_: object) -> None:
         if self.param.currentText():

@@ -12,7 +12,7 @@ from engine.config import TEXT_DATA_SOURCES, DataSpec, ModelSpec, Recipe, Recipe
 from engine.models.checkpoints import STATE_DICT_SUFFIXES
 from engine.text.bilstm import read_sidecar
 from engine.text.sources import suggested_data
-from gui.dialogs import ExportDialog, OpenDataDialog, OpenModelDialog, confirm_trust
+from gui.dialogs import OpenDataDialog, OpenModelDialog, confirm_trust
 
 RECENT_LIMIT = 10
 
@@ -21,12 +21,6 @@ class WindowFiles:
     """Opening and saving: every path the user gives the window goes through here.
     A mixin of :class:`gui.main_window.MainWindow`: it uses the widgets and state that
     the window builds."""
-
-    def export_dialog(self) -> None:
-        suggested = str(Path(self.settings.value("last_dir", str(Path.cwd()))) / "pruned.pt")
-        dialog = ExportDialog(self, str(self.last_export[0]) if self.last_export else suggested)
-        if dialog.exec():
-            self.export(dialog.spec())
 
     def open_demo(self) -> bool:
         return self.open_session(ModelSpec(), DataSpec())
@@ -111,6 +105,7 @@ class WindowFiles:
             self.show_error("Cannot open recipe", str(exc))
             return False
         self.metrics_spec = recipe.metrics
+        self.recipe_export = (recipe.model, recipe.export)
         self._pending_selection = (recipe.prune.include, recipe.prune.per_layer)
         self._remember("recipe", path)
         if recipe.model != self.model_spec or recipe.data != self.data_spec:

@@ -90,6 +90,8 @@ class WindowRuns:
             if recipe.schedule.kind != "oneshot":
                 label += f", {recipe.schedule.kind} schedule"
                 self._start_training_view(recipe.finetune.epochs)
+        self._remember_layers_before_prune()
+        self._prune_structured = recipe.structured.enabled
         return self.submit("prune", spec=p, recipe=recipe, label=label,
                            schedule=recipe.schedule, finetune=recipe.finetune,
                            structured=recipe.structured)
@@ -139,6 +141,7 @@ class WindowRuns:
         return self.submit("revert")
 
     def _after_revert(self) -> None:
+        self.training.reset("Reverted to the original: fine-tune to see new curves.")
         self.compare.mark_stale("Reverted to the original: the table below describes the model "
                                 "before Revert. Prune, or press Measure.")
 
@@ -199,7 +202,8 @@ class WindowRuns:
             return
         self._set_busy(None)
         self._track_work(op)
-        messages = {"prune": "Pruned and measured: see Compare",
+        messages = {"prune": self.prune_result_text(getattr(self, "_prune_structured", False))
+                    if op == "prune" else "",
                     "finetune": "Fine-tuned and measured: see Compare",
                     "measure": "Measured: see Compare", "revert": "Reverted to the original",
                     "open": self.status_label.text(), "adopt": "Ready",
@@ -228,6 +232,12 @@ class WindowRuns:
             QTimer.singleShot(0, lambda: self._offer_pickle(model, data, message))
         else:
             self.show_error(f"{op.capitalize()} failed", message)
+        if op == "open":   # "Opening · …" must not stay: say what is still open
+            self._progress_timer.stop()
+            self.eta_label.setText("")
+            still = (self.model_panel.info.description if self.model_panel.info is not None
+                     else "no model open")
+            self.status_label.setText(f"Open failed; still open: {still}")
         self.operation_failed.emit(op, message)
 
     def _on_exported(self, paths: list) -> None:
