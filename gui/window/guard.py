@@ -7,9 +7,9 @@ from typing import Callable
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 # operations after which the model holds work that Revert or a new session would discard
-CHANGING_OPS = {"prune", "finetune"}
+CHANGING_OPS = {"prune", "finetune", "back", "restore_run"}
 # operations after which nothing is left to lose: a fresh model, the original again, or saved
-CLEARING_OPS = {"open", "adopt", "revert", "export"}
+CLEARING_OPS = {"open", "adopt", "revert", "export", "open_project", "save_project"}
 
 
 def ask_question(parent: QWidget, title: str, text: str, confirm: str) -> bool:
