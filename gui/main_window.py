@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from PySide6.QtCore import QSettings, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QEvent, QSettings, Qt, QThread, QTimer, Signal
 from PySide6.QtWidgets import (
-    QApplication,
     QDockWidget,
     QLabel,
     QMainWindow,
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
 from engine.config import DataSpec, MetricsSpec, ModelSpec
 from engine.progress import CancelToken, Progress
 from gui import tooltips
+from gui.theme import apply_plot_theme
 from gui.panels.method_panel import MethodPanel
 from gui.panels.model_tree import ModelPanel
 from gui.views.compare import CompareView
@@ -40,6 +40,7 @@ from gui.window.actions import WindowActions
 from gui.window.files import WindowFiles
 from gui.window.fit import WindowFit
 from gui.window.guard import WindowGuard
+from gui.window.layout import WindowLayout
 from gui.window.history import WindowHistory
 from gui.views.runs import RunsView
 from gui.window.refresh import PROGRESS_REFRESH_MS, WindowRefresh
@@ -48,7 +49,7 @@ from gui.worker import EngineWorker, MetricsReport
 
 
 class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowActions, WindowGuard,
-                 WindowFit, QMainWindow):
+                 WindowFit, WindowLayout, QMainWindow):
     request = Signal(object)  # Request, delivered to the worker's thread (queued)
     # re-emitted on the GUI thread once the window has taken in the worker's answer
     operation_finished = Signal(str)
@@ -79,17 +80,15 @@ class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowAc
         self._build_extras()
         self._set_busy(None)
         self._fit_to_screen()
+        self.restore_layout()
         tooltips.install()
+        apply_plot_theme(self)
 
-    def _fit_to_screen(self, preferred: tuple[int, int] = (1500, 940)) -> None:
-        """The preferred size, shrunk to the screen's free area (a 1366x768 laptop included: the
-        minimum width is kept under 1280 px by compact controls)."""
-        screen = self.screen() or QApplication.primaryScreen()
-        width, height = preferred
-        if screen is not None:
-            free = screen.availableGeometry()
-            width, height = min(width, free.width()), min(height, free.height())
-        self.resize(max(width, self.minimumSizeHint().width()), height)
+    def changeEvent(self, event) -> None:
+        """A system theme switch (light/dark) recolours the plots."""
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            apply_plot_theme(self)
+        super().changeEvent(event)
 
     def _build_views(self) -> None:
         self.histograms = HistogramView()
@@ -211,6 +210,7 @@ class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowAc
         if not self.may_discard_work("Quitting", "Quit"):
             event.ignore()
             return
+        self.save_layout()
         if self.token is not None:
             self.token.cancel()
         self.thread.quit()

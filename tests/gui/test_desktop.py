@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QHeaderView
 from torch import nn
 
@@ -178,3 +178,69 @@ def test_revert_quit_and_open_ask_before_losing_a_pruned_model(qtbot, demo_windo
     w.ask = lambda parent, title, text, confirm: asked.append(confirm) or True
     wait_done(qtbot, w, w.revert, "revert")
     assert asked == ["Revert"]
+
+
+def test_layout_and_method_settings_are_remembered_and_fit_small_screens(qtbot, tmp_path):
+    from PySide6.QtCore import QRect
+    from PySide6.QtWidgets import QDockWidget
+    from gui.window.layout import FRAME_ALLOWANCE
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    first = MainWindow(settings)
+    qtbot.addWidget(first)
+    first.show()
+    first.resize(first.width(), 700)   # the default is the screen's free height
+    first.resizeDocks([first._dock("model_dock")], [420], Qt.Orientation.Horizontal)
+    qtbot.wait(50)
+    dock_width = first._dock("model_dock").width()
+    first.method_panel.sparsity.setValue(73.0)
+    first.method_panel.epochs.setValue(4)
+    first.close()
+    second = MainWindow(settings)
+    qtbot.addWidget(second)
+    second.show()
+    qtbot.wait(50)
+    # (the test screen is 800 px wide: Qt keeps a restored window's width on it)
+    assert second.height() == 700 and second.width() == first.width()
+    assert abs(second._dock("model_dock").width() - dock_width) <= 2
+    assert second.method_panel.sparsity.value() == 73.0 and second.method_panel.epochs.value() == 4
+    second.close()
+    # a 1280x800 screen (a 30-px panel): the whole window, status bar included, is on it
+    fresh = MainWindow(QSettings(str(tmp_path / "t.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(fresh)
+    fresh._fit_to_screen(QRect(0, 0, 1280, 770))
+    fresh.show()
+    qtbot.wait(50)
+    assert fresh.height() + FRAME_ALLOWANCE <= 770 and fresh.width() <= 1280
+    bar = fresh.statusBar()
+    assert bar.isVisible() and bar.geometry().bottom() <= fresh.height()
+    # a 1080p screen at scale 2 (960x540 logical): the Method panel is a tab, not off-screen
+    fresh._fit_to_screen(QRect(0, 0, 960, 510))
+    qtbot.wait(50)
+    assert fresh._dock("method_dock") in fresh.tabifiedDockWidgets(fresh._dock("model_dock"))
+    assert fresh.minimumSizeHint().width() <= 960 and fresh.width() <= 960
+    fresh.close()
+
+
+def test_plots_follow_a_dark_palette_and_back(qtbot, demo_window):
+    import pyqtgraph as pg
+    from PySide6.QtGui import QColor, QPalette
+    w = demo_window
+    light = w.palette()
+    dark = QPalette(light)
+    for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
+        dark.setColor(group, QPalette.ColorRole.Base, QColor(30, 30, 30))
+        dark.setColor(group, QPalette.ColorRole.Window, QColor(45, 45, 45))
+        dark.setColor(group, QPalette.ColorRole.Text, QColor(230, 230, 230))
+        dark.setColor(group, QPalette.ColorRole.WindowText, QColor(230, 230, 230))
+    w.setPalette(dark)   # as a system theme switch does: a PaletteChange event
+    qtbot.wait(20)
+    for view in (w.histograms.big, w.density.plot, w.training.acc_plot, w.sensitivity.plot):
+        assert view.backgroundBrush().color().lightness() < 60
+        axis = view.getPlotItem().getAxis("left")
+        assert axis.textPen().color().lightness() > 200
+    small = next(iter(w.histograms.small.values())).plot
+    assert small.getAxis("bottom").textPen().color().lightness() > 200
+    w.setPalette(light)
+    qtbot.wait(20)
+    assert w.histograms.big.backgroundBrush().color().lightness() > 200
+    assert isinstance(w.histograms.big, pg.PlotWidget)
