@@ -190,6 +190,7 @@ class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowAc
         w.log.connect(self.log_view.append)
         w.sparsity_points.connect(self.training.add_sparsity)
         w.sensitivity.connect(self._on_sensitivity)
+        w.threshold.connect(self.histograms.set_threshold)
         self._connect_method_tools()
         self._connect_history()
         self.thread.start()

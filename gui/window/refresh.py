@@ -25,6 +25,7 @@ class WindowRefresh:
         self._fit_settings_to_model(info.model)
         self.model_panel.set_model(info.model)
         self.histograms.set_original(info.original_snapshot)
+        self.histograms.set_threshold(None)
         self.density.set_original(info.original_snapshot)
         names = [p.name for p in info.model.prunable]
         self.masks.set_parameters(names)

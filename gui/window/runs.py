@@ -143,6 +143,7 @@ class WindowRuns:
         return self.submit("revert")
 
     def _after_revert(self) -> None:
+        self.histograms.set_threshold(None)
         self.training.reset("Reverted to the original: fine-tune to see new curves.")
         self.compare.mark_stale("Reverted to the original: the table below describes the model "
                                 "before Revert. Prune, or press Measure.")
