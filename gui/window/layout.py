@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-from PySide6.QtCore import QRect
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtWidgets import QApplication, QDockWidget
 
 from engine.config import Recipe, RecipeError
@@ -30,11 +30,16 @@ class WindowLayout:
             screen = self.screen() or QApplication.primaryScreen()
             free = screen.availableGeometry() if screen is not None else None
         width, height = preferred
+        model, method = self._dock("model_dock"), self._dock("method_dock")
+        if self.dockWidgetArea(method) != Qt.DockWidgetArea.RightDockWidgetArea:
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, method)   # side by side
         if free is not None:
             width = min(width, free.width())
             height = min(height, free.height() - FRAME_ALLOWANCE)
+            self.layout().activate()   # the minimum of the docks as they are now
             if self.minimumSizeHint().width() > free.width():
-                self.tabifyDockWidget(self._dock("model_dock"), self._dock("method_dock"))
+                self.tabifyDockWidget(model, method)
+                self.layout().activate()
         self.resize(max(width, self.minimumSizeHint().width()),
                     max(height, self.minimumSizeHint().height()))
 

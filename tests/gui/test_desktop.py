@@ -218,6 +218,9 @@ def test_layout_and_method_settings_are_remembered_and_fit_small_screens(qtbot, 
     qtbot.wait(50)
     assert fresh._dock("method_dock") in fresh.tabifiedDockWidgets(fresh._dock("model_dock"))
     assert fresh.minimumSizeHint().width() <= 960 and fresh.width() <= 960
+    fresh._fit_to_screen(QRect(0, 0, 1920, 1080))   # a large screen: side by side again
+    qtbot.wait(50)
+    assert fresh._dock("method_dock") not in fresh.tabifiedDockWidgets(fresh._dock("model_dock"))
     fresh.close()
 
 
