@@ -37,6 +37,7 @@ from gui.views.masks import MaskView
 from gui.views.sensitivity import SensitivityView
 from gui.views.training import TrainingView
 from gui.window.actions import WindowActions
+from gui.window.cluster import WindowCluster
 from gui.window.files import WindowFiles
 from gui.window.fit import WindowFit
 from gui.window.guard import WindowGuard
@@ -48,8 +49,8 @@ from gui.window.runs import WindowRuns
 from gui.worker import EngineWorker, MetricsReport
 
 
-class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowActions, WindowGuard,
-                 WindowFit, WindowLayout, QMainWindow):
+class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowActions,
+                 WindowCluster, WindowGuard, WindowFit, WindowLayout, QMainWindow):
     request = Signal(object)  # Request, delivered to the worker's thread (queued)
     # re-emitted on the GUI thread once the window has taken in the worker's answer
     operation_finished = Signal(str)
@@ -78,6 +79,7 @@ class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowAc
         self._build_status()
         self._start_worker()
         self._build_extras()
+        self._build_cluster_actions()
         self._set_busy(None)
         self._fit_to_screen()
         self.restore_layout()

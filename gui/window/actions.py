@@ -76,7 +76,7 @@ class WindowActions:
         for action in (self.open_model_action, self.open_data_action, self.open_demo_action,
                        self.open_recipe_action):
             menu.addAction(action)
-        self.recent_menu = menu.addMenu("Open re&cent")
+        self.recent_menu = menu.addMenu("Open rece&nt")
         self.recent_menu.aboutToShow.connect(self._refresh_recent)   # files deleted meanwhile
         menu.addAction(self.load_method_action)
         menu.addSeparator()
