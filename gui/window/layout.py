@@ -24,7 +24,7 @@ class WindowLayout:
                        preferred: tuple[int, int] = PREFERRED_SIZE) -> None:
         """The preferred size, shrunk to the screen's free area with room for the frame, so the
         status bar is on screen (1280x800 included). Where even the minimum width does not fit
-        (a 1080p screen at scale 2 is 960 px wide), the Method panel becomes a tab beside the
+        (a 1080p screen at scale 2 is 960 px wide), the Method panel (it scrolls) goes under the
         Model panel instead of lying off the screen's right edge."""
         if free is None:
             screen = self.screen() or QApplication.primaryScreen()
@@ -32,13 +32,15 @@ class WindowLayout:
         width, height = preferred
         model, method = self._dock("model_dock"), self._dock("method_dock")
         if self.dockWidgetArea(method) != Qt.DockWidgetArea.RightDockWidgetArea:
-            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, method)   # side by side
+            self.removeDockWidget(method)   # back on the right, beside the views
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, method)
+            method.show()
         if free is not None:
             width = min(width, free.width())
             height = min(height, free.height() - FRAME_ALLOWANCE)
             self.layout().activate()   # the minimum of the docks as they are now
             if self.minimumSizeHint().width() > free.width():
-                self.tabifyDockWidget(model, method)
+                self.splitDockWidget(model, method, Qt.Orientation.Vertical)   # under Model
                 self.layout().activate()
         self.resize(max(width, self.minimumSizeHint().width()),
                     max(height, self.minimumSizeHint().height()))

@@ -213,14 +213,17 @@ def test_layout_and_method_settings_are_remembered_and_fit_small_screens(qtbot, 
     assert fresh.height() + FRAME_ALLOWANCE <= 770 and fresh.width() <= 1280
     bar = fresh.statusBar()
     assert bar.isVisible() and bar.geometry().bottom() <= fresh.height()
-    # a 1080p screen at scale 2 (960x540 logical): the Method panel is a tab, not off-screen
+    # a 1080p screen at scale 2 (960x540 logical): the Method panel goes under Model, on screen
     fresh._fit_to_screen(QRect(0, 0, 960, 510))
     qtbot.wait(50)
-    assert fresh._dock("method_dock") in fresh.tabifiedDockWidgets(fresh._dock("model_dock"))
+    method = fresh._dock("method_dock")
+    assert fresh.dockWidgetArea(method) == Qt.DockWidgetArea.LeftDockWidgetArea
+    assert method.isVisible() and method.geometry().right() <= fresh.width()
     assert fresh.minimumSizeHint().width() <= 960 and fresh.width() <= 960
     fresh._fit_to_screen(QRect(0, 0, 1920, 1080))   # a large screen: side by side again
     qtbot.wait(50)
-    assert fresh._dock("method_dock") not in fresh.tabifiedDockWidgets(fresh._dock("model_dock"))
+    assert fresh.dockWidgetArea(method) == Qt.DockWidgetArea.RightDockWidgetArea
+    assert method.isVisible()
     fresh.close()
 
 
