@@ -106,6 +106,8 @@ def weight_corner(model: nn.Module, name: str, size: int = 5) -> np.ndarray:
 
 
 def format_matrix(values: np.ndarray, decimals: int = 4) -> str:
-    """Rows of fixed-width numbers; pruned weights show as 0 with their sign, as torch prints them."""
-    rows = [" ".join(f"{v: .{decimals}f}" for v in row) for row in np.asarray(values)]
+    """Rows of fixed-width numbers. A pruned weight (zero, or rounding to zero) prints as 0.0000,
+    never -0.0000: a masked negative weight is -0.0, and the sign is noise."""
+    rows = [" ".join(f"{round(float(v), decimals) + 0.0: .{decimals}f}" for v in row)
+            for row in np.asarray(values)]
     return "\n".join(f"[{r}]" for r in rows)

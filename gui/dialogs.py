@@ -39,6 +39,29 @@ MODEL_SOURCE_HELP = {
     "hf": "A local Hugging Face sequence-classification folder (config.json, weights, tokenizer; "
           "needs the 'bert' extra). Loaded as data: no code from the folder runs.",
 }
+# what the source lists show; the ids (recipes' "source") stay the items' data
+MODEL_SOURCE_NAMES = {
+    "demo": "Built-in demo (LeNet, digits)",
+    "torchvision": "torchvision architecture",
+    "state_dict": "Architecture + weights file (state_dict)",
+    "python": "Python file (class or factory)",
+    "pickle": "Whole pickled model",
+    "text_demo": "Built-in text demo (BiLSTM)",
+    "hf": "Hugging Face model folder",
+}
+DATA_SOURCE_NAMES = {
+    "demo": "Built-in digits",
+    "imagefolder": "Image folder (one sub-folder per class)",
+    "mnist": "MNIST (local folder)",
+    "fashionmnist": "FashionMNIST (local folder)",
+    "cifar10": "CIFAR-10 (local folder)",
+    "text_demo": "Built-in news texts",
+    "text_csv": "News CSV (AG_NEWS format)",
+    "text_tsv": "Text TSV (text, label)",
+    "hf_tsv": "Text TSV, Hugging Face tokenizer",
+}
+# the architecture proposed for "torchvision" when the current one is PruneLab's own (lenet)
+DEFAULT_TORCHVISION_ARCH = "resnet18"
 # sources whose model comes with PruneLab, so no file is asked for
 BUILT_IN_MODELS = ("demo", "text_demo")
 DATA_SOURCE_HELP = {
@@ -69,6 +92,11 @@ def confirm_trust(parent: Optional[QWidget], path: str, what: str) -> bool:
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
         QMessageBox.StandardButton.No)
     return answer == QMessageBox.StandardButton.Yes
+
+
+def _builtin_architectures() -> list[str]:
+    from engine.models.architectures import BUILTIN_ARCHITECTURES
+    return list(BUILTIN_ARCHITECTURES)
 
 
 class _PathRow(QWidget):
@@ -117,13 +145,14 @@ class _SourceDialog(QDialog):
     """An Open dialog: a source combo box (each item's help as its tooltip and, for the chosen one,
     under the box), a form of rows shown by ``_on_source`` as the source needs them, Open/Cancel."""
     source_help: dict[str, str] = {}
+    source_names: dict[str, str] = {}
 
     def __init__(self, parent, title: str, sources: tuple[str, ...]) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
         self.source = QComboBox()
         for s in sources:
-            self.source.addItem(s, s)
+            self.source.addItem(self.source_names.get(s, s), s)
             self.source.setItemData(self.source.count() - 1, self.source_help.get(s, s),
                                     Qt.ItemDataRole.ToolTipRole)
         self.help = QLabel()
@@ -160,6 +189,7 @@ class _SourceDialog(QDialog):
 
 class OpenModelDialog(_SourceDialog):
     source_help = MODEL_SOURCE_HELP
+    source_names = MODEL_SOURCE_NAMES
 
     def __init__(self, parent=None, current: Optional[ModelSpec] = None,
                  architectures: Optional[list[str]] = None) -> None:
@@ -169,6 +199,7 @@ class OpenModelDialog(_SourceDialog):
         self.arch.setEditable(True)
         self.arch.addItems(architectures or ["lenet"])
         self.arch.setCurrentText(current.arch)
+        self._own_archs = {"lenet", "bilstm"} | set(_builtin_architectures())
         self.arch.setToolTip("Architecture built by name (PruneLab's own or any torchvision "
                              "classifier, always without downloading weights)")
         self.path = _PathRow("Model file", CHECKPOINT_FILTER + ";;Python (*.py)")
@@ -195,6 +226,8 @@ class OpenModelDialog(_SourceDialog):
         super()._on_source()
         source = self.source.currentData()
         self.form.setRowVisible(self.arch, source in ("torchvision", "state_dict"))
+        if source == "torchvision" and self.arch.currentText() in self._own_archs:
+            self.arch.setCurrentText(DEFAULT_TORCHVISION_ARCH)
         self.form.setRowVisible(self.path, source not in (*BUILT_IN_MODELS, "hf"))
         self.form.setRowVisible(self.folder, source == "hf")
         self.form.setRowVisible(self.factory, source == "python")
@@ -214,6 +247,7 @@ class OpenModelDialog(_SourceDialog):
 
 class OpenDataDialog(_SourceDialog):
     source_help = DATA_SOURCE_HELP
+    source_names = DATA_SOURCE_NAMES
 
     def __init__(self, parent=None, current: Optional[DataSpec] = None) -> None:
         super().__init__(parent, "Open data", DATA_SOURCES)
@@ -296,8 +330,18 @@ class OpenDataDialog(_SourceDialog):
                         if source == "hf_tsv" else None)
 
 
+def confirm_overwrite(parent: Optional[QWidget], path: str) -> bool:
+    """Asks before an export replaces an existing file; No is the default."""
+    answer = QMessageBox.question(
+        parent, "Replace the file?", f"{Path(path).name} already exists in {Path(path).parent}."
+        f"\n\nReplace it (and the files written beside it)?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
 class ExportDialog(QDialog):
-    def __init__(self, parent=None, suggested: str = "") -> None:
+    def __init__(self, parent=None, suggested: str = "", formats: Optional[list[str]] = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export pruned model")
         self.path = QLineEdit(suggested)
@@ -339,7 +383,8 @@ class ExportDialog(QDialog):
         form.addRow("Format:", self.format)
         form.addRow("", self.masks)
         form.addRow("", self.report)
-        for box in self.extras.values():
+        for kind, box in self.extras.items():
+            box.setChecked(kind in (formats or ()))
             form.addRow("", box)
         form.addRow("", self.verify)
         note = QLabel("Files are written atomically; the model's source files are never "
@@ -376,6 +421,12 @@ class ExportDialog(QDialog):
         self.format.blockSignals(True)
         self.format.setCurrentIndex(index)
         self.format.blockSignals(False)
+
+    def accept(self) -> None:
+        path = self.path.text().strip()
+        if path and Path(path).expanduser().exists() and not confirm_overwrite(self, path):
+            return   # the dialog stays open for another name
+        super().accept()
 
     def spec(self) -> ExportSpec:
         extras = [kind for kind, box in self.extras.items() if box.isChecked()]

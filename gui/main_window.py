@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from PySide6.QtCore import QSettings, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QEvent, QSettings, Qt, QThread, QTimer, Signal
 from PySide6.QtWidgets import (
-    QApplication,
     QDockWidget,
     QLabel,
     QMainWindow,
@@ -26,6 +25,8 @@ from PySide6.QtWidgets import (
 
 from engine.config import DataSpec, MetricsSpec, ModelSpec
 from engine.progress import CancelToken, Progress
+from gui import tooltips
+from gui.theme import apply_plot_theme
 from gui.panels.method_panel import MethodPanel
 from gui.panels.model_tree import ModelPanel
 from gui.views.compare import CompareView
@@ -38,7 +39,10 @@ from gui.views.training import TrainingView
 from gui.window.actions import WindowActions
 from gui.window.cluster import WindowCluster
 from gui.window.files import WindowFiles
+from gui.window.fit import WindowFit
 from gui.window.foresight import WindowForesight
+from gui.window.guard import WindowGuard
+from gui.window.layout import WindowLayout
 from gui.window.history import WindowHistory
 from gui.views.runs import RunsView
 from gui.window.refresh import PROGRESS_REFRESH_MS, WindowRefresh
@@ -47,7 +51,8 @@ from gui.worker import EngineWorker, MetricsReport
 
 
 class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowActions,
-                 WindowCluster, WindowForesight, QMainWindow):
+                 WindowCluster, WindowForesight, WindowGuard, WindowFit, WindowLayout,
+                 QMainWindow):
     request = Signal(object)  # Request, delivered to the worker's thread (queued)
     # re-emitted on the GUI thread once the window has taken in the worker's answer
     operation_finished = Signal(str)
@@ -80,16 +85,15 @@ class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowAc
         self._build_cluster_actions()
         self._set_busy(None)
         self._fit_to_screen()
+        self.restore_layout()
+        tooltips.install()
+        apply_plot_theme(self)
 
-    def _fit_to_screen(self, preferred: tuple[int, int] = (1500, 940)) -> None:
-        """The preferred size, shrunk to the screen's free area (a 1366x768 laptop included: the
-        minimum width is kept under 1280 px by compact controls)."""
-        screen = self.screen() or QApplication.primaryScreen()
-        width, height = preferred
-        if screen is not None:
-            free = screen.availableGeometry()
-            width, height = min(width, free.width()), min(height, free.height())
-        self.resize(max(width, self.minimumSizeHint().width()), height)
+    def changeEvent(self, event) -> None:
+        """A system theme switch (light/dark) recolours the plots."""
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            apply_plot_theme(self)
+        super().changeEvent(event)
 
     def _build_views(self) -> None:
         self.histograms = HistogramView()
@@ -191,7 +195,7 @@ class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowAc
         w.log.connect(self.log_view.append)
         w.sparsity_points.connect(self.training.add_sparsity)
         w.sensitivity.connect(self._on_sensitivity)
-        w.opened.connect(lambda _info: self.sensitivity.clear())
+        w.threshold.connect(self.histograms.set_threshold)
         self._connect_method_tools()
         self._connect_history()
         self.thread.start()
@@ -207,7 +211,12 @@ class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowAc
         self.error_box.open()
 
     def closeEvent(self, event) -> None:
-        """Stops the running operation at its next batch, then ends the worker thread."""
+        """Asks before a pruned model that was not exported is lost; then stops the running
+        operation at its next batch and ends the worker thread."""
+        if not self.may_discard_work("Quitting", "Quit"):
+            event.ignore()
+            return
+        self.save_layout()
         if self.token is not None:
             self.token.cancel()
         self.thread.quit()

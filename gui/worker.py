@@ -125,6 +125,7 @@ class EngineWorker(WorkerHistory, QObject):
     steps_changed = Signal(object)    # list[str]: the undo history's step labels
     project_saved = Signal(str)
     verified = Signal(object)         # engine.verify.VerifyReport
+    threshold = Signal(object)        # float: a global magnitude prune's |w| threshold; None
 
     SNAPSHOT_INTERVAL_S = 0.25
 
@@ -197,6 +198,7 @@ class EngineWorker(WorkerHistory, QObject):
         spec: PruneSpec = r.args["spec"]
         schedule: ScheduleSpec = r.args.get("schedule") or ScheduleSpec()
         structured: StructuredSpec = r.args.get("structured") or StructuredSpec()
+        self.threshold.emit(None)   # a one-shot global magnitude prune below draws a new one
         if structured.enabled:
             self.preflight.emit(self.session.preflight(structured, self.progress.emit, r.token))
             self.session.remove_channels(structured, self.progress.emit, r.token)
@@ -223,6 +225,7 @@ class EngineWorker(WorkerHistory, QObject):
                 self.log.emit(f"schedule ended early: {result.stopped}")
         else:
             self.session.prune(spec, self.progress.emit, r.token)
+            self.threshold.emit(global_magnitude_threshold(self.session.model, spec))
         self.session.record_step(r.args.get("label", "prune"), "prune")
         self._emit_state()
         self._emit_steps()
@@ -453,3 +456,29 @@ class EngineWorker(WorkerHistory, QObject):
                     weight_corner(self.session.model, name))
         except ValueError:   # not a prunable parameter of one of the two models
             return None, None
+
+
+# criteria whose fine-grained global ranking is by |w| alone: one threshold holds for every layer
+MAGNITUDE_CRITERIA = ("l1", "l2")
+
+
+@torch.no_grad()
+def global_magnitude_threshold(model: torch.nn.Module, spec: PruneSpec) -> Optional[float]:
+    """The smallest |w| kept over the selected parameters after a global, fine-grained magnitude
+    prune (every weight below it was pruned, in every layer); None for any other kind of prune."""
+    if (spec.scope != "global" or spec.granularity != "fine" or spec.method not in MAGNITUDE_CRITERIA
+            or spec.per_layer):
+        return None
+    from engine.pruning.targets import matches
+    info = describe_model(model)
+    names = [p.name for p in info.prunable
+             if spec.include is None or any(matches(p.name, pattern) for pattern in spec.include)]
+    smallest = None
+    for name in names:
+        owner, _, leaf = name.rpartition(".")
+        weight = getattr(model.get_submodule(owner) if owner else model, leaf)
+        kept = weight.detach().abs()[weight != 0]
+        if kept.numel():
+            value = float(kept.min())
+            smallest = value if smallest is None else min(smallest, value)
+    return smallest

@@ -82,6 +82,12 @@ def main(argv=None) -> int:
     settings = QSettings(str(scratch / "screenshots.ini"), QSettings.Format.IniFormat)
     settings.setValue("run_store", str(scratch / "runs"))   # not the user's run history
     window = MainWindow(settings)
+    # the script reverts and reopens on purpose: no "discard the pruned model?" questions
+    window.ask = lambda parent, title, text, confirm: True
+    # laid out for a screen of that size (the offscreen screen is 800 px wide)
+    from PySide6.QtCore import QRect
+    from gui.window.layout import FRAME_ALLOWANCE
+    window._fit_to_screen(QRect(0, 0, size[0], size[1] + FRAME_ALLOWANCE))
     window.resize(*size)
     window.show()
     run(window, app, window.open_demo, "open")

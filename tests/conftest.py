@@ -1,7 +1,20 @@
 import os
+import tempfile
 
 # Qt must never need a display in tests; set before any QApplication exists.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# Tests must never touch the user's real settings (recent files, last folder, window layout): the
+# home and config folders point into a throw-away folder before Qt reads them, and Qt's test mode
+# moves its standard locations under it too. A QSettings made anywhere in the suite lands there.
+TEST_HOME = tempfile.mkdtemp(prefix="prunelab-test-home-")
+os.environ["HOME"] = TEST_HOME
+os.environ["XDG_CONFIG_HOME"] = os.path.join(TEST_HOME, ".config")
+os.environ["XDG_DATA_HOME"] = os.path.join(TEST_HOME, ".local", "share")
+
+from PySide6.QtCore import QStandardPaths  # noqa: E402  (after the environment is set)
+
+QStandardPaths.setTestModeEnabled(True)
 
 import pytest
 import torch

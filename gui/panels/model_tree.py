@@ -10,8 +10,8 @@ from typing import Optional
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QDoubleSpinBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QPushButton, QStyledItemDelegate, QTreeWidget, QTreeWidgetItem,
-                               QVBoxLayout, QWidget)
+                               QPushButton, QStyle, QStyledItemDelegate, QTreeWidget,
+                               QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from engine.model_info import ModelInfo
 from engine.pruning.targets import GroupSparsity, matches
@@ -23,6 +23,8 @@ TARGET_ROLE = Qt.ItemDataRole.UserRole + 1   # float fraction, or None for the m
 DEFAULT_TARGET_TEXT = "default"
 DEFAULT_BRUSH = QBrush(QColor(150, 150, 150))
 TREE_INDENT = 14   # narrower than Qt's 20: a BERT parameter sits eight levels deep
+# the name column's starting width fits the longest name up to this; the user can drag it wider
+NAME_COLUMN_MIN, NAME_COLUMN_MAX = 140, 260
 
 
 class _TargetDelegate(QStyledItemDelegate):
@@ -98,12 +100,16 @@ class ModelPanel(QWidget):
         self.tree.setHeaderLabels(["Module / parameter", "Type / shape", "Params", "Sparsity",
                                    "Target"])
         self.tree.setUniformRowHeights(True)
-        # long names differ at their end (lstm.weight_hh_l0 / weight_hh_l0_reverse): keep the end
-        self.tree.setTextElideMode(Qt.TextElideMode.ElideLeft)
+        # a name too long for the column keeps its start and its end (weight_hh_l0_reverse); the
+        # tooltip has the whole name
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.tree.setIndentation(TREE_INDENT)
         self.tree.setItemDelegate(_TargetDelegate(self.tree))
         header = self.tree.header()
-        header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
+        # the user drags the name column wider (a stretched column cannot be resized and was
+        # squeezed to "…el" beside the other columns)
+        header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Interactive)
+        header.setMinimumSectionSize(40)
         for col in (COL_SHAPE, COL_PARAMS, COL_SPARSITY, COL_TARGET):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(False)
@@ -198,8 +204,34 @@ class ModelPanel(QWidget):
         self._refresh_module_checks()
         self.update_stats(info)
         self.tree.expandAll()
+        self.fit_name_column()
         self.pattern_result.setText("")
         self._selection_changed()
+
+    def name_width_needed(self, item: QTreeWidgetItem) -> int:
+        """Pixels from the tree's left edge to the end of ``item``'s name: indentation, branch
+        arrow, check box and text."""
+        depth, parent = 0, item.parent()
+        while parent is not None:
+            depth, parent = depth + 1, parent.parent()
+        style = self.tree.style()
+        check = style.pixelMetric(QStyle.PixelMetric.PM_IndicatorWidth) + 6
+        return (TREE_INDENT * (depth + 1) + check
+                + self.tree.fontMetrics().horizontalAdvance(item.text(COL_NAME)) + 12)
+
+    def fit_name_column(self) -> None:
+        """Starts the name column wide enough for the names (within NAME_COLUMN_MAX)."""
+        needed = [self.name_width_needed(item) for item in self._all_items()]
+        width = min(max([NAME_COLUMN_MIN, *needed]), NAME_COLUMN_MAX)
+        self.tree.header().resizeSection(COL_NAME, width)
+
+    def _all_items(self) -> list[QTreeWidgetItem]:
+        found, stack = [], [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
+        while stack:
+            item = stack.pop()
+            found.append(item)
+            stack.extend(item.child(i) for i in range(item.childCount()))
+        return found
 
     def update_stats(self, info: ModelInfo) -> None:
         """New sparsities after a prune, fine-tune or revert; checks and targets are kept."""

@@ -35,9 +35,26 @@ class DensityView(QWidget):
         self.labels: list[pg.TextItem] = []
         self.summary = QLabel()
         self.summary.setWordWrap(True)
+        self.hover = QLabel("Hover a bar for its layer and density")
         layout = QVBoxLayout(self)
         layout.addWidget(self.plot)
+        layout.addWidget(self.hover)
         layout.addWidget(self.summary)
+        self.plot.scene().sigMouseMoved.connect(self._on_mouse)
+
+    def readout_at(self, x: float) -> str:
+        """The layer whose bars are at ``x`` (bar positions are the layer indices)."""
+        i = int(round(x))
+        if not self.names or not 0 <= i < len(self.names) or abs(x - i) > 0.5:
+            return ""
+        before, after = self.densities()[self.names[i]]
+        return f"{self.names[i]}: density now {after:.2%}, original {before:.2%}"
+
+    def _on_mouse(self, pos) -> None:
+        if not self.plot.sceneBoundingRect().contains(pos):
+            return
+        x = self.plot.getPlotItem().getViewBox().mapSceneToView(pos).x()
+        self.hover.setText(self.readout_at(x) or " ")
 
     def set_original(self, snapshot: WeightSnapshot) -> None:
         self.original = snapshot

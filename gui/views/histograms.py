@@ -42,11 +42,23 @@ class _HistogramPair:
         self.after = plot.plot(stepMode="center", fillLevel=0, pen=_pen(CURRENT_COLOR, 2),
                                brush=_brush(CURRENT_COLOR, 60), name="now")
         self.plot = plot
+        # the global magnitude threshold: weights with |w| below it were pruned, in every layer
+        pen = pg.mkPen(color=(214, 39, 40), width=1, style=Qt.PenStyle.DashLine)
+        self.thresholds = [pg.InfiniteLine(angle=90, movable=False, pen=pen) for _ in range(2)]
+        for line in self.thresholds:
+            line.hide()
+            plot.addItem(line, ignoreBounds=True)
         # Ranges are set by hand, and only when the data outgrow them or shrink a lot: with
         # auto-range every live update re-laid out both axes, the costliest part of a repaint.
         plot.disableAutoRange()
         self.y_top = 0.0
         self.x_span: tuple[float, float] = (0.0, 0.0)
+
+    def set_threshold(self, value: Optional[float]) -> None:
+        for line, sign in zip(self.thresholds, (-1, 1)):
+            line.setVisible(value is not None)
+            if value is not None:
+                line.setValue(sign * value)
 
     def set(self, before: Optional[LayerHistogram], after: Optional[LayerHistogram],
             nonzero_only: bool) -> None:
@@ -94,6 +106,8 @@ class HistogramView(QWidget):
         top.addWidget(self.layer)
         top.addWidget(self.nonzero)
         top.addWidget(self.info, 1)
+        self.hover = QLabel("Hover the large plot for a bin's range and counts")
+        self.threshold: Optional[float] = None
 
         self.big = pg.PlotWidget()
         self.big.setLabel("bottom", "weight value")
@@ -115,6 +129,8 @@ class HistogramView(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(splitter)
+        layout.addWidget(self.hover)
+        self.big.scene().sigMouseMoved.connect(self._on_mouse)
 
         self.nonzero.toggled.connect(self._redraw)
         self.layer.currentTextChanged.connect(self._on_layer)
@@ -143,6 +159,37 @@ class HistogramView(QWidget):
         if name in self.small:
             self.layer.setCurrentText(name)
 
+    def set_threshold(self, value: Optional[float]) -> None:
+        """Draws ±``value`` (a global magnitude threshold) on every histogram; None hides it."""
+        self.threshold = value
+        for pair in (self.big_pair, *self.small.values()):
+            pair.set_threshold(value)
+        self.big_pair.plot.setTitle(self.layer.currentText() + (
+            f"  (global threshold |w| = {value:.4g})" if value is not None else ""))
+
+    def readout_at(self, x: float) -> str:
+        """The selected layer's bin under weight value ``x``: its range and counts."""
+        name = self.layer.currentText()
+        if self.original is None or name not in self.original.histograms:
+            return ""
+        nonzero = self.nonzero.isChecked()
+        hists = [("original", self.original.histograms.get(name))]
+        if self.current is not None:
+            hists.append(("now", self.current.histograms.get(name)))
+        edges = hists[0][1].edges
+        i = int(np.searchsorted(edges, x, side="right")) - 1
+        if not 0 <= i < len(edges) - 1:
+            return ""
+        counts = [f"{label} {int((h.counts_nonzero if nonzero else h.counts)[i]):,}"
+                  for label, h in hists if h is not None]
+        return f"{name}: bin [{edges[i]:.4g}, {edges[i + 1]:.4g}): " + ", ".join(counts)
+
+    def _on_mouse(self, pos) -> None:
+        if not self.big.sceneBoundingRect().contains(pos):
+            return
+        x = self.big.getPlotItem().getViewBox().mapSceneToView(pos).x()
+        self.hover.setText(self.readout_at(x) or " ")
+
     # ------------------------------------------------------------ drawing
 
     def _build_small(self, names: list[str]) -> None:
@@ -156,6 +203,7 @@ class HistogramView(QWidget):
             plot.setMouseEnabled(x=False, y=False)
             plot.hideButtons()
             self.small[name] = _HistogramPair(plot)
+            self.small[name].set_threshold(self.threshold)
         rows = max(1, (len(names) + SMALL_COLUMNS - 1) // SMALL_COLUMNS)
         self.grid.setMinimumHeight(rows * SMALL_ROW_HEIGHT)
 
@@ -175,7 +223,8 @@ class HistogramView(QWidget):
             return
         after = self.current.histograms.get(name) if self.current is not None else None
         self.big_pair.set(self.original.histograms.get(name), after, self.nonzero.isChecked())
-        self.big.setTitle(name)
+        self.big.setTitle(name + (f"  (global threshold |w| = {self.threshold:.4g})"
+                                  if self.threshold is not None else ""))
         snapshot = self.current or self.original
         layer = next((l for l in snapshot.layers if l.name == name), None)
         if layer is not None:

@@ -28,6 +28,23 @@ PRUNED_COLOUR = "#c8201e"
 _NUMBER = re.compile(r"[ -]?(?:\d+\.?\d*|nan|inf)")   # one cell of format_matrix's rows
 
 SHOW = {"Weights": "weight", "Mask": "mask", "|w|": "abs"}
+# an LSTM's weight_ih/weight_hh stack its four gates' rows in this order (torch.nn.LSTM)
+LSTM_GATES = ("i", "f", "g", "o")
+LSTM_GATE_NAMES = {"i": "input", "f": "forget", "g": "cell", "o": "output"}
+
+
+def row_blocks(name: str, shape: tuple[int, ...]) -> Optional[list[tuple[int, str]]]:
+    """(first row, label) of the row blocks a parameter is made of: an LSTM's gates; None when
+    its rows are not blocks."""
+    leaf = name.rsplit(".", 1)[-1]
+    if len(shape) == 2 and leaf.startswith(("weight_ih", "weight_hh")) and shape[0] % 4 == 0:
+        hidden = shape[0] // 4
+        return [(k * hidden, gate) for k, gate in enumerate(LSTM_GATES)]
+    return None
+
+
+def is_embedding(name: str, shape: tuple[int, ...]) -> bool:
+    return len(shape) == 2 and "embed" in name.rsplit(".", 1)[0].lower()
 COLORMAPS = {"weight": "CET-D1", "abs": "viridis", "mask": None}
 
 
@@ -86,6 +103,7 @@ class MaskView(QWidget):
         self.plot.showGrid(False, False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
+        self.block_items: list = []   # gate labels and the lines between gate blocks
         self.colorbar = pg.ColorBarItem(values=(-1, 1), colorMap=pg.colormap.get("CET-D1"),
                                         interactive=False, width=14)
         self.colorbar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
@@ -137,7 +155,20 @@ class MaskView(QWidget):
     def what(self) -> str:
         return SHOW[self.show.currentText()]
 
+    def clear(self) -> None:
+        """Nothing drawn: a new model's parameter must not show the previous model's matrix."""
+        self.data = None
+        self.image.clear()
+        for item in self.block_items:
+            self.plot.removeItem(item)
+        self.block_items = []
+        self.legend.setText("")
+        self.hover.setText("Hover a pixel for its index and value")
+        self._show_corner(MatrixData("", "weight", (), np.zeros((0, 0), dtype=np.float32),
+                                     None, None))
+
     def set_parameters(self, names: list[str]) -> None:
+        self.clear()
         current = self.param.currentText()
         self.param.blockSignals(True)
         self.param.clear()
@@ -151,6 +182,10 @@ class MaskView(QWidget):
     def select(self, name: str) -> None:
         if self.param.findText(name) >= 0:
             self.param.setCurrentText(name)
+
+    def refresh(self) -> None:
+        """Asks for the current parameter's matrix again."""
+        self._ask()
 
     def _ask(self, *_: object) -> None:
         if self.param.currentText():
@@ -214,9 +249,45 @@ class MaskView(QWidget):
             h, w = self.data.image.shape
             self.plot.getPlotItem().getViewBox().setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
 
+    def _label_blocks(self, data: MatrixData) -> list[str]:
+        """Labels an LSTM's gate blocks (a line between blocks, the gate's letter beside each);
+        returns the labels drawn."""
+        for item in self.block_items:
+            self.plot.removeItem(item)
+        self.block_items = []
+        blocks = row_blocks(data.name, data.shape) or []
+        for first, gate in blocks:
+            if first:
+                line = pg.InfiniteLine(pos=first, angle=0, movable=False,
+                                       pen=pg.mkPen((214, 39, 40), width=1))
+                self.plot.addItem(line)
+                self.block_items.append(line)
+            text = pg.TextItem(gate, color=(214, 39, 40), anchor=(1.1, 0.0))
+            text.setPos(0, first)
+            self.plot.addItem(text)
+            self.block_items.append(text)
+        return [gate for _, gate in blocks]
+
+    def block_labels(self) -> list[str]:
+        return [item.toPlainText() for item in self.block_items if isinstance(item, pg.TextItem)]
+
     def _describe(self, data: MatrixData) -> None:
         shape = data.shape
-        if len(shape) >= 4:
+        gates = self._label_blocks(data)
+        if gates:
+            hidden = shape[0] // 4
+            self.plot.setLabel("left", f"gate rows: {', '.join(f'{g} = {LSTM_GATE_NAMES[g]}' for g in gates)}"
+                                       f" ({hidden} hidden units each)")
+            self.plot.setLabel("bottom", "input (column)" if "ih" in data.name.rsplit(".", 1)[-1]
+                               else "hidden state (column)")
+            text = (f"{data.name} {shape}: the four gates' weights stacked, {hidden} rows each, "
+                    f"in torch's order i (input), f (forget), g (cell), o (output).")
+        elif is_embedding(data.name, shape):
+            self.plot.setLabel("left", f"token id (one row per vocabulary entry, {shape[0]:,})")
+            self.plot.setLabel("bottom", f"embedding dimension ({shape[1]})")
+            text = (f"{data.name} {shape}: one row per token of the vocabulary; a pruned row "
+                    f"is a word whose vector is gone.")
+        elif len(shape) >= 4:
             self.plot.setLabel("left", f"output channel (filter) × kernel row — {shape[0]} filters")
             self.plot.setLabel("bottom", f"input channel × kernel column — {shape[1]} channels")
             text = (f"{data.name} {shape}: {shape[0]} × {shape[1]} kernels of "

@@ -47,6 +47,9 @@ def _percent_box(value: float, minimum: float, maximum: float, tip: str) -> QDou
 
 # what SensitivityResult.split means in words (test only when the data holds nothing out)
 _SPLIT_NAMES = {"val": "validation", "test": "test"}
+SCAN_HINT = ("Scan to see how much accuracy each layer loses when pruned alone (method panel's "
+             "criterion and granularity, ticked layers).")
+PLOT_TITLE = "Validation accuracy when one layer is pruned alone"
 
 
 class SensitivityView(QWidget):
@@ -110,11 +113,10 @@ class SensitivityView(QWidget):
         proposal_controls.addWidget(self.apply_button)
         proposal_controls.addStretch(1)
 
-        self.status = QLabel("Scan to see how much accuracy each layer loses when pruned alone "
-                             "(method panel's criterion and granularity, ticked layers).")
+        self.status = QLabel(SCAN_HINT)
         self.status.setWordWrap(True)
 
-        self.plot = pg.PlotWidget(title="Validation accuracy when one layer is pruned alone")
+        self.plot = pg.PlotWidget(title=PLOT_TITLE)
         self.plot.setLabel("bottom", "sparsity of the layer", units="%")
         self.plot.setLabel("left", "validation accuracy", units="%")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
@@ -200,6 +202,8 @@ class SensitivityView(QWidget):
         self.table.setRowCount(0)
         self.rows.clear()
         self.summary.setText("")
+        self.status.setText(SCAN_HINT)   # the caption described the scanned model
+        self.plot.setTitle(PLOT_TITLE)
         self._update_buttons()
 
     def set_result(self, result: SensitivityResult) -> None:

@@ -114,6 +114,11 @@ class TrainingView(QWidget):
             axis.setTickSpacing()
         self.status.setText(f"Fine-tuning for {epochs} epoch(s)…")
 
+    def reset(self, note: str) -> None:
+        """Revert or a new model: the curves and the accuracy baseline described another model."""
+        self.start(0, None, None)
+        self.status.setText(note)
+
     def add_steps(self, chunk: StepLosses) -> None:
         self.steps.extend(chunk.steps)
         self.losses.extend(chunk.losses)

@@ -31,7 +31,7 @@ class WindowActions:
                                    "Open a model: demo, torchvision, state_dict, Python file or pickle")
         self.open_data_action = a("Open &data…", self.open_data_dialog, "Ctrl+Shift+O",
                                   "Open evaluation and fine-tuning data")
-        self.open_demo_action = a("Open d&emo", self.open_demo, None,
+        self.open_demo_action = a("Open dem&o", self.open_demo, None,
                                   "The built-in LeNet and digits")
         self.open_recipe_action = a("Open &recipe…", self.open_recipe_dialog, "Ctrl+Shift+R",
                                     "Load settings (and model and data) from a recipe JSON")
@@ -48,25 +48,27 @@ class WindowActions:
         self.measure_action = a("&Measure", self.measure, "Ctrl+M",
                                 "Measure the model against the original (Compare tab)")
         self.stop_action = a("&Stop", self.stop, "Esc", "Stop the running operation within one batch")
-        self.measurement_action = a("Measurement &settings…", self.edit_measurement, None,
+        self.measurement_action = a("Measurement se&ttings…", self.edit_measurement, None,
                                     "Latency batch size, timed runs, warm-up and memory layout "
                                     "of the Compare table")
-        self.revert_action = a("Re&vert", self.revert, "Ctrl+Shift+Z",
-                               "Go back to the original weights")
+        # not Ctrl+Shift+Z, which is Redo in most applications
+        self.revert_action = a("Re&vert", self.revert, "Ctrl+R",
+                               "Go back to the original weights (asks first when the pruned "
+                               "model was not exported)")
         self.back_action = a("&Back", self.back, "Ctrl+Z",
                              "Return to the model before the last operation (its run stays in the "
                              "Runs tab)")
-        self.save_project_action = a("Save pro&ject…", self.save_project_dialog, None,
+        self.save_project_action = a("Sa&ve project…", self.save_project_dialog, None,
                                      "One .prunelab file with the recipe, the model as it is now "
                                      "and every stored run of it (no pickles)")
-        self.open_project_action = a("Open projec&t…", self.open_project_dialog, None,
+        self.open_project_action = a("Open pro&ject…", self.open_project_dialog, None,
                                      "Restore a session saved with Save project")
         self.shortcuts_action = a("&Keyboard shortcuts", self.show_shortcuts, "F1",
                                   "List the keyboard shortcuts")
         self.scan_action = a("Scan se&nsitivity", self.scan_sensitivity, "Ctrl+Shift+N",
                              "Prune each ticked layer alone over the Sensitivity tab's grid "
                              "(criterion and granularity from the method panel) and plot accuracy")
-        self.load_method_action = a("Load pruning &method file…", self.load_method_dialog,
+        self.load_method_action = a("&Load pruning method file…", self.load_method_dialog,
                                     "Ctrl+Shift+M", "Add the pruning methods a Python file defines "
                                     "(runs its code: asks first)")
 
@@ -74,7 +76,8 @@ class WindowActions:
         for action in (self.open_model_action, self.open_data_action, self.open_demo_action,
                        self.open_recipe_action):
             menu.addAction(action)
-        self.recent_menu = menu.addMenu("Open recent")
+        self.recent_menu = menu.addMenu("Open rece&nt")
+        self.recent_menu.aboutToShow.connect(self._refresh_recent)   # files deleted meanwhile
         menu.addAction(self.load_method_action)
         menu.addSeparator()
         menu.addAction(self.save_recipe_action)
@@ -93,11 +96,14 @@ class WindowActions:
         run.addAction(self.measurement_action)
         view = self.menuBar().addMenu("&View")
         for i in range(self.tabs.count()):
-            action = self._action(self.tabs.tabText(i), lambda i=i: self.tabs.setCurrentIndex(i),
+            action = self._action("&" + self.tabs.tabText(i), lambda i=i: self.tabs.setCurrentIndex(i),
                                   f"Ctrl+{i + 1}", f"Show the {self.tabs.tabText(i)} tab")
             view.addAction(action)
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(self.shortcuts_action)
+        self.about_action = a("&About PruneLab", self.show_about, None,
+                              "Version, licence and where the documentation is")
+        help_menu.addAction(self.about_action)
 
         toolbar = QToolBar("Run")
         toolbar.setObjectName("run_toolbar")
@@ -151,6 +157,10 @@ class WindowActions:
         self.model_panel.selection_changed.connect(self._group_timer.start)
         self.request.connect(self._sync_group_names)
         self.operation_finished.connect(self._after_operation)
+
+    def show_about(self) -> None:
+        from gui.about import show_about
+        self.about_box = show_about(self)
 
     def show_shortcuts(self) -> None:
         lines = [f"{a.shortcut().toString():<14} {a.text().replace('&', '')}"

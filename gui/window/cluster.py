@@ -56,7 +56,7 @@ class WindowCluster:
         self.cluster_job_action = a("Export &cluster job…", self.export_cluster_job_dialog, None,
                                     "Write a folder that fine-tunes the pruned model with torchrun "
                                     "on other machines: model, recipe and run.sh")
-        self.open_results_action = a("Open &results…", self.open_results_dialog, None,
+        self.open_results_action = a("Open res&ults…", self.open_results_dialog, None,
                                      "Bring a checkpoint fine-tuned by a cluster job back as a new "
                                      "run in the Compare tab")
         file_menu = {m.text(): m.menu() for m in self.menuBar().actions()}["&File"]

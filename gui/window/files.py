@@ -13,7 +13,7 @@ from engine.bundle import SUFFIX as PROJECT_SUFFIX
 from engine.models.checkpoints import STATE_DICT_SUFFIXES
 from engine.text.bilstm import read_sidecar
 from engine.text.sources import suggested_data
-from gui.dialogs import ExportDialog, OpenDataDialog, OpenModelDialog, confirm_trust
+from gui.dialogs import OpenDataDialog, OpenModelDialog, confirm_trust
 
 RECENT_LIMIT = 10
 
@@ -22,12 +22,6 @@ class WindowFiles:
     """Opening and saving: every path the user gives the window goes through here.
     A mixin of :class:`gui.main_window.MainWindow`: it uses the widgets and state that
     the window builds."""
-
-    def export_dialog(self) -> None:
-        suggested = str(Path(self.settings.value("last_dir", str(Path.cwd()))) / "pruned.pt")
-        dialog = ExportDialog(self, str(self.last_export[0]) if self.last_export else suggested)
-        if dialog.exec():
-            self.export(dialog.spec())
 
     def open_demo(self) -> bool:
         return self.open_session(ModelSpec(), DataSpec())
@@ -38,6 +32,8 @@ class WindowFiles:
             data_spec.validate()
         except RecipeError as exc:
             self.show_error("Cannot open", str(exc))
+            return False
+        if not self.may_discard_work("Opening another model or data", "Open"):
             return False
         self._pending_open = (model_spec, data_spec)
         return self.submit("open", model=model_spec, data=data_spec, metrics=self.metrics_spec,
@@ -112,6 +108,7 @@ class WindowFiles:
             self.show_error("Cannot open recipe", str(exc))
             return False
         self.metrics_spec = recipe.metrics
+        self.recipe_export = (recipe.model, recipe.export)
         self._pending_selection = (recipe.prune.include, recipe.prune.per_layer)
         self._remember("recipe", path)
         if recipe.model != self.model_spec or recipe.data != self.data_spec:
@@ -194,13 +191,26 @@ class WindowFiles:
         return str(self.settings.value("last_dir", str(Path.cwd())))
 
     def _refresh_recent(self) -> None:
+        """The menu lists the recent files that still exist (gone ones are dropped from the
+        settings too), then Clear recent."""
         self.recent_menu.clear()
         items = self.recent_files()
-        for item in items:
-            action = self.recent_menu.addAction(f"{Path(item['path']).name}  ({item['kind']})")
+        present = [i for i in items if Path(i["path"]).exists()]
+        if len(present) != len(items):
+            self.settings.setValue("recent", json.dumps(present))
+        for item in present:
+            name = Path(item["path"]).name.replace("&", "&&")   # no mnemonic from a file name
+            action = self.recent_menu.addAction(f"{name}  ({item['kind']})")
             action.setToolTip(item["path"])
             action.triggered.connect(lambda _c=False, p=item["path"]: self.open_path(p))
-        self.recent_menu.setEnabled(bool(items))
+        self.recent_menu.addSeparator()
+        self.clear_recent_action = self.recent_menu.addAction("&Clear recent", self.clear_recent)
+        self.clear_recent_action.setEnabled(bool(present))
+        self.recent_menu.setEnabled(bool(present))
+
+    def clear_recent(self) -> None:
+        self.settings.setValue("recent", "[]")
+        self._refresh_recent()
 
     def _offer_pickle(self, model: ModelSpec, data: DataSpec, message: str) -> None:
         pickled = ModelSpec(source="pickle", path=model.path, num_classes=model.num_classes)

@@ -22,12 +22,17 @@ class WindowRefresh:
             if info.model_spec.path:
                 self._remember("model", info.model_spec.path)
         self._pending_open = None
+        self._fit_settings_to_model(info.model)
         self.model_panel.set_model(info.model)
         self.histograms.set_original(info.original_snapshot)
+        self.histograms.set_threshold(None)
         self.density.set_original(info.original_snapshot)
         names = [p.name for p in info.model.prunable]
         self.masks.set_parameters(names)
         self.compare.clear()
+        # here, on the GUI thread (a lambda connected to the worker's signal ran on its thread)
+        self.sensitivity.clear()
+        self.training.reset("Fine-tune to see the loss and accuracy curves here.")
         self.last_report = None
         self._apply_pending_selection()
         self.setWindowTitle(f"PruneLab — {info.model.description}")
@@ -122,6 +127,8 @@ class WindowRefresh:
     def _after_operation(self, op: str) -> None:
         if self.model_panel.group is None and op not in QUIET_OPS:
             self._group_timer.start()   # ticks changed while it ran: count the group now
+        if op in ("open", "adopt") and self.masks.data is None:
+            self.masks.refresh()   # asked while opening, the worker may have answered before
         group = self.model_panel.group
         if op in ("prune", "finetune") and group is not None:
             text = describe_group(group)

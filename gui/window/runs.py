@@ -93,6 +93,8 @@ class WindowRuns:
             if recipe.schedule.kind != "oneshot":
                 label += f", {recipe.schedule.kind} schedule"
                 self._start_training_view(recipe.finetune.epochs)
+        self._remember_layers_before_prune()
+        self._prune_structured = recipe.structured.enabled
         return self.submit("prune", spec=p, recipe=recipe, label=label,
                            schedule=recipe.schedule, finetune=recipe.finetune,
                            structured=recipe.structured)
@@ -137,9 +139,13 @@ class WindowRuns:
             self.status_label.setText(f"Stopping {self.busy_op}…")
 
     def revert(self) -> bool:
+        if not self.may_discard_work("Revert", "Revert"):
+            return False
         return self.submit("revert")
 
     def _after_revert(self) -> None:
+        self.histograms.set_threshold(None)
+        self.training.reset("Reverted to the original: fine-tune to see new curves.")
         self.compare.mark_stale("Reverted to the original: the table below describes the model "
                                 "before Revert. Prune, or press Measure.")
 
@@ -199,7 +205,9 @@ class WindowRuns:
         if op in QUIET_OPS:
             return
         self._set_busy(None)
-        messages = {"prune": "Pruned and measured: see Compare",
+        self._track_work(op)
+        messages = {"prune": self.prune_result_text(getattr(self, "_prune_structured", False))
+                    if op == "prune" else "",
                     "finetune": "Fine-tuned and measured: see Compare",
                     "measure": "Measured: see Compare", "revert": "Reverted to the original",
                     "open": self.status_label.text(), "adopt": "Ready",
@@ -221,6 +229,7 @@ class WindowRuns:
                                   + ("; press Measure to compare it" if op == "finetune" else ""))
         if op == "finetune":
             self.training.mark_stopped()
+            self._track_work(op)   # the best epoch so far is kept
         self.operation_stopped.emit(op)
 
     def _on_failed(self, op: str, message: str) -> None:
@@ -231,6 +240,12 @@ class WindowRuns:
             QTimer.singleShot(0, lambda: self._offer_pickle(model, data, message))
         else:
             self.show_error(f"{op.capitalize()} failed", message)
+        if op == "open":   # "Opening · …" must not stay: say what is still open
+            self._progress_timer.stop()
+            self.eta_label.setText("")
+            still = (self.model_panel.info.description if self.model_panel.info is not None
+                     else "no model open")
+            self.status_label.setText(f"Open failed; still open: {still}")
         self.operation_failed.emit(op, message)
 
     def _on_exported(self, paths: list) -> None:

@@ -9,6 +9,14 @@ OPEN_TIMEOUT_MS = 60_000
 RUN_TIMEOUT_MS = 120_000
 
 
+@pytest.fixture(autouse=True)
+def never_block_on_questions(monkeypatch):
+    """"Discard the pruned model?" is a modal question: in tests it is answered Yes without a
+    dialog (a test that checks the question replaces ``window.ask``), so closing never blocks."""
+    from gui.window.guard import WindowGuard
+    monkeypatch.setattr(WindowGuard, "ask", staticmethod(lambda parent, title, text, confirm: True))
+
+
 @pytest.fixture
 def window(qtbot, tmp_path):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
