@@ -61,7 +61,7 @@ class WindowForesight:
         self._highlighted: list = []
         self.report_dialog: Optional[TextDialog] = None
         self.preflight_action = self._action(
-            "Pre-&flight check", self.run_preflight, None,
+            "Pre-fli&ght check", self.run_preflight, None,
             "Try a small channel removal on every dependency group of a copy of the model: which "
             "can be removed, which must be kept whole and why, with a hint of what to change")
         menus = {m.text(): m.menu() for m in self.menuBar().actions()}
