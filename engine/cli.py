@@ -16,6 +16,7 @@ from typing import Optional, TextIO
 
 from engine.config import Recipe, RecipeError
 from engine.metrics import format_table
+from engine.outputs import check_recipe_outputs
 from engine.paths import RECIPES
 from engine.progress import Cancelled, CancelToken, Progress
 
@@ -82,15 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_writable(path: Path, what: str) -> None:
-    """Refuses, before a run of minutes, an output path that could not be written at its end."""
-    path = path.expanduser()
-    if path.is_dir():
-        raise ValueError(f"{what} {path} is a folder; give a file name")
-    if not path.parent.is_dir():
-        raise ValueError(f"{what}: folder {path.parent} does not exist")
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -102,8 +94,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.no_latency:
             recipe.metrics = replace(recipe.metrics, measure_latency=False)
         recipe.validate()
-        if args.json:
-            _check_writable(Path(args.json), "--json")
+        # every output against every input and for writability, before minutes of work
+        check_recipe_outputs(recipe, Path(args.recipe), Path(args.json) if args.json else None)
     except (RecipeError, ValueError) as exc:
         print(f"prunelab: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -17,6 +17,7 @@ from torch import nn
 
 from engine.io import atomic_path, atomic_write_text
 from engine.metrics import effective_state
+from engine.outputs import export_file
 
 
 class ExportError(ValueError):
@@ -24,9 +25,8 @@ class ExportError(ValueError):
 
 
 def companion_path(path: Path, kind: str) -> Path:
-    """``model.pt`` -> ``model.masks.pt`` / ``model.report.json``."""
-    suffix = ".json" if kind == "report" else path.suffix
-    return path.with_name(f"{path.stem}.{kind}{suffix}")
+    """``model.pt`` -> ``model.masks.pt`` / ``model.report.json`` (named in engine.outputs)."""
+    return export_file(path, kind)
 
 
 def collect_masks(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -23,6 +23,7 @@ from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs
                             measure_latencies, model_device, resolve_device, storage_bytes,
                             summarize_comparison, to_device)
 from engine.models.sources import LoadedModel, load_model
+from engine.outputs import RunFile, check_outputs, data_inputs, export_outputs, model_inputs
 from engine.progress import CancelToken, Progress, ProgressFn
 from engine.pruning.apply import PruneOutcome, has_masks, make_permanent, prune_model
 from engine.pruning.base import PruneContext
@@ -58,6 +59,8 @@ class Session:
     metrics_spec: MetricsSpec = field(default_factory=MetricsSpec)
     seed: int = 0
     log: Callable[[str], None] = lambda _msg: None
+    # the files the model and data were read from, which no export may write over (engine.outputs)
+    inputs: list[RunFile] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.model: nn.Module = self.loaded.model
@@ -84,7 +87,8 @@ class Session:
                 raise ValueError("data.vectors_path needs a model with an 'embedding' layer and "
                                  "text data with a vocabulary (a BiLSTM on text_csv/text_tsv)")
             log(str(fill_embedding(embedding, vocab, data_spec.vectors_path)))
-        session = cls(loaded, data, metrics or MetricsSpec(), seed, log)
+        session = cls(loaded, data, metrics or MetricsSpec(), seed, log,
+                      model_inputs(model_spec) + data_inputs(data_spec))
         session.check_compatible()
         log(f"loaded {loaded.description}; data: {data.description} "
             f"({len(data.train)} train / "
@@ -335,9 +339,18 @@ class Session:
         return take_snapshot(self.model, label, histograms=histograms,
                              ranges=histogram_ranges(self.original_snapshot))
 
+    def check_export(self, spec: ExportSpec) -> None:
+        """Refuses, before anything is written, an export that would overwrite what the session
+        read or could not be written (see engine.outputs)."""
+        from engine.text.bilstm import BiLSTMClassifier
+        sources = [RunFile(p, "the model", folder=p.is_dir()) for p in self.loaded.source_files]
+        check_outputs(export_outputs(spec, text_sidecar=isinstance(self.model, BiLSTMClassifier)),
+                      self.inputs + sources)
+
     def export(self, spec: ExportSpec, recipe: Optional[Recipe] = None) -> list[Path]:
         if not spec.path:
             raise ValueError("no export path given")
+        self.check_export(spec)
         report = None
         if spec.report:
             report = {"recipe": recipe.to_dict() if recipe else None,
