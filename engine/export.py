@@ -17,11 +17,11 @@ from torch import nn
 
 from engine.io import atomic_path, atomic_write_text
 from engine.metrics import effective_state
-from engine.outputs import export_file
+from engine.outputs import OutputError, export_file
 
 
-class ExportError(ValueError):
-    pass
+# one error for every refused or failed export, whether engine.outputs or this module refuses it
+ExportError = OutputError
 
 
 def companion_path(path: Path, kind: str) -> Path:

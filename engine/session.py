@@ -16,8 +16,10 @@ from torch import nn
 
 from engine.config import (DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, ModelSpec, PruneSpec,
                            Recipe, ScheduleSpec, StructuredSpec)
-from engine.data.sources import DataBundle, load_data
+from engine.data.sources import DataBundle, DataError, load_data
+from engine.finite import describe_nonfinite, nonfinite_count, nonfinite_tensors
 from engine.finetune import EpochResult, FinetuneResult, finetune
+from engine.messages import one_line
 from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs, count_parameters,
                             evaluate, forward_batch, is_image_batch, layer_sparsity,
                             measure_latencies, model_device, resolve_device, storage_bytes,
@@ -29,6 +31,7 @@ from engine.pruning.apply import PruneOutcome, has_masks, make_permanent, prune_
 from engine.pruning.base import PruneContext
 from engine.snapshots import WeightSnapshot, histogram_ranges, take_snapshot
 from engine.structured.exporters import export_all
+from engine.transaction import model_transaction
 from engine.structured.remove import StructuredOutcome, prune_channels
 from engine.structured.semistructured import (SemiStructuredAvailability, SemiStructuredReport,
                                               convert_semi_structured, semi_structured_availability)
@@ -70,6 +73,7 @@ class Session:
         self.original_snapshot = take_snapshot(self.original, "original")
         self.history: list[RunRecord] = []
         self.structured: Optional[StructuredOutcome] = None   # the last channel removal
+        self.nonfinite = nonfinite_tensors(self.model)   # NaN/inf tensors at opening (engine.finite)
 
     # ------------------------------------------------------------ loading
 
@@ -89,6 +93,9 @@ class Session:
             log(str(fill_embedding(embedding, vocab, data_spec.vectors_path)))
         session = cls(loaded, data, metrics or MetricsSpec(), seed, log,
                       model_inputs(model_spec) + data_inputs(data_spec))
+        if session.nonfinite:
+            log(f"warning: the model has non-finite weights: {describe_nonfinite(session.nonfinite)}"
+                f". It opens for inspection; its outputs may be NaN. Pruning keeps NaN weights.")
         session.check_compatible()
         log(f"loaded {loaded.description}; data: {data.description} "
             f"({len(data.train)} train / "
@@ -99,10 +106,17 @@ class Session:
     def check_compatible(self) -> None:
         """Runs one sample through the model so a model/data mismatch is reported at load time in
         plain words, not as a shape error in the middle of a run."""
+        if len(self.data.test) == 0:
+            raise DataError(f"the test split of {self.data.description} is empty, so nothing can be "
+                            f"measured: add samples, or give a separate test (or val) folder")
+        try:
+            example = self.data.example_input(1)
+        except Exception as exc:   # a data problem, not the model's: say so and name the file
+            raise DataError(f"the data cannot be read ({self.data.description}): "
+                            f"{one_line(exc, 200)}") from None
         try:
             with torch.no_grad():
-                out = forward_batch(self.model, to_device(self.data.example_input(1),
-                                                          model_device(self.model)))
+                out = forward_batch(self.model, to_device(example, model_device(self.model)))
         except Exception as exc:
             raise ValueError(f"the model cannot take this data's input of shape "
                              f"{tuple(self.data.input_shape)}: {str(exc).splitlines()[0]}") from None
@@ -127,7 +141,7 @@ class Session:
                          precision=result.precision, recall=result.recall, params=params,
                          nonzero_params=nonzero, dense_bytes=dense, sparse_bytes=sparse, macs=macs,
                          effective_macs=effective, latency_batch=spec.latency_batch_size,
-                         layer_sparsity=layer_sparsity(model))
+                         layer_sparsity=layer_sparsity(model), nonfinite=nonfinite_count(model))
         if latency if latency is not None else spec.measure_latency:
             self._measure_latency([m], [model], progress, cancel)
         return m
@@ -191,15 +205,11 @@ class Session:
               cancel: Optional[CancelToken] = None) -> PruneOutcome:
         """Prunes the live model. On any failure the model is restored to its state before the call,
         so an error never leaves half the layers masked."""
-        before = copy.deepcopy(self.model)
-        ctx = PruneContext(self.model, seed=spec.seed, data=self.data,
-                           device=model_device(self.model), progress=progress, cancel=cancel,
-                           log=self.log)
-        try:
+        with model_transaction(self):
+            ctx = PruneContext(self.model, seed=spec.seed, data=self.data,
+                               device=model_device(self.model), progress=progress, cancel=cancel,
+                               log=self.log)
             outcome = prune_model(self.model, spec, ctx)
-        except BaseException:
-            self._replace_model(before)
-            raise
         self.current_metrics = None
         return outcome
 
@@ -209,10 +219,11 @@ class Session:
         The work happens on a copy, so a failure or Stop leaves the model as it was. Fine-tuning,
         measuring and exporting then work on the smaller model as on any other; ``revert`` brings
         back the original."""
-        outcome = prune_channels(self.model, self.data.example_input(1), spec, progress, cancel,
-                                 data=self.data, log=self.log)
-        self._replace_model(outcome.model)
-        self.structured = outcome
+        with model_transaction(self, copy_model=False):   # prune_channels works on a copy
+            outcome = prune_channels(self.model, self.data.example_input(1), spec, progress, cancel,
+                                     data=self.data, log=self.log)
+            self._replace_model(outcome.model)
+            self.structured = outcome
         self.current_metrics = None
         self.log(outcome.summary)
         return outcome
@@ -247,12 +258,13 @@ class Session:
                  after_step: Optional[Callable[[nn.Module], None]] = None,
                  best_from_step: int = 0) -> FinetuneResult:
         device = resolve_device(spec.device)
-        self.model.to(device)
-        try:
-            result = finetune(self.model, self.data, spec, self.seed, progress, cancel, on_epoch,
-                              on_step, after_step, best_from_step)
-        finally:
-            self.model.to("cpu")
+        with model_transaction(self) as restore_point:
+            self.model.to(device)
+            try:
+                result = finetune(self.model, self.data, spec, self.seed, progress, cancel,
+                                  on_epoch, on_step, after_step, best_from_step, restore_point)
+            finally:
+                self.model.to("cpu")
         self.current_metrics = None
         for e in result.epochs:
             self.log(f"epoch {e.epoch}: train loss {e.train_loss:.4f}, "
@@ -278,8 +290,9 @@ class Session:
         """Prunes (and fine-tunes) the live model following ``schedule``; see
         :func:`engine.scheduling.run_schedule`."""
         from engine.scheduling import run_schedule
-        return run_schedule(self, prune_spec, finetune_spec, schedule, progress, cancel, on_epoch,
-                            on_step, on_sparsity, on_round)
+        with model_transaction(self):   # its prune and fine-tune steps share this restore point
+            return run_schedule(self, prune_spec, finetune_spec, schedule, progress, cancel,
+                                on_epoch, on_step, on_sparsity, on_round)
 
     def sensitivity_scan(self, spec: PruneSpec, grid, progress: Optional[ProgressFn] = None,
                          cancel: Optional[CancelToken] = None,
@@ -287,10 +300,13 @@ class Session:
         """Prunes each selected layer alone over ``grid`` on a copy of the live model (which is left
         untouched) and measures test accuracy; see :mod:`engine.pruning.sensitivity`."""
         from engine.pruning.sensitivity import scan
-        return scan(self.model, self.data, spec, grid, progress, cancel, max_eval_batches, self.log)
+        with model_transaction(self, copy_model=False):   # the scan prunes a copy
+            return scan(self.model, self.data, spec, grid, progress, cancel, max_eval_batches,
+                        self.log)
 
     def make_permanent(self) -> int:
-        n = make_permanent(self.model)
+        with model_transaction(self):
+            n = make_permanent(self.model)
         self.log(f"made {n} mask(s) permanent")
         return n
 
@@ -343,9 +359,10 @@ class Session:
         """Refuses, before anything is written, an export that would overwrite what the session
         read or could not be written (see engine.outputs)."""
         from engine.text.bilstm import BiLSTMClassifier
-        sources = [RunFile(p, "the model", folder=p.is_dir()) for p in self.loaded.source_files]
+        sources = [RunFile(p, "one of the model's source files", folder=p.is_dir())
+                   for p in self.loaded.source_files]
         check_outputs(export_outputs(spec, text_sidecar=isinstance(self.model, BiLSTMClassifier)),
-                      self.inputs + sources)
+                      sources + self.inputs)
 
     def export(self, spec: ExportSpec, recipe: Optional[Recipe] = None) -> list[Path]:
         if not spec.path:
