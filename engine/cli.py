@@ -14,7 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional, TextIO
 
-from engine.config import Recipe, RecipeError
+from engine.config import Recipe
+from engine.messages import one_line
 from engine.metrics import format_table
 from engine.outputs import check_recipe_outputs
 from engine.paths import RECIPES
@@ -96,8 +97,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         recipe.validate()
         # every output against every input and for writability, before minutes of work
         check_recipe_outputs(recipe, Path(args.recipe), Path(args.json) if args.json else None)
-    except (RecipeError, ValueError) as exc:
-        print(f"prunelab: {exc}", file=sys.stderr)
+    except Exception as exc:   # RecipeError, OutputError, or anything a hostile file provokes
+        if args.debug:
+            raise
+        print(f"prunelab: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
     from engine.pipeline import run_recipe  # torch import deferred so --help is instant
@@ -123,8 +126,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             bar.close()
         if args.debug:
             raise
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"prunelab: {message}", file=sys.stderr)
+        print(f"prunelab: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT if isinstance(exc, (ValueError, OSError, KeyError)) else 1
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -169,7 +171,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         try:
             _write_json(Path(args.json), result)
         except OSError as exc:
-            print(f"prunelab: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
+            print(f"prunelab: {one_line(f'cannot write {args.json}: {exc.strerror or exc}')}",
+                  file=sys.stderr)
             return EXIT_BAD_INPUT
     return 0
 

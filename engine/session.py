@@ -383,7 +383,10 @@ class Session:
                            arch=self.loaded.arch, num_classes=self.data.num_classes,
                            input_shape=tuple(self.data.input_shape), include_masks=spec.include_masks,
                            report=report,
-                           protected=self.loaded.source_files)
+                           protected=self.loaded.source_files, dtype=self.loaded.dtype)
+        if self.loaded.dtype is not None:
+            self.log(f"the state_dict is written in {str(self.loaded.dtype).split('.')[-1]}, the "
+                     f"checkpoint's own dtype (computed in float32 here)")
         paths += write_sidecar()
         self.log("exported " + ", ".join(str(p) for p in paths))
         return paths

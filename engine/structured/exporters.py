@@ -95,7 +95,8 @@ def export_all(model: nn.Module, path: str | Path, kinds: list[str], example_inp
                arch: Optional[str] = None, num_classes: Optional[int] = None,
                input_shape: Optional[tuple[int, ...]] = None, include_masks: bool = False,
                report: Optional[dict[str, Any]] = None,
-               protected: tuple[Path, ...] = ()) -> list[Path]:
+               protected: tuple[Path, ...] = (),
+               dtype: Optional[torch.dtype] = None) -> list[Path]:
     """Writes the state_dict at ``path`` and every other requested kind beside it; returns the paths.
 
     ``example_input`` is needed for torchscript/onnx (tracing); ``arch``/``num_classes`` for shapes
@@ -113,7 +114,7 @@ def export_all(model: nn.Module, path: str | Path, kinds: list[str], example_inp
         report = dict(report)
         report["files"] = {k: {"path": str(p), **({"warning": PICKLE_WARNING} if k == "pickle" else {})}
                            for k, p in targets.items()}
-    written = export_model(model, path, include_masks, report, protected)
+    written = export_model(model, path, include_masks, report, protected, dtype)
     if "shapes" in kinds:
         write_shapes(targets["shapes"], shapes_document(model, arch, num_classes, input_shape,
                                                         state_dict_file=path.name))
