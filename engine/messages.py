@@ -6,6 +6,11 @@ the key, the shape), so that is what is kept.
 """
 from __future__ import annotations
 
+import re
+
+# PIL names the file it cannot read as "<_io.BufferedReader name='/path/x.png'>": keep the path
+_FILE_OBJECT = re.compile(r"<_io\.\w+ name=('[^']*'|\"[^\"]*\")>")
+
 MAX_MESSAGE_CHARS = 300
 
 
@@ -14,4 +19,5 @@ def one_line(what: BaseException | str, limit: int = MAX_MESSAGE_CHARS) -> str:
     if isinstance(what, KeyError) and text.startswith(("'", '"')):
         text = f"missing key {text}"   # str(KeyError('x')) is just "'x'"
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), text.strip())
+    line = _FILE_OBJECT.sub(r"\1", line)
     return line if len(line) <= limit else line[:limit - 1].rstrip() + "…"
