@@ -82,12 +82,17 @@ def model_inputs(model: "ModelSpec") -> list[RunFile]:
     files = [RunFile(RESOURCES, "PruneLab's built-in resources", folder=True)]
     if model.path:
         path = Path(model.path).expanduser()
-        files.append(RunFile(path, "the model", folder=model.source == "hf" or path.is_dir()))
+        files.append(model_source(path, folder=model.source == "hf" or path.is_dir()))
         if is_text_checkpoint(model):
-            files.append(RunFile(path.with_suffix(".json"), "the model's vocabulary file"))
+            files.append(model_source(path.with_suffix(".json")))
     if model.shapes:
-        files.append(RunFile(Path(model.shapes).expanduser(), "the model's shapes file"))
+        files.append(model_source(Path(model.shapes).expanduser()))
     return files
+
+
+def model_source(path: Path, folder: bool = False) -> RunFile:
+    """A file (or a Hugging Face folder) the model was read from."""
+    return RunFile(path, "the model's" if folder else "one of the model's source files", folder)
 
 
 def data_inputs(data: "DataSpec") -> list[RunFile]:

@@ -25,7 +25,8 @@ from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs
                             measure_latencies, model_device, resolve_device, storage_bytes,
                             summarize_comparison, to_device)
 from engine.models.sources import LoadedModel, load_model
-from engine.outputs import RunFile, check_outputs, data_inputs, export_outputs, model_inputs
+from engine.outputs import (RunFile, check_outputs, data_inputs, export_outputs, model_inputs,
+                            model_source)
 from engine.progress import CancelToken, Progress, ProgressFn
 from engine.pruning.apply import PruneOutcome, has_masks, make_permanent, prune_model
 from engine.pruning.base import PruneContext
@@ -359,8 +360,7 @@ class Session:
         """Refuses, before anything is written, an export that would overwrite what the session
         read or could not be written (see engine.outputs)."""
         from engine.text.bilstm import BiLSTMClassifier
-        sources = [RunFile(p, "one of the model's source files", folder=p.is_dir())
-                   for p in self.loaded.source_files]
+        sources = [model_source(p, folder=p.is_dir()) for p in self.loaded.source_files]
         check_outputs(export_outputs(spec, text_sidecar=isinstance(self.model, BiLSTMClassifier)),
                       sources + self.inputs)
 

@@ -97,8 +97,8 @@ CASES = [
      None, "MNIST not found under"),
     # ---- output paths: checked before anything loads
     ("json-over-recipe", B, lambda F, C: ["--json", str(C / "recipe.json")], "it is the recipe"),
-    ("json-over-checkpoint", lambda F, C: sd(F / "lenet.pt"), lambda F, C: ["--json", str(F / "lenet.pt")], "it is the model"),
-    ("export-over-checkpoint", lambda F, C: {**sd(F / "lenet.pt"), "export": {"path": str(F / "lenet.pt")}}, None, "it is the model"),
+    ("json-over-checkpoint", lambda F, C: sd(F / "lenet.pt"), lambda F, C: ["--json", str(F / "lenet.pt")], "one of the model's source files"),
+    ("export-over-checkpoint", lambda F, C: {**sd(F / "lenet.pt"), "export": {"path": str(F / "lenet.pt")}}, None, "one of the model's source files"),
     ("export-over-demo-resources", lambda F, C: merged(B, export={"path": str(ROOT / "resources" / "lenet_digits.pt")}),
      None, "built-in resources"),
     ("json-over-export", lambda F, C: merged(B, export={"path": str(C / "m.pt")}),
