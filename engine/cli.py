@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -14,7 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional, TextIO
 
-from engine.config import Recipe
+from engine.config import Recipe, RecipeError
+from engine.distributed_env import (check_distributed_recipe, env_rank, is_peer_failure,
+                                    launched_by_torchrun)
 from engine.messages import one_line
 from engine.metrics import format_table
 from engine.outputs import check_recipe_outputs
@@ -78,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, help="override finetune.epochs")
     parser.add_argument("--export", metavar="PATH", help="override export.path (.pt or .safetensors)")
     parser.add_argument("--no-latency", action="store_true", help="skip latency measurement")
+    parser.add_argument("--verify", action="store_true",
+                        help="load every exported file in a fresh process and check its outputs "
+                             "against the live model (exit 1 if they differ)")
     parser.add_argument("--json", metavar="PATH", help="also write the result table as JSON here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
@@ -94,45 +100,90 @@ def main(argv: Optional[list[str]] = None) -> int:
             recipe.export = replace(recipe.export, path=args.export)
         if args.no_latency:
             recipe.metrics = replace(recipe.metrics, measure_latency=False)
+        if args.verify:
+            if not recipe.export.path:
+                raise RecipeError("--verify checks an export: give --export PATH or export.path")
+            recipe.export = replace(recipe.export, verify=True)
         recipe.validate()
         # every output against every input and for writability, before minutes of work
         check_recipe_outputs(recipe, Path(args.recipe), Path(args.json) if args.json else None)
+        if launched_by_torchrun():
+            check_distributed_recipe(recipe, int(os.environ["WORLD_SIZE"]))
     except Exception as exc:   # RecipeError, OutputError, or anything a hostile file provokes
         if args.debug:
             raise
-        print(f"prunelab: {one_line(exc)}", file=sys.stderr)
+        if env_rank() == 0:   # every rank of a torchrun job finds the same fault: say it once
+            print(f"prunelab: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
+    if launched_by_torchrun():
+        return _run_distributed(args, recipe)
+    return _run(args, recipe)
+
+
+def _run_distributed(args, recipe: Recipe) -> int:
+    """One rank of ``torchrun ... main.py --headless RECIPE``: rank 0 shows progress, prints and
+    writes; the other ranks work silently (and skip latency timing, which they would disturb)."""
+    from engine import distributed
+    try:
+        run = distributed.start(recipe.finetune.device)
+    except (ValueError, RuntimeError) as exc:
+        print(f"prunelab: rank {env_rank()}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        if not run.is_main:
+            args.quiet, args.json = True, None
+            recipe.metrics = replace(recipe.metrics, measure_latency=False)
+        return _run(args, recipe, rank=run.rank)
+    finally:
+        distributed.stop()
+
+
+def _run(args, recipe: Recipe, rank: Optional[int] = None) -> int:
+    """``rank`` is None outside torchrun; rank 0 speaks for the job, other ranks only about their
+    own failures."""
     from engine.pipeline import run_recipe  # torch import deferred so --help is instant
 
+    speaks = rank in (None, 0)
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     bar = None if args.quiet else TerminalProgress(sys.stderr)
 
     def log(message: str) -> None:
+        if not speaks:
+            return
         if bar is not None:
             bar.close()
             bar._stage = None
         print(f"  {message}", file=sys.stderr)
 
-    print(f"PruneLab: running recipe '{recipe.name}'", file=sys.stderr)
+    if speaks:
+        print(f"PruneLab: running recipe '{recipe.name}'"
+              + (f" on {os.environ['WORLD_SIZE']} processes" if rank is not None else ""),
+              file=sys.stderr)
     try:
         result = run_recipe(recipe, progress=bar, cancel=cancel, log=log)
     except Cancelled:
-        print("prunelab: stopped by the user; nothing was exported", file=sys.stderr)
+        if speaks:
+            print("prunelab: stopped by the user; nothing was exported", file=sys.stderr)
         return EXIT_CANCELLED
     except Exception as exc:  # one clear line for the user; --debug for the developer
         if bar is not None:
             bar.close()
         if args.debug:
             raise
-        print(f"prunelab: {one_line(exc)}", file=sys.stderr)
+        if rank is not None and is_peer_failure(exc):
+            return 1   # another rank failed first and said why; torchrun stops the job
+        where = f"rank {rank}: " if rank else ""
+        print(f"prunelab: {one_line(f'{where}{one_line(exc)}')}", file=sys.stderr)
         return EXIT_BAD_INPUT if isinstance(exc, (ValueError, OSError, KeyError)) else 1
     finally:
         signal.signal(signal.SIGINT, previous)
         if bar is not None:
             bar.close()
 
+    if not speaks:
+        return 0
     if result.finetune is not None and result.finetune.epochs:
         print("\nAfter pruning, before fine-tuning:")
         print(format_table(result.after_prune_table))
@@ -165,8 +216,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                                                 else "")
             for r in result.schedule.rounds)
             + (f" ({result.schedule.stopped})" if result.schedule.stopped else ""))
+    if result.distributed is not None:
+        print(_agreement_line(result.distributed))
     for path in result.exported:
         print(f"wrote {path}")
+    if result.verification is not None:
+        print("\nVerified in fresh processes (each file loaded as a user elsewhere would):")
+        for line in result.verification.lines():
+            print("  " + line)
     if args.json:
         try:
             _write_json(Path(args.json), result)
@@ -174,7 +231,21 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"prunelab: {one_line(f'cannot write {args.json}: {exc.strerror or exc}')}",
                   file=sys.stderr)
             return EXIT_BAD_INPUT
+    if result.verification is not None and not result.verification.ok:
+        print("prunelab: the export does not verify: " + "; ".join(
+            f"{c.kind}: {c.error}" for c in result.verification.checks if c.error), file=sys.stderr)
+        return 1
     return 0
+
+
+def _agreement_line(checks: dict) -> str:
+    def yes(key: str) -> str:
+        return "yes" if checks[key] else "NO"
+    return (f"Fine-tuned on {checks['world_size']} processes ({checks['backend']}): masks as at "
+            f"pruning: {yes('masks_unchanged_since_pruning')}; masks identical "
+            f"on every rank: {yes('masks_identical_across_ranks')}; weights identical: "
+            f"{yes('parameters_identical_across_ranks')}; pruned weights still exactly zero on "
+            f"every rank: {yes('pruned_weights_zero_on_every_rank')}")
 
 
 def _write_json(path: Path, result) -> None:
@@ -199,7 +270,16 @@ def _write_json(path: Path, result) -> None:
         "sparsity_trace": schedule.sparsity_trace if schedule else None,
         "schedule_rounds": [asdict(r) for r in schedule.rounds] if schedule else None,
         "sensitivity": asdict(result.sensitivity) if result.sensitivity else None,
-        "proposed_ratios": result.proposed_ratios}
+        "proposed_ratios": result.proposed_ratios,
+        "finetune": None if result.finetune is None else
+        {"best_epoch": result.finetune.best_epoch,
+         "epochs": [{"epoch": e.epoch, "train_loss": e.train_loss, "test_loss": e.test.loss,
+                     "test_accuracy": e.test.accuracy, "test_samples": e.test.samples}
+                    for e in result.finetune.epochs]},
+        "distributed": result.distributed,
+        "verification": None if result.verification is None else
+        {"ok": result.verification.ok, "tolerance": result.verification.tolerance,
+         "checks": [asdict(c) for c in result.verification.checks]}}
     atomic_write_text(path, json.dumps(document, indent=2))
 
 

@@ -14,6 +14,7 @@ Which copies of the model exist, and why (memory matters: a ResNet-50 is ~100 MB
   swaps it in at the end; the sensitivity scan prunes a copy.
 - Fine-tuning additionally keeps the best epoch's weights, and the iterative schedule the last
   round above its accuracy floor: those are results, not restore points.
+- The undo history (``Session.steps``, engine/history.py) keeps each step on disk, not in memory.
 
 Restoring swaps the copy in as the session's model (cheaper and more exact than copying back).
 """

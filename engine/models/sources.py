@@ -50,7 +50,16 @@ def _half_dtype(state) -> Optional[torch.dtype]:
     return dtypes.pop() if len(dtypes) == 1 and dtypes & {torch.float16, torch.bfloat16} else None
 
 
-def load_model(spec: ModelSpec) -> LoadedModel:
+def load_model(spec: ModelSpec, seed: int = 0) -> LoadedModel:
+    """Builds the model with torch's RNG seeded from ``seed`` (the recipe's), so a randomly
+    initialised model, or any random state a user's factory draws, is the same every time it is
+    opened with that seed. The caller's RNG state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)   # construction runs on the CPU
+        return _load_model(spec)
+
+
+def _load_model(spec: ModelSpec) -> LoadedModel:
     spec.validate()
     if spec.source == "demo":
         model = build_architecture("lenet", 10)
