@@ -41,6 +41,13 @@ GROUPS = {
 }
 
 
+def _panel(w) -> tuple:
+    """Everything the method panel shows."""
+    p = w.method_panel
+    return (p.prune_spec(), p.finetune_spec(), p.schedule_spec(), p.structured_spec(),
+            p.seed.value(), dict(p.options()))
+
+
 def _settle(qtbot, w) -> None:
     qtbot.waitUntil(lambda: w.busy_op is None, timeout=OPEN_TIMEOUT_MS)
 
@@ -92,16 +99,27 @@ def test_hostile_inputs_through_the_window(qtbot, demo_window, hostile_files, tm
     assert w.last_report is not None and not asked
 
 
+def test_a_recipe_naming_a_parameter_the_model_lacks_is_refused_as_in_the_cli(qtbot, demo_window,
+                                                                             tmp_path):
+    w = demo_window
+    before = _panel(w)
+    path = write_recipe(tmp_path, {"prune": {"sparsity": 0.2,
+                                             "per_layer": {"conv1.weight": 0.9, "nope.weight": 0.5}}})
+    assert w.open_recipe(str(path)) is False
+    assert "prune.per_layer names 'nope.weight'" in w.last_error
+    assert _panel(w) == before and w.model_panel.per_layer() in ({}, None)
+
+
 def test_a_recipe_that_fails_part_way_leaves_the_method_panel_as_it_was(qtbot, demo_window,
                                                                        tmp_path):
     w = demo_window
-    before = w._method_panel_state()
+    before = _panel(w)
     path = write_recipe(tmp_path, {"prune": {"method": "l2", "granularity": "no_such_granularity",
                                              "sparsity": 0.3, "options": {"x": 1}},
                                    "finetune": {"epochs": 3}})
     assert w.open_recipe(str(path)) is False
     assert "no_such_granularity" in w.last_error
-    assert w._method_panel_state() == before
+    assert _panel(w) == before
     assert "x" not in w.method_panel.options()
 
 
