@@ -1,6 +1,8 @@
 """PruneLab: start the desktop app, or run a recipe headless with --headless."""
 import sys
 
+EXIT_INTERRUPTED = 130
+
 
 def main() -> int:
     argv = sys.argv[1:]
@@ -13,4 +15,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        # Ctrl-C before the CLI installs its own handler (torch and Qt take a second or more to
+        # import): one line, the shell's exit code for SIGINT, no traceback.
+        print("prunelab: interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)

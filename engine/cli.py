@@ -18,7 +18,9 @@ from typing import Optional, TextIO
 from engine.config import Recipe, RecipeError
 from engine.distributed_env import (check_distributed_recipe, env_rank, is_peer_failure,
                                     launched_by_torchrun)
+from engine.messages import one_line
 from engine.metrics import format_table
+from engine.outputs import check_recipe_outputs
 from engine.paths import RECIPES
 from engine.progress import Cancelled, CancelToken, Progress
 
@@ -95,15 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_writable(path: Path, what: str) -> None:
-    """Refuses, before a run of minutes, an output path that could not be written at its end."""
-    path = path.expanduser()
-    if path.is_dir():
-        raise ValueError(f"{what} {path} is a folder; give a file name")
-    if not path.parent.is_dir():
-        raise ValueError(f"{what}: folder {path.parent} does not exist")
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -119,13 +112,15 @@ def main(argv: Optional[list[str]] = None) -> int:
                 raise RecipeError("--verify checks an export: give --export PATH or export.path")
             recipe.export = replace(recipe.export, verify=True)
         recipe.validate()
-        if args.json:
-            _check_writable(Path(args.json), "--json")
+        # every output against every input and for writability, before minutes of work
+        check_recipe_outputs(recipe, Path(args.recipe), Path(args.json) if args.json else None)
         if launched_by_torchrun():
             check_distributed_recipe(recipe, int(os.environ["WORLD_SIZE"]))
-    except (RecipeError, ValueError) as exc:
+    except Exception as exc:   # RecipeError, OutputError, or anything a hostile file provokes
+        if args.debug:
+            raise
         if env_rank() == 0:   # every rank of a torchrun job finds the same fault: say it once
-            print(f"prunelab: {exc}", file=sys.stderr)
+            print(f"prunelab: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
     if launched_by_torchrun():
@@ -194,11 +189,10 @@ def _run(args, recipe: Recipe, rank: Optional[int] = None) -> int:
             bar.close()
         if args.debug:
             raise
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if rank is not None and is_peer_failure(exc):
             return 1   # another rank failed first and said why; torchrun stops the job
         where = f"rank {rank}: " if rank else ""
-        print(f"prunelab: {where}{message}", file=sys.stderr)
+        print(f"prunelab: {one_line(f'{where}{one_line(exc)}')}", file=sys.stderr)
         return EXIT_BAD_INPUT if isinstance(exc, (ValueError, OSError, KeyError)) else 1
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -253,7 +247,8 @@ def _run(args, recipe: Recipe, rank: Optional[int] = None) -> int:
         try:
             _write_json(Path(args.json), result)
         except OSError as exc:
-            print(f"prunelab: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
+            print(f"prunelab: {one_line(f'cannot write {args.json}: {exc.strerror or exc}')}",
+                  file=sys.stderr)
             return EXIT_BAD_INPUT
     if result.verification is not None and not result.verification.ok:
         print("prunelab: the export does not verify: " + "; ".join(

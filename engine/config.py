@@ -20,6 +20,14 @@ class RecipeError(ValueError):
     """A recipe or setting that cannot be run; the message names the offending key."""
 
 
+# A recipe is a few levels deep; anything far deeper is not a recipe, and left to recurse it would
+# end in a RecursionError instead of a message.
+MAX_RECIPE_DEPTH = 32
+# Whole numbers in a recipe count things (samples, epochs, runs): beyond this none is meaningful,
+# and larger values overflow in torch or itertools with messages that name no key.
+MAX_COUNT = 2 ** 31 - 1
+
+
 MODEL_SOURCES = ("demo", "torchvision", "state_dict", "python", "pickle", "text_demo", "hf")
 DATA_SOURCES = ("demo", "imagefolder", "mnist", "fashionmnist", "cifar10",
                 "text_demo", "text_csv", "text_tsv", "hf_tsv")
@@ -428,6 +436,9 @@ class Recipe:
         except json.JSONDecodeError as exc:
             raise RecipeError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} "
                               f"column {exc.colno}") from None
+        except RecursionError:
+            raise RecipeError(f"{path} is nested too deeply to be a recipe (at most "
+                              f"{MAX_RECIPE_DEPTH} levels)") from None
         recipe = cls.from_dict(data)
         recipe._resolve_paths(path.parent)
         return recipe
@@ -450,6 +461,8 @@ class Recipe:
 # ---------------------------------------------------------------- strict dataclass loading
 
 def from_dict(cls: type, data: Any, where: str) -> Any:
+    if where == "recipe":
+        _check_depth(data)
     if not isinstance(data, dict):
         raise RecipeError(f"{where} must be a JSON object, not {type(data).__name__}")
     hints = typing.get_type_hints(cls)
@@ -460,6 +473,18 @@ def from_dict(cls: type, data: Any, where: str) -> Any:
                           f"{', '.join(unknown)} (known: {', '.join(sorted(known))})")
     kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
     return cls(**kwargs)
+
+
+def _check_depth(data: Any) -> None:
+    """Iterative, so a hostile document cannot exhaust the stack while being measured."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_RECIPE_DEPTH:
+            raise RecipeError(f"the recipe is nested more than {MAX_RECIPE_DEPTH} levels deep; "
+                              f"a recipe is a few levels of objects")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
@@ -498,6 +523,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise RecipeError(f"{where} must be a whole number, not {value!r}")
+        if abs(value) > MAX_COUNT:
+            raise RecipeError(f"{where} is out of range: {value} (at most {MAX_COUNT:,})")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

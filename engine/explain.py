@@ -204,7 +204,7 @@ def verdict(e: Explanation) -> list[str]:
                         else "only 2:4 patterns run faster, on this GPU. ")
                      + "Remove channels (structured pruning) for a model that is faster anywhere.")
     elif e.storage == "compressed":
-        lines.append(f"Weights are stored compressed: speed depends on the sparse kernels"
+        lines.append("Weights are stored compressed: speed depends on the sparse kernels"
                      + (f" ({best.speedup:.2f}x {_at(best)})" if best else "") + ".")
     else:
         lines.append("The model has not been pruned: nothing to speed up.")

@@ -17,16 +17,16 @@ from torch import nn
 
 from engine.io import atomic_path, atomic_write_text
 from engine.metrics import effective_state
+from engine.outputs import OutputError, export_file
 
 
-class ExportError(ValueError):
-    pass
+# one error for every refused or failed export, whether engine.outputs or this module refuses it
+ExportError = OutputError
 
 
 def companion_path(path: Path, kind: str) -> Path:
-    """``model.pt`` -> ``model.masks.pt`` / ``model.report.json``."""
-    suffix = ".json" if kind == "report" else path.suffix
-    return path.with_name(f"{path.stem}.{kind}{suffix}")
+    """``model.pt`` -> ``model.masks.pt`` / ``model.report.json`` (named in engine.outputs)."""
+    return export_file(path, kind)
 
 
 def collect_masks(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -71,8 +71,10 @@ def refuse_protected(outputs, protected) -> None:
 
 def export_model(model: nn.Module, path: str | Path, include_masks: bool = False,
                  report: Optional[dict[str, Any]] = None,
-                 protected: tuple[Path, ...] = ()) -> list[Path]:
-    """Writes the folded state_dict (and optionally masks and a JSON report); returns the paths."""
+                 protected: tuple[Path, ...] = (),
+                 dtype: Optional[torch.dtype] = None) -> list[Path]:
+    """Writes the folded state_dict (and optionally masks and a JSON report); returns the paths.
+    ``dtype``: floating tensors are written in it (a float16 checkpoint exports as float16)."""
     path = Path(path).expanduser()
     suffix = path.suffix.lower()
     if suffix not in (".pt", ".pth", ".safetensors"):
@@ -83,7 +85,8 @@ def export_model(model: nn.Module, path: str | Path, include_masks: bool = False
     if report is not None:
         outputs.append(companion_path(path, "report"))
     refuse_protected(outputs, protected)
-    state = {k: v for k, v in effective_state(model).items()}
+    state = {k: v.to(dtype) if dtype is not None and v.is_floating_point() else v
+             for k, v in effective_state(model).items()}
     save_tensors(state, path)
     if include_masks:
         save_tensors(collect_masks(model), outputs[1])

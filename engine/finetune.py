@@ -6,6 +6,9 @@ The best epoch by *validation* accuracy (then loss) is kept (the test split is e
 curves, never to choose: choosing on it would report a tuned figure as a held-out one); with no
 validation split the last epoch is kept. Stop restores the kept epoch, or the weights from before
 fine-tuning if no epoch finished, so a cancelled run never leaves a half-trained model behind.
+Any other failure (an unreadable image in batch 7, a NaN from a plugin) puts back the weights,
+buffers and train/eval mode from before fine-tuning and raises :class:`FinetuneError` naming the
+epoch and batch.
 """
 from __future__ import annotations
 
@@ -19,9 +22,16 @@ from torch import nn
 
 from engine.config import FinetuneSpec
 from engine.distributed import training_strategy
+from engine.distributed_env import is_peer_failure
+from engine.messages import one_line
 from engine.metrics import EvalResult, evaluate, forward_batch, model_device, split_batch, to_device
 from engine.pruning.targets import refresh_masked_weights
 from engine.progress import Cancelled, CancelToken, ProgressFn, ProgressTracker
+from engine.transaction import ModelModes
+
+
+class FinetuneError(ValueError):
+    """Fine-tuning failed part-way; the model has been put back as it was before it."""
 
 
 @dataclass(frozen=True)
@@ -65,14 +75,16 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
              on_epoch: Optional[Callable[[EpochResult], None]] = None,
              on_step: Optional[Callable[[int, float], None]] = None,
              after_step: Optional[Callable[[nn.Module], None]] = None,
-             best_from_step: int = 0) -> FinetuneResult:
+             best_from_step: int = 0,
+             restore_point: Optional[nn.Module] = None) -> FinetuneResult:
     """Trains ``model`` in place on ``data.train``; evaluates on ``data.val`` (which picks the kept
     epoch and drives early stopping) and ``data.test`` (reported) after each epoch.
 
     ``on_step(global_step, loss)`` is called after every batch (the GUI throttles what it draws);
     ``after_step(model)`` lets a schedule adjust masks during training. Epochs ending before
     ``best_from_step`` are not candidates for the kept best epoch (a gradual schedule has not
-    reached its target sparsity yet then).
+    reached its target sparsity yet then). ``restore_point``: a copy of ``model`` as it is now,
+    held by the caller's transaction; its weights serve as "before fine-tuning" instead of a copy.
     """
     spec.validate()
     result = FinetuneResult()
@@ -88,16 +100,21 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
     batches = len(loader) if spec.max_batches_per_epoch is None else min(len(loader),
                                                                         spec.max_batches_per_epoch)
     tracker = ProgressTracker("Fine-tuning", spec.epochs * batches, progress)
-    best_state = copy.deepcopy(model.state_dict())
+    modes = ModelModes(model)
+    initial_state = (restore_point.state_dict() if restore_point is not None
+                     else copy.deepcopy(model.state_dict()))
+    best_state = initial_state
     best_key = (-1.0, 0.0)
     since_best = 0
     step = 0
+    where = "before the first batch"
     try:
         for epoch in range(1, spec.epochs + 1):
             start = time.perf_counter()
             strategy.start_epoch(loader, epoch)
             trained.train()
             loss_sum, seen = 0.0, 0
+            where = f"epoch {epoch}, batch 1 of {batches}"
             for i, batch in enumerate(loader):
                 if i >= batches:
                     break
@@ -117,6 +134,8 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
                 if on_step is not None:
                     on_step(step, loss_value)
                 tracker.update(step, f"epoch {epoch}/{spec.epochs}", loss=loss_value)
+                where = f"epoch {epoch}, batch {i + 2} of {batches}"
+            where = f"epoch {epoch}, evaluating"
             strategy.end_epoch(model)
             eval_batch = max(spec.batch_size, 256)
             val = (evaluate(model, strategy.eval_loader(data, "val", eval_batch), data.num_classes,
@@ -144,6 +163,19 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
                     break
     except Cancelled:
         result.cancelled = True
+    except BaseException as exc:
+        try:
+            model.load_state_dict(initial_state)
+            refresh_masked_weights(model)
+        except RuntimeError:
+            pass   # a schedule changed which masks exist: its transaction swaps its copy back in
+        modes.restore()
+        # KeyboardInterrupt, SystemExit, and a torchrun peer's loss (engine.distributed_env
+        # reports that by its type) propagate as they are
+        if not isinstance(exc, Exception) or is_peer_failure(exc):
+            raise
+        raise FinetuneError(f"fine-tuning failed at {where} (the model is as it was before "
+                            f"fine-tuning): {one_line(exc, 200)}") from exc
     model.load_state_dict(best_state)
     refresh_masked_weights(model)
     model.eval()

@@ -60,6 +60,7 @@ class ModelMetrics:
     layout_chosen: bool = False  # memory_format is the faster of NCHW and channels-last, timed both
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     input_note: str = ""        # what one example is beyond its batch size, e.g. "64 tokens"
+    nonfinite: int = 0          # NaN/inf values in its parameters and buffers (engine.finite)
 
     @property
     def sparsity(self) -> float:
@@ -435,6 +436,10 @@ def comparison_table(original: ModelMetrics, pruned: ModelMetrics) -> list[Table
             return
         rows.append(TableRow(metric, float(a), float(b), (a / b) if b else None, unit, "lower", note))
 
+    if original.nonfinite or pruned.nonfinite:   # every figure below is then suspect: say so first
+        rows.append(TableRow("Non-finite weights (NaN/inf)", float(original.nonfinite),
+                             float(pruned.nonfinite), None, "", "lower",
+                             "the model has non-finite weights: outputs may be NaN"))
     quality("Accuracy", original.accuracy, pruned.accuracy)
     quality("Macro F1", original.f1, pruned.f1)
     if original.loss is not None and pruned.loss is not None:

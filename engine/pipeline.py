@@ -31,6 +31,7 @@ from engine.session import Session
 from engine.snapshots import weight_corner
 from engine.structured.preflight import PreflightReport
 from engine.structured.remove import StructuredOutcome
+from engine.validation import check_recipe_for_model
 from engine.verify import VerifyReport
 
 
@@ -72,6 +73,7 @@ def _check_before_loading(recipe: Recipe) -> None:
 
 
 def _check_after_loading(recipe: Recipe, session: Session) -> None:
+    check_recipe_for_model(recipe, session.model)   # the window runs the same check
     if recipe.export.path and "shapes" in recipe.export.kinds and session.loaded.arch is None:
         raise ValueError("export.formats 'shapes' needs a model rebuilt by architecture name (the "
                          "demo, a torchvision model or a state_dict with its arch); this one is "

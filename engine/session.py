@@ -16,19 +16,24 @@ from torch import nn
 
 from engine.config import (DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, ModelSpec, PruneSpec,
                            Recipe, ScheduleSpec, StructuredSpec)
-from engine.data.sources import DataBundle, load_data
+from engine.data.sources import DataBundle, DataError, load_data
+from engine.finite import describe_nonfinite, nonfinite_count, nonfinite_tensors
 from engine.finetune import EpochResult, FinetuneResult, finetune
 from engine.history import History, Step
+from engine.messages import one_line
 from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs, count_parameters,
                             evaluate, forward_batch, is_image_batch, layer_sparsity,
                             measure_latencies, measure_latencies_fastest_layout, model_device,
                             resolve_device, storage_bytes, summarize_comparison, to_device)
 from engine.models.sources import LoadedModel, load_model
+from engine.outputs import (RunFile, check_outputs, data_inputs, export_outputs, model_inputs,
+                            model_source)
 from engine.progress import CancelToken, Progress, ProgressFn
 from engine.pruning.apply import PruneOutcome, has_masks, make_permanent, prune_model
 from engine.pruning.base import PruneContext
 from engine.snapshots import WeightSnapshot, histogram_ranges, take_snapshot
 from engine.structured.exporters import export_all
+from engine.transaction import model_transaction
 from engine.structured.remove import StructuredOutcome, prune_channels
 from engine.structured.semistructured import (SemiStructuredAvailability, SemiStructuredReport,
                                               convert_semi_structured, semi_structured_availability)
@@ -63,6 +68,8 @@ class Session:
     metrics_spec: MetricsSpec = field(default_factory=MetricsSpec)
     seed: int = 0
     log: Callable[[str], None] = lambda _msg: None
+    # the files the model and data were read from, which no export may write over (engine.outputs)
+    inputs: list[RunFile] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.model: nn.Module = self.loaded.model
@@ -73,6 +80,7 @@ class Session:
         self.history: list[RunRecord] = []
         self.steps = History()   # undo: each operation's result, on disk, newest last
         self.structured: Optional[StructuredOutcome] = None   # the last channel removal
+        self.nonfinite = nonfinite_tensors(self.model)   # NaN/inf tensors at opening (engine.finite)
 
     # ------------------------------------------------------------ loading
 
@@ -90,7 +98,11 @@ class Session:
                 raise ValueError("data.vectors_path needs a model with an 'embedding' layer and "
                                  "text data with a vocabulary (a BiLSTM on text_csv/text_tsv)")
             log(str(fill_embedding(embedding, vocab, data_spec.vectors_path)))
-        session = cls(loaded, data, metrics or MetricsSpec(), seed, log)
+        session = cls(loaded, data, metrics or MetricsSpec(), seed, log,
+                      model_inputs(model_spec) + data_inputs(data_spec))
+        if session.nonfinite:
+            log(f"warning: the model has non-finite weights: {describe_nonfinite(session.nonfinite)}"
+                f". It opens for inspection; its outputs may be NaN. Pruning keeps NaN weights.")
         session.check_compatible()
         log(f"loaded {loaded.description}; data: {data.description} "
             f"({len(data.train)} train / "
@@ -101,10 +113,17 @@ class Session:
     def check_compatible(self) -> None:
         """Runs one sample through the model so a model/data mismatch is reported at load time in
         plain words, not as a shape error in the middle of a run."""
+        if len(self.data.test) == 0:
+            raise DataError(f"the test split of {self.data.description} is empty, so nothing can be "
+                            f"measured: add samples, or give a separate test (or val) folder")
+        try:
+            example = self.data.example_input(1)
+        except Exception as exc:   # a data problem, not the model's: say so and name the file
+            raise DataError(f"the data cannot be read ({self.data.description}): "
+                            f"{one_line(exc, 200)}") from None
         try:
             with torch.no_grad():
-                out = forward_batch(self.model, to_device(self.data.example_input(1),
-                                                          model_device(self.model)))
+                out = forward_batch(self.model, to_device(example, model_device(self.model)))
         except Exception as exc:
             raise ValueError(f"the model cannot take this data's input of shape "
                              f"{tuple(self.data.input_shape)}: {str(exc).splitlines()[0]}") from None
@@ -129,7 +148,7 @@ class Session:
                          precision=result.precision, recall=result.recall, params=params,
                          nonzero_params=nonzero, dense_bytes=dense, sparse_bytes=sparse, macs=macs,
                          effective_macs=effective, latency_batch=spec.latency_batch_size,
-                         layer_sparsity=layer_sparsity(model))
+                         layer_sparsity=layer_sparsity(model), nonfinite=nonfinite_count(model))
         if latency if latency is not None else spec.measure_latency:
             self._measure_latency([m], [model], progress, cancel)
         return m
@@ -229,15 +248,11 @@ class Session:
               cancel: Optional[CancelToken] = None) -> PruneOutcome:
         """Prunes the live model. On any failure the model is restored to its state before the call,
         so an error never leaves half the layers masked."""
-        before = copy.deepcopy(self.model)
-        ctx = PruneContext(self.model, seed=spec.seed, data=self.data,
-                           device=model_device(self.model), progress=progress, cancel=cancel,
-                           log=self.log)
-        try:
+        with model_transaction(self):
+            ctx = PruneContext(self.model, seed=spec.seed, data=self.data,
+                               device=model_device(self.model), progress=progress, cancel=cancel,
+                               log=self.log)
             outcome = prune_model(self.model, spec, ctx)
-        except BaseException:
-            self._replace_model(before)
-            raise
         self.current_metrics = None
         return outcome
 
@@ -247,10 +262,11 @@ class Session:
         The work happens on a copy, so a failure or Stop leaves the model as it was. Fine-tuning,
         measuring and exporting then work on the smaller model as on any other; ``revert`` brings
         back the original."""
-        outcome = prune_channels(self.model, self.data.example_input(1), spec, progress, cancel,
-                                 data=self.data, log=self.log)
-        self._replace_model(outcome.model)
-        self.structured = outcome
+        with model_transaction(self, copy_model=False):   # prune_channels works on a copy
+            outcome = prune_channels(self.model, self.data.example_input(1), spec, progress, cancel,
+                                     data=self.data, log=self.log)
+            self._replace_model(outcome.model)
+            self.structured = outcome
         self.current_metrics = None
         self.log(outcome.summary)
         return outcome
@@ -294,12 +310,13 @@ class Session:
                  after_step: Optional[Callable[[nn.Module], None]] = None,
                  best_from_step: int = 0) -> FinetuneResult:
         device = resolve_device(spec.device)
-        self.model.to(device)
-        try:
-            result = finetune(self.model, self.data, spec, self.seed, progress, cancel, on_epoch,
-                              on_step, after_step, best_from_step)
-        finally:
-            self.model.to("cpu")
+        with model_transaction(self) as restore_point:
+            self.model.to(device)
+            try:
+                result = finetune(self.model, self.data, spec, self.seed, progress, cancel,
+                                  on_epoch, on_step, after_step, best_from_step, restore_point)
+            finally:
+                self.model.to("cpu")
         self.current_metrics = None
         for e in result.epochs:
             self.log(f"epoch {e.epoch}: train loss {e.train_loss:.4f}, "
@@ -325,8 +342,9 @@ class Session:
         """Prunes (and fine-tunes) the live model following ``schedule``; see
         :func:`engine.scheduling.run_schedule`."""
         from engine.scheduling import run_schedule
-        return run_schedule(self, prune_spec, finetune_spec, schedule, progress, cancel, on_epoch,
-                            on_step, on_sparsity, on_round)
+        with model_transaction(self):   # its prune and fine-tune steps share this restore point
+            return run_schedule(self, prune_spec, finetune_spec, schedule, progress, cancel,
+                                on_epoch, on_step, on_sparsity, on_round)
 
     def sensitivity_scan(self, spec: PruneSpec, grid, progress: Optional[ProgressFn] = None,
                          cancel: Optional[CancelToken] = None,
@@ -334,10 +352,13 @@ class Session:
         """Prunes each selected layer alone over ``grid`` on a copy of the live model (which is left
         untouched) and measures test accuracy; see :mod:`engine.pruning.sensitivity`."""
         from engine.pruning.sensitivity import scan
-        return scan(self.model, self.data, spec, grid, progress, cancel, max_eval_batches, self.log)
+        with model_transaction(self, copy_model=False):   # the scan prunes a copy
+            return scan(self.model, self.data, spec, grid, progress, cancel, max_eval_batches,
+                        self.log)
 
     def make_permanent(self) -> int:
-        n = make_permanent(self.model)
+        with model_transaction(self):
+            n = make_permanent(self.model)
         self.log(f"made {n} mask(s) permanent")
         return n
 
@@ -433,9 +454,18 @@ class Session:
         return take_snapshot(self.model, label, histograms=histograms,
                              ranges=histogram_ranges(self.original_snapshot))
 
+    def check_export(self, spec: ExportSpec) -> None:
+        """Refuses, before anything is written, an export that would overwrite what the session
+        read or could not be written (see engine.outputs)."""
+        from engine.text.bilstm import BiLSTMClassifier
+        sources = [model_source(p, folder=p.is_dir()) for p in self.loaded.source_files]
+        check_outputs(export_outputs(spec, text_sidecar=isinstance(self.model, BiLSTMClassifier)),
+                      sources + self.inputs)
+
     def export(self, spec: ExportSpec, recipe: Optional[Recipe] = None) -> list[Path]:
         if not spec.path:
             raise ValueError("no export path given")
+        self.check_export(spec)
         report = None
         if spec.report:
             report = {"recipe": recipe.to_dict() if recipe else None,
@@ -451,7 +481,10 @@ class Session:
                            arch=self.loaded.arch, num_classes=self.data.num_classes,
                            input_shape=tuple(self.data.input_shape), include_masks=spec.include_masks,
                            report=report,
-                           protected=self.loaded.source_files)
+                           protected=self.loaded.source_files, dtype=self.loaded.dtype)
+        if self.loaded.dtype is not None:
+            self.log(f"the state_dict is written in {str(self.loaded.dtype).split('.')[-1]}, the "
+                     f"checkpoint's own dtype (computed in float32 here)")
         paths += write_sidecar()
         self.log("exported " + ", ".join(str(p) for p in paths))
         return paths

@@ -21,6 +21,7 @@ class LayerHistogram:
     edges: np.ndarray          # len(counts) + 1
     counts: np.ndarray         # all sampled weights
     counts_nonzero: np.ndarray  # sampled non-zero weights only
+    nonfinite: int = 0          # NaN/inf weights of the whole layer, left out of the counts
 
 
 @dataclass(frozen=True)
@@ -38,24 +39,30 @@ def take_snapshot(model: nn.Module, label: str = "", bins: int = 64,
                   max_samples: int = 200_000, histograms: bool = True,
                   ranges: dict[str, tuple[float, float]] | None = None) -> WeightSnapshot:
     """``ranges`` fixes each layer's histogram range (e.g. the original model's), so before and
-    after overlay on the same bins."""
+    after overlay on the same bins. Only finite values are binned (a diverged checkpoint still
+    draws); each histogram says how many NaN/inf weights it left out."""
     layers, hists = [], {}
     generator = torch.Generator().manual_seed(0)
     for t in prunable_targets(model):
         w = t.weight().detach().float().reshape(-1).cpu()
         nonzero = int(torch.count_nonzero(w))
+        finite = torch.isfinite(w)
+        nonfinite = w.numel() - int(finite.sum())
         layers.append(LayerInfo(t.name, t.module_type, tuple(t.weight().shape), w.numel(), nonzero))
         if not histograms:
             continue
         if w.numel() > max_samples:
             w = w[torch.randint(w.numel(), (max_samples,), generator=generator)]
         values = w.numpy()
+        values = values[np.isfinite(values)] if nonfinite else values
         lo, hi = (ranges or {}).get(t.name, (float(values.min(initial=0.0)), float(values.max(initial=0.0))))
+        if not (np.isfinite(lo) and np.isfinite(hi)):   # a range saved from a non-finite model
+            lo, hi = float(values.min(initial=0.0)), float(values.max(initial=0.0))
         if hi <= lo:
             hi = lo + 1e-6
         counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
         nz_counts, _ = np.histogram(values[values != 0], bins=edges)
-        hists[t.name] = LayerHistogram(t.name, edges, counts, nz_counts)
+        hists[t.name] = LayerHistogram(t.name, edges, counts, nz_counts, nonfinite)
     return WeightSnapshot(label, layers, hists)
 
 

@@ -21,12 +21,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> int:
     args, qt_args = build_parser().parse_known_args(argv)
     from PySide6.QtWidgets import QApplication
+    from gui.errors import install_last_resort_handler
     from gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("PruneLab")
     app.setOrganizationName("PruneLab")
     window = MainWindow()
+    install_last_resort_handler(window)
     window.show()
     if args.file and not args.demo:
         window.open_path(args.file)

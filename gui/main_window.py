@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.config import DataSpec, MetricsSpec, ModelSpec
+from engine.messages import one_line
 from engine.progress import CancelToken, Progress
 from gui import tooltips
 from gui.theme import apply_plot_theme
@@ -201,7 +202,8 @@ class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowAc
         self.thread.start()
 
     def show_error(self, title: str, message: str) -> None:
-        """A non-blocking dialog: the app stays usable behind it."""
+        """A non-blocking dialog: the app stays usable behind it. One line: details go to the log."""
+        message = one_line(message)
         self.last_error = message
         self.log_view.append(f"{title}: {message}")
         if self.error_box is not None:

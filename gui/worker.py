@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from engine.config import (DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, ModelSpec, PruneSpec,
                            ScheduleSpec, StructuredSpec)
 from engine.finetune import EpochResult
+from engine.messages import one_line
 from engine.metrics import ModelMetrics, TableRow, format_table
 from engine.model_info import ModelInfo, describe_model
 from engine.progress import Cancelled, CancelToken, Progress
@@ -159,7 +160,7 @@ class EngineWorker(WorkerHistory, QObject):
             self.stopped.emit(request.op)
             return
         except Exception as exc:  # every engine error becomes a dialog, never a dead thread
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            message = one_line(exc)
             self.log.emit(f"{request.op} failed: {message}\n{traceback.format_exc().rstrip()}")
             self._emit_state()
             self.failed.emit(request.op, message)

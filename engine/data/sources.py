@@ -159,6 +159,17 @@ def _load_torchvision(spec: DataSpec) -> DataBundle:
                       f"{cls.__name__} from {root}", classes)
 
 
+def _refuse_empty_files(*datasets: Dataset) -> None:
+    """A zero-byte image fails only when its batch is reached, minutes into fine-tuning; a stat of
+    every file is cheap, so it is refused at opening, by name. (Other unreadable images are named
+    by the error of the batch that reads them, and the model is restored.)"""
+    for dataset in datasets:
+        base = dataset.dataset if isinstance(dataset, Subset) else dataset
+        for path, _ in getattr(base, "samples", []):
+            if Path(path).stat().st_size == 0:
+                raise DataError(f"image file {path} is empty (0 bytes): remove or replace it")
+
+
 def _image_folder(root: Path, transform, shape) -> DataBundle:
     """``root/train`` + ``root/val`` (or ``test``) when present, else one folder split 80/20 with a
     fixed seed so the held-out set is the same on every run."""
@@ -180,4 +191,5 @@ def _image_folder(root: Path, transform, shape) -> DataBundle:
     except (FileNotFoundError, RuntimeError) as exc:
         raise DataError(f"{root} is not an image folder (one sub-folder of images per class): "
                         f"{exc}") from None
+    _refuse_empty_files(train, test)
     return DataBundle(train, test, len(classes), shape, f"image folder {root}", classes)

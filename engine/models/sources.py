@@ -34,11 +34,20 @@ class LoadedModel:
     class_names: Optional[list[str]] = None
     # other files the model was read from (a channel-pruned export's .shapes.json): never overwritten
     companions: tuple[Path, ...] = ()
+    # a float16/bfloat16 checkpoint's dtype: the model computes in float32 here, and the export is
+    # written back in this dtype (a float32 export would silently double the file)
+    dtype: Optional[torch.dtype] = None
 
     @property
     def source_files(self) -> tuple[Path, ...]:
         """Everything an export must not write over (a folder: nothing inside it)."""
         return tuple(p for p in (self.source_path, *self.companions) if p is not None)
+
+
+def _half_dtype(state) -> Optional[torch.dtype]:
+    """float16 or bfloat16 when every floating tensor of the checkpoint has that dtype."""
+    dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
+    return dtypes.pop() if len(dtypes) == 1 and dtypes & {torch.float16, torch.bfloat16} else None
 
 
 def load_model(spec: ModelSpec, seed: int = 0) -> LoadedModel:
@@ -68,9 +77,10 @@ def _load_model(spec: ModelSpec) -> LoadedModel:
     if spec.source == "torchvision":
         model = build_architecture(spec.arch, spec.num_classes, spec.arch_options)
         if spec.path:
-            load_into(model, read_state_dict(spec.path), Path(spec.path).name)
+            state = read_state_dict(spec.path)
+            load_into(model, state, Path(spec.path).name)
             return LoadedModel(model.eval(), f"{spec.arch} with weights from {Path(spec.path).name}",
-                               Path(spec.path), spec.arch)
+                               Path(spec.path), spec.arch, dtype=_half_dtype(state))
         return LoadedModel(model.eval(), f"{spec.arch} (random init)", None, spec.arch)
     if spec.source == "state_dict" and spec.shapes:
         # a channel-pruned export: rebuilt from its layer-shapes JSON, then loaded weights-only
@@ -81,9 +91,10 @@ def _load_model(spec: ModelSpec) -> LoadedModel:
                            Path(spec.path), arch, companions=(Path(spec.shapes),))
     if spec.source == "state_dict":
         model = build_architecture(spec.arch, spec.num_classes, spec.arch_options)
-        load_into(model, read_state_dict(spec.path), Path(spec.path).name)
+        state = read_state_dict(spec.path)
+        load_into(model, state, Path(spec.path).name)
         return LoadedModel(model.eval(), f"{spec.arch} from {Path(spec.path).name}", Path(spec.path),
-                           spec.arch)
+                           spec.arch, dtype=_half_dtype(state))
     if spec.source == "python":
         model = build_from_user_file(Path(spec.path), spec.factory, spec.num_classes)
         return LoadedModel(model.eval(), f"{spec.factory} from {Path(spec.path).name}", Path(spec.path))

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from engine.config import PruneSpec
+from engine.finite import nan_scores_kept
 from engine.pruning import builtins as _builtins  # noqa: F401  (registers the built-ins)
 from engine.pruning.base import CRITERIA, GRANULARITIES, PruneContext, PruneError
 from engine.pruning.targets import PruneTarget, prunable_targets, select_targets
@@ -81,7 +82,8 @@ def prune_model(model: nn.Module, spec: PruneSpec, ctx: PruneContext) -> PruneOu
     else:
         with torch.enable_grad():
             scores = criterion.scores(targets, ctx)
-        scores = [_respect_existing_mask(t, s) for t, s in zip(targets, scores)]
+        # NaN importance counts as +inf, i.e. kept (engine.finite says why)
+        scores = [_respect_existing_mask(t, nan_scores_kept(s)) for t, s in zip(targets, scores)]
         masks, how = _masks_from_scores(targets, scores, granularity, spec, ctx)
 
     for target, mask in zip(targets, masks):

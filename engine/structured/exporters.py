@@ -22,7 +22,9 @@ import torch
 from torch import nn
 
 from engine.export import ExportError, export_model, refuse_protected
+from engine.config import EXPORT_KINDS
 from engine.io import atomic_path
+from engine.outputs import export_file
 from engine.metrics import _plain_copy, to_device
 from engine.structured.rebuild import shapes_document, write_shapes
 
@@ -31,15 +33,11 @@ PICKLE_WARNING = ("a whole pickled model: loading it (torch.load(weights_only=Fa
 
 
 def export_paths(path: Path, kinds: list[str]) -> dict[str, Path]:
-    """Where each requested kind goes, all beside ``path``."""
-    stem = path.stem
-    names = {"state_dict": path.name, "shapes": f"{stem}.shapes.json",
-             "torchscript": f"{stem}.torchscript.pt", "onnx": f"{stem}.onnx",
-             "pickle": f"{stem}.pickle.pt"}
-    unknown = [k for k in kinds if k not in names]
+    """Where each requested kind goes, all beside ``path`` (named in engine.outputs)."""
+    unknown = [k for k in kinds if k not in EXPORT_KINDS]
     if unknown:
         raise ExportError(f"unknown export format(s): {', '.join(unknown)}")
-    return {k: path.with_name(names[k]) for k in kinds}
+    return {k: export_file(path, k) for k in kinds}
 
 
 def _inference_copy(model: nn.Module) -> nn.Module:
@@ -97,7 +95,8 @@ def export_all(model: nn.Module, path: str | Path, kinds: list[str], example_inp
                arch: Optional[str] = None, num_classes: Optional[int] = None,
                input_shape: Optional[tuple[int, ...]] = None, include_masks: bool = False,
                report: Optional[dict[str, Any]] = None,
-               protected: tuple[Path, ...] = ()) -> list[Path]:
+               protected: tuple[Path, ...] = (),
+               dtype: Optional[torch.dtype] = None) -> list[Path]:
     """Writes the state_dict at ``path`` and every other requested kind beside it; returns the paths.
 
     ``example_input`` is needed for torchscript/onnx (tracing); ``arch``/``num_classes`` for shapes
@@ -115,7 +114,7 @@ def export_all(model: nn.Module, path: str | Path, kinds: list[str], example_inp
         report = dict(report)
         report["files"] = {k: {"path": str(p), **({"warning": PICKLE_WARNING} if k == "pickle" else {})}
                            for k, p in targets.items()}
-    written = export_model(model, path, include_masks, report, protected)
+    written = export_model(model, path, include_masks, report, protected, dtype)
     if "shapes" in kinds:
         write_shapes(targets["shapes"], shapes_document(model, arch, num_classes, input_shape,
                                                         state_dict_file=path.name))

@@ -18,7 +18,7 @@ from torch import nn
 
 from engine.config import StructuredSpec
 from engine.metrics import count_macs, forward_batch, model_device, split_batch, to_device
-from engine.progress import Cancelled, CancelToken, Progress, ProgressFn, ProgressTracker
+from engine.progress import CancelToken, Progress, ProgressFn, ProgressTracker
 from engine.pruning.apply import make_permanent
 from engine.pruning.targets import matches
 from engine.structured.shapes import LayerWidth, compare_widths, layer_configs

@@ -215,6 +215,9 @@ class HistogramView(QWidget):
         after = self.current.histograms if self.current is not None else {}
         for name, pair in self.small.items():
             pair.set(before.get(name), after.get(name), nonzero_only)
+            bad = _nonfinite(after.get(name) or before.get(name))
+            pair.plot.setTitle(name + (f" ⚠ {bad:,} NaN/inf" if bad else ""), size="9pt",
+                               color="#c0392b" if bad else None)
         self._draw_big()
 
     def _draw_big(self) -> None:
@@ -228,9 +231,12 @@ class HistogramView(QWidget):
         snapshot = self.current or self.original
         layer = next((l for l in snapshot.layers if l.name == name), None)
         if layer is not None:
+            bad = _nonfinite(after or self.original.histograms.get(name))
             self.info.setText(f"{layer.module_type} {tuple(layer.shape)}: "
                               f"{layer.nonzero:,} of {layer.numel:,} non-zero "
-                              f"({layer.density:.1%} density)")
+                              f"({layer.density:.1%} density)"
+                              + (f"; {bad:,} NaN/inf weight(s) not drawn (finite values only)"
+                                 if bad else ""))
 
     def _on_layer(self, name: str) -> None:
         self._draw_big()
@@ -243,3 +249,8 @@ class HistogramView(QWidget):
             if pair.plot.sceneBoundingRect().contains(pos):
                 self.select(name)
                 return
+
+
+def _nonfinite(hist) -> int:
+    """NaN/inf weights the histogram left out (engine.snapshots bins finite values only)."""
+    return getattr(hist, "nonfinite", 0) if hist is not None else 0

@@ -10,9 +10,11 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog
 
 from engine.config import TEXT_DATA_SOURCES, DataSpec, ModelSpec, Recipe, RecipeError
 from engine.bundle import SUFFIX as PROJECT_SUFFIX
+from engine.messages import one_line
 from engine.models.checkpoints import STATE_DICT_SUFFIXES
 from engine.text.bilstm import read_sidecar
 from engine.text.sources import suggested_data
+from engine.validation import check_recipe_for_parameters
 from gui.dialogs import OpenDataDialog, OpenModelDialog, confirm_trust
 
 RECENT_LIMIT = 10
@@ -45,7 +47,7 @@ class WindowFiles:
         if spec.source in ("pickle", "python") and spec.path:
             what = "a pickled model" if spec.source == "pickle" else "a Python model file"
             if not confirm_trust(self, spec.path, what):
-                return False
+                return self._declined_trust(spec.path)
             if spec.source == "pickle":
                 spec.trust_pickle = True
         data = self.data_for_model(spec)
@@ -95,43 +97,80 @@ class WindowFiles:
         return False
 
     def open_recipe(self, path: str) -> bool:
+        """Applies a recipe only when all of it is valid: the same checks as the CLI (recipe on its
+        own, then against the open model's parameters), and the method panel is put back as it
+        was if showing the recipe fails part-way."""
         try:
             recipe = Recipe.load(path)
+            if recipe.model == self.model_spec:
+                self._check_recipe_fits(recipe)
             if not self._load_recipe_plugin(recipe):
                 return False
-            self.method_panel.set_prune_spec(recipe.prune)
-            self.method_panel.set_finetune_spec(recipe.finetune)
-            self.method_panel.set_schedule_spec(recipe.schedule)
-            self.method_panel.set_structured_spec(recipe.structured)
-            self.method_panel.seed.setValue(recipe.seed)
-        except (RecipeError, ValueError) as exc:
-            self.show_error("Cannot open recipe", str(exc))
+        except Exception as exc:   # a hostile file can provoke anything: a dialog, never a crash
+            self.show_error("Cannot open recipe", one_line(exc))
+            return False
+        panel_before = self._method_panel_state()
+        try:
+            self._show_recipe_method(recipe)
+        except Exception as exc:
+            self._show_recipe_method(panel_before)
+            self.show_error("Cannot open recipe", one_line(exc))
             return False
         self.metrics_spec = recipe.metrics
         self.recipe_export = (recipe.model, recipe.export)
         self._pending_selection = (recipe.prune.include, recipe.prune.per_layer)
+        self._pending_recipe = recipe
         self._remember("recipe", path)
         if recipe.model != self.model_spec or recipe.data != self.data_spec:
             return self._open_with_trust(recipe.model, recipe.data)
         self._apply_pending_selection()
         return True
 
+    def _method_panel_state(self) -> Recipe:
+        panel = self.method_panel
+        return Recipe(prune=panel.prune_spec(), finetune=panel.finetune_spec(),
+                      schedule=panel.schedule_spec(), structured=panel.structured_spec(),
+                      seed=panel.seed.value())
+
+    def _show_recipe_method(self, recipe: Recipe) -> None:
+        self.method_panel.set_prune_spec(recipe.prune)
+        self.method_panel.set_finetune_spec(recipe.finetune)
+        self.method_panel.set_schedule_spec(recipe.schedule)
+        self.method_panel.set_structured_spec(recipe.structured)
+        self.method_panel.seed.setValue(recipe.seed)
+
+    def _check_recipe_fits(self, recipe: Recipe) -> None:
+        """engine.validation's checks against the open model (the panel's names: the GUI thread
+        never touches the live model)."""
+        info = self.model_panel.info
+        if info is not None:
+            check_recipe_for_parameters(recipe, [p.name for p in info.prunable])
+
+    def _declined_trust(self, path: str) -> bool:
+        self.status_label.setText(f"Not opened: {Path(path).name} was not trusted, so none of "
+                                  f"its code ran")
+        self.log_view.append(f"not opened: you declined to trust {path}")
+        return False
+
     def _open_with_trust(self, model: ModelSpec, data: DataSpec) -> bool:
         """A recipe's trust_pickle is not trust: the person at the window is asked every time."""
         if model.source in ("pickle", "python") and model.path:
             if not confirm_trust(self, model.path, "a model"):
-                return False
+                return self._declined_trust(model.path)
             model.trust_pickle = model.source == "pickle"
         return self.open_session(model, data)
 
     def _apply_pending_selection(self) -> None:
         pending = getattr(self, "_pending_selection", None)
+        recipe = getattr(self, "_pending_recipe", None)
         if pending is not None and self.model_panel.info is not None:
+            self._pending_selection = self._pending_recipe = None
             try:
+                if recipe is not None:
+                    self._check_recipe_fits(recipe)
                 self.model_panel.apply_selection(*pending)
-            except KeyError as exc:
-                self.show_error("Recipe does not fit this model", f"unknown parameter {exc}")
-            self._pending_selection = None
+            except (KeyError, RecipeError) as exc:
+                self.show_error("Recipe does not fit this model", one_line(exc))
 
     def open_recipe_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open recipe", self._last_dir(), "Recipes (*.json)")
