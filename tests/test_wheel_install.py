@@ -92,6 +92,9 @@ def test_installed_prunelab_runs_the_demo_recipe_from_another_folder(installed, 
     # the checkout's folder is not searched (its .venv, in a fresh clone, may well be)
     assert all(Path(entry or work).resolve() != ROOT.resolve() for entry in json.loads(where[3]))
 
+    usage = _run([venv / "bin" / "prunelab", "--headless", "--help"], cwd=work, env=env).stdout
+    assert usage.startswith("usage: prunelab --headless")
+
     result = _run([venv / "bin" / "prunelab", "--headless", "--epochs", "1", "--no-latency",
                    "--quiet"], cwd=work, env=env, timeout=240)
     assert "Non-zero parameters" in result.stdout and "Accuracy" in result.stdout
