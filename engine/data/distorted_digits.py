@@ -5,7 +5,7 @@ so pruning shows no cost until it falls off a cliff. This module derives a harde
 the same shipped file, deterministically and at load time (nothing is downloaded or written):
 
 * every image gets a random affine warp (rotation, anisotropic scale, shear, shift), a smooth
-  elastic displacement, a random stroke weight, clutter (fragments of other digits of the same
+  elastic displacement, a random stroke weight, clutter (fragments of digits of the same
   split) and pixel noise, then is quantised to 8 bits, as a stored image would be;
 * the **test** split is ``TEST_VARIANTS`` distortions of each of the 360 test base images
   (2,160 images) and draws its clutter from test images only;
@@ -54,7 +54,7 @@ class Distortion(NamedTuple):
     elastic_px: float = 1.0         # std of the smooth displacement field, in pixels
     elastic_grid: int = 5           # the field is drawn on this coarse grid and upsampled
     stroke: float = 0.3             # ink gamma uniform in 1 +/- this (bolder/thinner strokes)
-    clutter_max: int = 2            # 0..this fragments of other digits per image
+    clutter_max: int = 2            # 0..this fragments of digits per image
     clutter_size: int = 7           # fragment side, pixels
     clutter_ink: tuple[float, float] = (0.2, 0.5)
     noise_max: float = 0.1          # per-image noise std uniform in 0..this
@@ -99,7 +99,8 @@ def distort(clean: torch.Tensor, gen: torch.Generator,
     gamma = uniform(1 - s.stroke, 1 + s.stroke, n).view(n, 1, 1, 1)
     x = x.clamp(0, 1) ** gamma
 
-    # clutter: fragments of other images of the same split, pasted at random places (max blend)
+    # clutter: fragments of random images of the same split (rarely the image itself), pasted at
+    # random places (max blend)
     k = s.clutter_size
     counts = torch.randint(0, s.clutter_max + 1, (n,), generator=gen)
     rows = torch.arange(n).view(n, 1, 1)
