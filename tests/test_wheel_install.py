@@ -38,6 +38,13 @@ def installed(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     env["PIP_NO_INPUT"] = "1"
+    env["PIP_NO_CACHE_DIR"] = "1"
+    # whatever the runs might keep per user (caches, settings) stays in the temporary folder
+    home = tmp / "home"
+    home.mkdir()
+    env["HOME"] = str(home)
+    for name in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+        env[name] = str(home / name.lower())
     # build from a copy, so the checkout gets no build/ or .egg-info folders
     src = tmp / "src"
     src.mkdir()
@@ -96,7 +103,7 @@ def test_installed_prunelab_runs_the_demo_recipe_from_another_folder(installed, 
     assert usage.startswith("usage: prunelab --headless")
 
     result = _run([venv / "bin" / "prunelab", "--headless", "--epochs", "1", "--no-latency",
-                   "--quiet"], cwd=work, env=env, timeout=240)
+                   "--quiet"], cwd=work, env=env, timeout=600)
     assert "Non-zero parameters" in result.stdout and "Accuracy" in result.stdout
     # the bundled recipe's ../out/ export lands below the working folder, not in site-packages
     exported = work / "out" / "lenet_seed001_pruned.pt"
