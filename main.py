@@ -1,24 +1,9 @@
-"""PruneLab: start the desktop app, or run a recipe headless with --headless."""
+"""PruneLab: start the desktop app, or run a recipe headless with --headless.
+
+Installed from the wheel, the same entry point is the ``prunelab`` command."""
 import sys
 
-EXIT_INTERRUPTED = 130
-
-
-def main() -> int:
-    argv = sys.argv[1:]
-    if "--headless" in argv:
-        argv.remove("--headless")
-        from engine.cli import main as cli_main
-        return cli_main(argv)
-    from gui.app import main as gui_main
-    return gui_main(argv)
-
+from gui.launcher import main
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        # Ctrl-C before the CLI installs its own handler (torch and Qt take a second or more to
-        # import): one line, the shell's exit code for SIGINT, no traceback.
-        print("prunelab: interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(main())

@@ -73,8 +73,9 @@ def _duration(seconds: float) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    program = "prunelab" if Path(sys.argv[0]).name == "prunelab" else "python main.py"
     parser = argparse.ArgumentParser(
-        prog="python main.py --headless",
+        prog=f"{program} --headless",
         description="Run a PruneLab recipe without the window: load, prune, fine-tune, measure, export.")
     parser.add_argument("recipe", nargs="?", default=str(RECIPES / "lenet_seed001.json"),
                         help="recipe JSON file (default: the LeNet recipe of the reference tutorial)")

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from engine.paths import output_base
+
 
 class RecipeError(ValueError):
     """A recipe or setting that cannot be run; the message names the offending key."""
@@ -448,14 +450,17 @@ class Recipe:
         atomic_write_text(Path(path), self.to_json() + "\n")
 
     def _resolve_paths(self, base: Path) -> None:
-        """Relative paths in a recipe file are relative to the recipe, so recipes travel with data."""
+        """Relative paths in a recipe file are relative to the recipe, so recipes travel with data;
+        a recipe shipped inside the installed package writes below the current folder instead."""
+        outputs = output_base(base)
         for spec, key in ((self.model, "path"), (self.model, "shapes"), (self.data, "root"),
                           (self.data, "vocab_path"), (self.data, "vectors_path"),
                           (self.data, "tokenizer_path"), (self.export, "path"),
                           (self.prune, "plugin")):
             value = getattr(spec, key)
             if value and not Path(value).expanduser().is_absolute():
-                setattr(spec, key, str((base / value).resolve()))
+                folder = outputs if spec is self.export and key == "path" else base
+                setattr(spec, key, str((folder / value).resolve()))
 
 
 # ---------------------------------------------------------------- strict dataclass loading

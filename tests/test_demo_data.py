@@ -1,4 +1,5 @@
-"""The built-in demo: shipped digits, their 28x28 pipeline, and the pretrained LeNet."""
+"""The built-in demo: shipped digits, their clean 28x28 pipeline (the base the demo's distorted
+digits are made from), and the pretrained LeNet."""
 from __future__ import annotations
 
 import json
@@ -114,19 +115,11 @@ def test_missing_file_message(tmp_path):
         D.load_digits_arrays(tmp_path / "nope.npz")
 
 
-def test_checkpoint_loads_strictly_and_is_accurate(datasets):
+def test_checkpoint_loads_strictly():
+    # its accuracy on the demo's (distorted) test split: tests/test_distorted_digits.py
     sd = torch.load(CKPT, map_location="cpu", weights_only=True)
     assert isinstance(sd, dict) and all(isinstance(v, torch.Tensor) for v in sd.values())
-    model = LeNet()
-    model.load_state_dict(sd, strict=True)
-    model.eval()
-    x, y = datasets[1].tensors
-    with torch.no_grad():
-        acc = (model(x).argmax(1) == y).float().mean().item()
-    assert acc >= 0.97, acc
-    meta = json.loads((RESOURCES / "lenet_digits.json").read_text())
-    assert meta["test_accuracy"] == pytest.approx(acc, abs=1e-4)
-    assert meta["data"]["normalize"] == {"mean": D.DIGITS_MEAN, "std": D.DIGITS_STD}
+    LeNet().load_state_dict(sd, strict=True)
 
 
 def test_checkpoint_was_not_trained_on_the_validation_split():

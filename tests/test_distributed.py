@@ -82,7 +82,7 @@ def test_two_ranks_match_one_process_with_the_same_global_batch(two_ranks, tmp_p
     assert done.returncode == 0, done.stderr[-3000:]
     one = json.loads((tmp_path / "run.json").read_text())["finetune"]["epochs"][0]
     two = json.loads((folder / "run.json").read_text())["finetune"]["epochs"][0]
-    assert one["test_samples"] == two["test_samples"] == 360   # test split shared, all counted
+    assert one["test_samples"] == two["test_samples"] == 2160  # test split shared, all counted
     assert abs(one["train_loss"] - two["train_loss"]) < 1e-4
     assert abs(one["test_loss"] - two["test_loss"]) < 1e-4
     # and training did move the model: the comparison is not between two untouched models

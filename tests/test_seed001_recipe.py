@@ -29,14 +29,15 @@ def _row(table, name):
 
 def test_pruning_hurts_and_fine_tuning_recovers(seed001):
     recipe, result, epochs, _ = seed001
-    assert result.original.accuracy >= 0.97
+    # the demo is hard enough that the dense model is good but not perfect (97.87% of 2,160)
+    assert 0.95 <= result.original.accuracy <= 0.995
     assert result.after_prune.accuracy < result.original.accuracy - 0.10
     assert len(epochs) == recipe.finetune.epochs == 5
-    # Fine-tuning wins back most of what pruning lost. The kept epoch is chosen on validation data,
-    # never on test, so the figure is not a best-of-five on the test split: 5 fine-tuning seeds
-    # measured 97.5-99.2% against a dense 100% (README, "Honest numbers").
+    # Fine-tuning wins back most of what pruning lost, not all: the kept epoch is chosen on
+    # validation data, never on test, and seeds 0-5 measured 92.2-94.2% against a dense 97.87%
+    # (3.7-5.7 points below; README, "Honest numbers").
     lost = result.original.accuracy - result.after_prune.accuracy
-    assert result.original.accuracy - result.final.accuracy <= 0.02
+    assert result.original.accuracy - result.final.accuracy <= 0.06
     assert result.final.accuracy - result.after_prune.accuracy >= 0.9 * lost
     assert result.finetune.best_epoch is not None
     kept = result.finetune.epochs[result.finetune.best_epoch - 1]

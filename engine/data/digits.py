@@ -38,7 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-DIGITS_PATH = Path(__file__).resolve().parents[2] / "resources" / "digits.npz"
+from engine.paths import RESOURCES
+
+DIGITS_PATH = RESOURCES / "digits.npz"
 
 NUM_CLASSES = 10
 MAX_GREY = 16  # the UCI bitmaps count "on" pixels in 4x4 blocks: 0..16

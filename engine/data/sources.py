@@ -76,10 +76,11 @@ def load_data(spec: DataSpec, vocab: Optional[Any] = None, tokenizer: Optional[A
         from engine.text.sources import load_text_data
         bundle = load_text_data(spec, vocab, tokenizer)
     elif spec.source == "demo":
-        from engine.data.digits import digits_datasets
-        train, test = digits_datasets()
+        from engine.data.distorted_digits import demo_datasets
+        train, test = demo_datasets()
         bundle = DataBundle(train, test, 10, (1, 28, 28),
-                            "built-in handwritten digits (UCI, 8x8 upscaled to 28x28)",
+                            "built-in handwritten digits, distorted (UCI 8x8 upscaled to 28x28; "
+                            "warped, cluttered, noisy)",
                             [str(i) for i in range(10)])
     else:
         bundle = _load_torchvision(spec)
