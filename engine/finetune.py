@@ -6,10 +6,18 @@ The best epoch by *validation* accuracy (then loss) is kept (the test split is e
 curves, never to choose: choosing on it would report a tuned figure as a held-out one); with no
 validation split the last epoch is kept. Stop restores the kept epoch, or the weights from before
 fine-tuning if no epoch finished, so a cancelled run never leaves a half-trained model behind.
+
+Full copies of the model's weights while fine-tuning, and why each exists:
+- the live model (trained in place; masked layers hold ``weight_orig`` and the mask, and the
+  effective ``weight`` is recomputed from them at each forward);
+- ``kept``: one copy of the state to restore on Stop or at the end (the kept epoch), allocated
+  once and overwritten in place, so choosing a new best epoch never holds two copies at once;
+- the optimizer's momentum/Adam buffers and the gradients, as in any PyTorch training loop;
+- outside this module, :class:`engine.session.Session` keeps ``original`` (Revert and the
+  comparison table's original column).
 """
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -18,7 +26,8 @@ import torch
 from torch import nn
 
 from engine.config import FinetuneSpec
-from engine.metrics import EvalResult, evaluate, forward_batch, model_device, split_batch, to_device
+from engine.metrics import (EvalResult, eval_batch_size, evaluate, forward_batch, model_device,
+                            split_batch, to_device)
 from engine.pruning.targets import refresh_masked_weights
 from engine.progress import Cancelled, CancelToken, ProgressFn, ProgressTracker
 
@@ -49,6 +58,28 @@ def _selection_key(val: EvalResult) -> tuple[float, float]:
     validation split often ties on accuracy (several epochs at 100%), and the first of equals is
     rarely the best model."""
     return (val.accuracy, -val.loss)
+
+
+class _StateCopy:
+    """One detached copy of a model's state_dict, refreshed in place (no second copy while
+    copying) and loaded back on Stop or at the end."""
+
+    def __init__(self, model: nn.Module) -> None:
+        with torch.no_grad():
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        current = model.state_dict()
+        if current.keys() != self.state.keys() or any(
+                self.state[k].shape != v.shape for k, v in current.items()):
+            self.state = {k: v.detach().clone() for k, v in current.items()}
+            return
+        for key, value in current.items():
+            self.state[key].copy_(value)
+
+    def restore(self, model: nn.Module) -> None:
+        model.load_state_dict(self.state)
 
 
 def make_optimizer(model: nn.Module, spec: FinetuneSpec) -> torch.optim.Optimizer:
@@ -84,7 +115,7 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
     batches = len(loader) if spec.max_batches_per_epoch is None else min(len(loader),
                                                                         spec.max_batches_per_epoch)
     tracker = ProgressTracker("Fine-tuning", spec.epochs * batches, progress)
-    best_state = copy.deepcopy(model.state_dict())
+    kept = _StateCopy(model)
     best_key = (-1.0, 0.0)
     since_best = 0
     step = 0
@@ -113,7 +144,7 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
                 if on_step is not None:
                     on_step(step, loss_value)
                 tracker.update(step, f"epoch {epoch}/{spec.epochs}", loss=loss_value)
-            eval_batch = max(spec.batch_size, 256)
+            eval_batch = eval_batch_size(model, data)
             val = (evaluate(model, data.loader("val", eval_batch), data.num_classes, cancel=cancel)
                    if getattr(data, "val", None) is not None else None)
             test = evaluate(model, data.loader("test", eval_batch), data.num_classes,
@@ -127,10 +158,10 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
                 continue
             if val is None:  # nothing held out to choose on: keep the latest epoch
                 result.best_epoch = epoch
-                best_state = copy.deepcopy(model.state_dict())
+                kept = _StateCopy(model)
             elif _selection_key(val) > best_key:
                 best_key, result.best_epoch, since_best = _selection_key(val), epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
+                kept = _StateCopy(model)
             else:
                 since_best += 1
                 if spec.patience is not None and since_best >= spec.patience:
@@ -138,7 +169,7 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
                     break
     except Cancelled:
         result.cancelled = True
-    model.load_state_dict(best_state)
+    kept.restore(model)
     refresh_masked_weights(model)
     model.eval()
     return result

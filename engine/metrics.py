@@ -14,6 +14,7 @@ import copy
 import statistics
 import time
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -90,6 +91,37 @@ def split_batch(batch):
     """(inputs, labels) from a loader batch; the last element is always the label."""
     *inputs, labels = batch
     return (inputs[0] if len(inputs) == 1 else tuple(inputs)), labels
+
+
+# Evaluation batches are sized by time, not fixed: one batch takes about EVAL_BATCH_SECONDS, so
+# progress moves and per-batch work stays short on a big model, and at most EVAL_BATCH_CAP samples,
+# which bounds the activations held at once (256 ResNet-50 images at 224x224 need gigabytes).
+EVAL_BATCH_SECONDS = 0.2
+EVAL_BATCH_CAP = 256
+_PROBE_BATCH = 2
+_eval_batch_cache: "weakref.WeakKeyDictionary[nn.Module, int]" = weakref.WeakKeyDictionary()
+
+
+@torch.no_grad()
+def eval_batch_size(model: nn.Module, data, target_s: float = EVAL_BATCH_SECONDS,
+                    cap: int = EVAL_BATCH_CAP) -> int:
+    """The evaluation batch size for ``model`` on ``data``: timed once per model on a batch of two
+    examples (a cold first pass is slower, so this errs toward smaller batches), then remembered."""
+    cached = _eval_batch_cache.get(model)
+    if cached is not None:
+        return cached
+    was_training = model.training
+    model.eval()
+    try:
+        example = to_device(data.example_input(_PROBE_BATCH), model_device(model))
+        start = time.perf_counter()
+        forward_batch(model, example)
+        per_sample = (time.perf_counter() - start) / _PROBE_BATCH
+    finally:
+        model.train(was_training)
+    size = max(1, min(cap, int(target_s / max(per_sample, 1e-9))))
+    _eval_batch_cache[model] = size
+    return size
 
 
 @torch.no_grad()
