@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import statistics
 import time
@@ -21,7 +22,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from engine.progress import CancelToken, ProgressFn, ProgressTracker
+from engine.progress import CancelToken, ProgressFn, ProgressTracker, without_pass_checks
 from engine.pruning.targets import prunable_targets
 
 
@@ -310,25 +311,35 @@ def measure_latencies(models: list[nn.Module], example_input, runs: int = 50, wa
     return [(m * 1000.0, batch / m) for m in medians]
 
 
+# A latency round (every model once) longer than this keeps the in-pass Stop checks on.
+LATENCY_CHECK_INSIDE_S = 0.1
+
+
 @torch.no_grad()
 def time_interleaved(models: list[nn.Module], example, runs: int, warmup: int,
                      sync: Callable[[], None] = lambda: None,
                      cancel: Optional[CancelToken] = None) -> list[float]:
     """Median seconds per forward pass of each model, their timed runs interleaved (a, b, a, b...).
     ``sync`` waits for the device (``torch.cuda.synchronize`` on a GPU) so each time is complete."""
+    round_start = time.perf_counter()
     for model in models:
         for _ in range(warmup):
             forward_batch(model, example)
     sync()
+    round_s = (time.perf_counter() - round_start) / warmup if warmup else float("inf")
+    # Stop is checked between rounds; only where one round is long does it need the in-pass
+    # checks (engine.progress.stop_inside_passes), which would otherwise add to what is timed.
+    passes = contextlib.nullcontext() if round_s > LATENCY_CHECK_INSIDE_S else without_pass_checks()
     times: list[list[float]] = [[] for _ in models]
-    for _ in range(runs):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        for model, samples in zip(models, times):
-            start = time.perf_counter()
-            forward_batch(model, example)
-            sync()
-            samples.append(time.perf_counter() - start)
+    with passes:
+        for _ in range(runs):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            for model, samples in zip(models, times):
+                start = time.perf_counter()
+                forward_batch(model, example)
+                sync()
+                samples.append(time.perf_counter() - start)
     return [statistics.median(t) for t in times]
 
 

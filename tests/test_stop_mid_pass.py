@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from engine.config import FinetuneSpec, PruneSpec
-from engine.metrics import eval_batch_size
+from engine.metrics import eval_batch_size, time_interleaved
 from engine.models.sources import LoadedModel
-from engine.progress import Cancelled, CancelToken, stop_inside_passes
+from engine.progress import Cancelled, CancelToken, stop_inside_passes, without_pass_checks
 from engine.session import Session
 
 LAYER_S = 0.15
@@ -163,3 +163,23 @@ def test_eval_batches_are_sized_by_time(tiny_data):
     size = eval_batch_size(slow, tiny_data)
     assert 1 <= size <= 4
     assert eval_batch_size(slow, tiny_data) == size   # remembered, not re-timed
+
+
+def test_latency_runs_of_a_big_model_stop_mid_pass_and_small_ones_are_timed_without_checks():
+    slow = SlowNet().eval()
+    token = CancelToken()
+    with stop_inside_passes(token):
+        _cancel_later(token, LAYERS * LAYER_S + 0.3)   # during the first timed run, after warm-up
+        start = time.perf_counter()
+        with pytest.raises(Cancelled):
+            time_interleaved([slow], torch.randn(1, 784), runs=5, warmup=1, cancel=token)
+        assert time.perf_counter() - start < 3 * LAYERS * LAYER_S
+
+    fast = SlowNet(forward_delay_s=0.0).eval()
+    token = CancelToken()
+    with stop_inside_passes(token):
+        with without_pass_checks():
+            token.cancel()
+            fast(torch.randn(1, 784))        # lifted: runs to the end
+        with pytest.raises(Cancelled):       # and back in place afterwards
+            fast(torch.randn(1, 784))
