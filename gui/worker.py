@@ -142,8 +142,10 @@ class EngineWorker(QObject):
             handler(request)
         except Cancelled:
             self.log.emit(f"{request.op}: stopped by the user")
-            self._emit_state()
+            # the model is already restored: say so at once (Stop within 1 s), then send the
+            # charts' state, which takes seconds for a model of tens of millions of weights
             self.stopped.emit(request.op)
+            self._emit_state()
             return
         except Exception as exc:  # every engine error becomes a dialog, never a dead thread
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
