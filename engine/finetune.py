@@ -62,24 +62,37 @@ def _selection_key(val: EvalResult) -> tuple[float, float]:
 
 class _StateCopy:
     """One detached copy of a model's state_dict, refreshed in place (no second copy while
-    copying) and loaded back on Stop or at the end."""
+    copying) and loaded back on Stop or at the end. Pruning masks (0/1 floats as
+    torch.nn.utils.prune stores them) are kept as booleans, a quarter of the memory; loading
+    converts them back exactly."""
 
     def __init__(self, model: nn.Module) -> None:
-        with torch.no_grad():
-            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.state: dict[str, torch.Tensor] = {}
+        self._take(model.state_dict())
+
+    @torch.no_grad()
+    def _take(self, current) -> None:
+        self.state = {k: (v.detach().bool() if _is_binary_mask(k, v) else v.detach().clone())
+                      for k, v in current.items()}
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         current = model.state_dict()
         if current.keys() != self.state.keys() or any(
-                self.state[k].shape != v.shape for k, v in current.items()):
-            self.state = {k: v.detach().clone() for k, v in current.items()}
+                self.state[k].shape != v.shape
+                or (self.state[k].dtype == torch.bool and not _is_binary_mask(k, v))
+                for k, v in current.items()):
+            self._take(current)
             return
         for key, value in current.items():
             self.state[key].copy_(value)
 
     def restore(self, model: nn.Module) -> None:
         model.load_state_dict(self.state)
+
+
+def _is_binary_mask(key: str, value: torch.Tensor) -> bool:
+    return key.endswith("_mask") and bool(((value == 0) | (value == 1)).all())
 
 
 def make_optimizer(model: nn.Module, spec: FinetuneSpec) -> torch.optim.Optimizer:
