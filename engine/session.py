@@ -336,9 +336,10 @@ class Session:
 
     # ------------------------------------------------------------ views and export
 
-    def snapshot(self, label: str = "current", histograms: bool = True) -> WeightSnapshot:
+    def snapshot(self, label: str = "current", histograms: bool = True,
+                 cancel: Optional[CancelToken] = None) -> WeightSnapshot:
         return take_snapshot(self.model, label, histograms=histograms,
-                             ranges=histogram_ranges(self.original_snapshot))
+                             ranges=histogram_ranges(self.original_snapshot), cancel=cancel)
 
     def export(self, spec: ExportSpec, recipe: Optional[Recipe] = None) -> list[Path]:
         if not spec.path:

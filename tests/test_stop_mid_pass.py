@@ -183,3 +183,13 @@ def test_latency_runs_of_a_big_model_stop_mid_pass_and_small_ones_are_timed_with
             fast(torch.randn(1, 784))        # lifted: runs to the end
         with pytest.raises(Cancelled):       # and back in place afterwards
             fast(torch.randn(1, 784))
+
+
+def test_a_snapshot_taken_during_an_operation_honours_its_stop():
+    from engine.snapshots import take_snapshot
+    model = SlowNet(forward_delay_s=0.0)
+    assert len(take_snapshot(model, cancel=CancelToken()).layers) == LAYERS + 1
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        take_snapshot(model, cancel=token)

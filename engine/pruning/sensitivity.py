@@ -51,7 +51,7 @@ class SensitivityResult:
     split: str = "val"   # the data split the accuracies were measured on
 
 
-def _eval_loader(data, max_batches: Optional[int], batch_size: int) -> DataLoader:
+def _eval_loader(data, max_batches: Optional[int], batch_size: int = EVAL_BATCH) -> DataLoader:
     """The validation split (the scan chooses ratios, so it must not look at the test split),
     or the test split when nothing was held out."""
     samples = data.split(data.selection_split)
