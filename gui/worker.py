@@ -27,6 +27,7 @@ from engine.progress import Cancelled, CancelToken, Progress
 from engine.session import RunRecord, Session
 from engine.pruning.targets import group_sparsity
 from engine.snapshots import WeightSnapshot, weight_corner, weight_matrix
+from gui.worker_history import WorkerHistory
 
 
 @dataclass
@@ -94,7 +95,7 @@ def warm_up_torch() -> None:
         optimizer.step()
 
 
-class EngineWorker(QObject):
+class EngineWorker(WorkerHistory, QObject):
     progress = Signal(object)       # Progress
     snapshot = Signal(object)       # WeightSnapshot of the current model
     matrix = Signal(object)         # MatrixData of the watched parameter
@@ -113,6 +114,10 @@ class EngineWorker(QObject):
     log = Signal(str)
     sparsity_points = Signal(object)  # SparsityPoints, while a schedule runs
     sensitivity = Signal(object)      # engine.pruning.sensitivity.SensitivityResult
+    runs = Signal(object)             # list[engine.runstore.StoredRun] of the open model
+    steps_changed = Signal(object)    # list[str]: the undo history's step labels
+    project_saved = Signal(str)
+    verified = Signal(object)         # engine.verify.VerifyReport
 
     SNAPSHOT_INTERVAL_S = 0.25
 
@@ -182,6 +187,7 @@ class EngineWorker(QObject):
                                      session.data.description, session.original_snapshot,
                                      model_spec, data_spec))
         self._emit_state()
+        self._emit_runs()
         if not self.warmed_up:
             warm_up_torch()
             self.warmed_up = True
@@ -217,7 +223,9 @@ class EngineWorker(QObject):
                 self.log.emit(f"schedule ended early: {result.stopped}")
         else:
             self.session.prune(spec, self.progress.emit, r.token)
+        self.session.record_step(r.args.get("label", "prune"), "prune")
         self._emit_state()
+        self._emit_steps()
         self._measure_and_record(r, r.args.get("label", "prune"))
 
     def _do_finetune(self, r: Request) -> None:
@@ -229,7 +237,9 @@ class EngineWorker(QObject):
         flush()
         if result.cancelled:
             raise Cancelled("stopped by the user")
+        self.session.record_step(r.args.get("label", "fine-tune"), "finetune")
         self._emit_state()
+        self._emit_steps()
         self._measure_and_record(r, r.args.get("label", "fine-tune"))
 
     def _live_callbacks(self):
@@ -300,6 +310,7 @@ class EngineWorker(QObject):
     def _do_revert(self, r: Request) -> None:
         self.session.revert()
         self._emit_state()
+        self._emit_steps()
 
     def _do_export(self, r: Request) -> None:
         spec: ExportSpec = r.args["spec"]
@@ -307,7 +318,10 @@ class EngineWorker(QObject):
             # the JSON report carries the comparison table, so measure first when it is missing
             self.session.measure_original(self.progress.emit, r.token)
             self.session.measure_current(self.progress.emit, r.token)
-        self.exported.emit(self.session.export(spec, r.args.get("recipe")))
+        written = self.session.export(spec, r.args.get("recipe"))
+        self.exported.emit(written)
+        if spec.verify:
+            self.verified.emit(self.session.verify_export(written, spec.kinds, self.progress.emit))
 
     def _do_matrix(self, r: Request) -> None:
         self.watch = (r.args["name"], r.args["what"])
@@ -315,7 +329,7 @@ class EngineWorker(QObject):
 
     # ------------------------------------------------------------ helpers
 
-    def _measure_and_record(self, r: Request, label: str) -> None:
+    def _measure_and_record(self, r: Request, label: str, store: bool = True) -> None:
         session = self.session
         session.measure_original(self.progress.emit, r.token)
         current = session.measure_current(self.progress.emit, r.token)
@@ -323,6 +337,8 @@ class EngineWorker(QObject):
         recipe = r.args.get("recipe")
         record = session.record_run(label, recipe.to_dict() if recipe is not None else None)
         self.metrics.emit(MetricsReport(original, current, record.table, record.summary, record))
+        if store:   # a restored run or a step back is already in the store
+            self._store_run(record)
         self.log.emit(f"{label}: accuracy {current.accuracy:.2%}, "
                       f"{current.sparsity:.1%} of parameters are zero\n"
                       + format_table(record.table) + "\n" + " ".join(record.summary))

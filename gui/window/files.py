@@ -9,6 +9,7 @@ from typing import Optional
 from PySide6.QtWidgets import QFileDialog, QInputDialog
 
 from engine.config import TEXT_DATA_SOURCES, DataSpec, ModelSpec, Recipe, RecipeError
+from engine.bundle import SUFFIX as PROJECT_SUFFIX
 from engine.models.checkpoints import STATE_DICT_SUFFIXES
 from engine.text.bilstm import read_sidecar
 from engine.text.sources import suggested_data
@@ -75,6 +76,8 @@ class WindowFiles:
             return self.open_model(ModelSpec(source="hf", path=path))
         if suffix == ".json":
             return self.open_recipe(path)
+        if suffix == PROJECT_SUFFIX:
+            return self.open_project(path)
         if suffix == ".py":
             factory, ok = QInputDialog.getText(self, "Python model", f"Class or factory in {p.name}:")
             if not ok or not factory.strip():
@@ -163,7 +166,7 @@ class WindowFiles:
     def dragEnterEvent(self, event) -> None:
         urls = event.mimeData().urls()
         if urls and all(u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in
-                        (*STATE_DICT_SUFFIXES, ".json", ".py") for u in urls[:1]):
+                        (*STATE_DICT_SUFFIXES, ".json", ".py", PROJECT_SUFFIX) for u in urls[:1]):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
