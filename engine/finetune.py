@@ -171,10 +171,10 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
                 continue
             if val is None:  # nothing held out to choose on: keep the latest epoch
                 result.best_epoch = epoch
-                kept = _StateCopy(model)
+                kept.update(model)
             elif _selection_key(val) > best_key:
                 best_key, result.best_epoch, since_best = _selection_key(val), epoch, 0
-                kept = _StateCopy(model)
+                kept.update(model)
             else:
                 since_best += 1
                 if spec.patience is not None and since_best >= spec.patience:
