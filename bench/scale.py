@@ -187,7 +187,9 @@ def run_app(case: str, work: Path, steps: int, device: str) -> dict:
         b = beats[first_beat:]
         return max((y - x for x, y in zip(b, b[1:])), default=0.0) * 1000
 
-    window = MainWindow(QSettings(str(work / f"{case}-settings.ini"), QSettings.Format.IniFormat))
+    settings = QSettings(str(work / f"{case}-settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue("run_store", str(work / f"{case}-runs"))   # not the user's run history
+    window = MainWindow(settings)
     window.metrics_spec = MetricsSpec(latency_runs=3, latency_warmup=1, latency_batch_size=1)
     window.show()
     ended: list[tuple[str, str, float]] = []   # (how, op, when)
