@@ -2,6 +2,8 @@
 
 With torch.nn.utils.prune masks installed, the forward pass computes ``weight = weight_orig * mask``,
 so pruned weights get no effective update and stay zero without re-applying masks after each step.
+That costs one elementwise multiply per masked weight tensor per step (and its backward), small
+beside the layers' own work; bench/scale.py compares masked fine-tuning's steps/s with a plain loop.
 The best epoch by *validation* accuracy (then loss) is kept (the test split is evaluated each epoch for the
 curves, never to choose: choosing on it would report a tuned figure as a held-out one); with no
 validation split the last epoch is kept. Stop restores the kept epoch, or the weights from before
