@@ -130,7 +130,10 @@ def eval_batch_size(model: nn.Module, data, target_s: float = EVAL_BATCH_SECONDS
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, num_classes: int, progress: Optional[ProgressFn] = None,
-             cancel: Optional[CancelToken] = None, stage: str = "Evaluating") -> EvalResult:
+             cancel: Optional[CancelToken] = None, stage: str = "Evaluating",
+             reduce: Optional[Callable] = None) -> EvalResult:
+    """``reduce(confusion, loss_sum, n)`` combines the counts of every process when each evaluates
+    a shard (see engine.distributed)."""
     was_training = model.training
     model.eval()
     device = model_device(model)
@@ -150,6 +153,8 @@ def evaluate(model: nn.Module, loader, num_classes: int, progress: Optional[Prog
         n += labels.numel()
         tracker.update(step)
     model.train(was_training)
+    if reduce is not None:
+        confusion, loss_sum, n = reduce(confusion, loss_sum, n)
     return _scores(confusion, loss_sum, n)
 
 

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from engine import distributed
 from engine.config import Recipe
 from engine.finetune import EpochResult, FinetuneResult
 from engine.metrics import (ModelMetrics, TableRow, comparison_table, layer_sparsity,
@@ -55,6 +56,7 @@ class RecipeResult:
     schedule: Optional[ScheduleResult] = None
     sensitivity: Optional[SensitivityResult] = None
     proposed_ratios: Optional[dict[str, float]] = None
+    distributed: Optional[dict] = None   # under torchrun: the end-of-run agreement checks
     verification: Optional[VerifyReport] = None   # export.verify: each written file loaded afresh
 
 
@@ -123,14 +125,16 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
         sparsity = layer_sparsity(session.model)
     else:
         sparsity = session.prune(prune_spec, progress, cancel).sparsity
+    distributed.sync_pruned_model(session.model)   # no-op outside torchrun
     after_prune = session.measure_current(progress, cancel)
     # measure_current re-times the original beside the model it compares with: keep each pair
     original_beside_pruned = original = session.original_metrics
     log(f"after pruning: accuracy {after_prune.accuracy:.2%}")
-    ft = None
+    ft = agreement = None
     final = after_prune
     if finetune_needed:
         ft = session.finetune(recipe.finetune, progress, cancel, on_epoch=on_epoch)
+        agreement = distributed.check_masks_fixed(session.model)   # before masks are folded
         if recipe.prune.make_permanent:
             session.make_permanent()
         final = session.measure_current(progress, cancel)
@@ -139,9 +143,11 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
     result = RecipeResult(original, after_prune, final, comparison_table(original, final),
                           comparison_table(original_beside_pruned, after_prune), ft,
                           layer_sparsity=sparsity, structured=structured, sensitivity=sensitivity,
-                          proposed_ratios=proposed)
+                          proposed_ratios=proposed, distributed=agreement)
     _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)
-    _export(session, recipe, result, progress)
+    # under torchrun only rank 0 writes, and only once every rank has finished
+    if distributed.all_finished() and distributed.writes_outputs():
+        _export(session, recipe, result, progress)
     return result
 
 

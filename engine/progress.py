@@ -54,7 +54,7 @@ def stop_inside_passes(cancel: Optional[CancelToken],
     The forward hook only raises in the thread that started the operation, so another thread's
     forward (the GUI's, a second session's) is never interrupted by this Stop.
     """
-    if cancel is None:
+    if cancel is None or _in_distributed_job():
         yield
         return
     owner = threading.get_ident()
@@ -113,6 +113,13 @@ def without_pass_checks() -> Iterator[None]:
         for check in checks:
             if check in getattr(_active_checks, "stack", []):
                 check.install()
+
+
+def _in_distributed_job() -> bool:
+    """In a torchrun job every rank must stop after the same step (engine.distributed decides it
+    together); one rank raising mid-pass would leave the others waiting in an all-reduce."""
+    import torch.distributed as dist
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def stoppable(method: Callable) -> Callable:

@@ -184,6 +184,20 @@ class Session:
         self.history.append(record)
         return record
 
+    def record_model(self, label: str, model: nn.Module, recipe: Optional[dict] = None,
+                     progress: Optional[ProgressFn] = None,
+                     cancel: Optional[CancelToken] = None) -> RunRecord:
+        """Measures another model of this session's architecture (a checkpoint fine-tuned
+        elsewhere) beside the original and adds it to the run history; the live model stays."""
+        original = dataclasses.replace(self.measure_original(progress, cancel))
+        metrics = self.measure(model, progress, cancel, latency=False)
+        if self.metrics_spec.measure_latency:
+            self._measure_latency([original, metrics], [self.original, model], progress, cancel)
+        record = RunRecord(label, dict(recipe or {}), metrics, comparison_table(original, metrics),
+                           summarize_comparison(original, metrics))
+        self.history.append(record)
+        return record
+
     # ------------------------------------------------------------ changing the model
 
     @stoppable

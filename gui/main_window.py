@@ -36,6 +36,7 @@ from gui.views.masks import MaskView
 from gui.views.sensitivity import SensitivityView
 from gui.views.training import TrainingView
 from gui.window.actions import WindowActions
+from gui.window.cluster import WindowCluster
 from gui.window.files import WindowFiles
 from gui.window.history import WindowHistory
 from gui.views.runs import RunsView
@@ -45,7 +46,7 @@ from gui.worker import EngineWorker, MetricsReport
 
 
 class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowActions,
-                 QMainWindow):
+                 WindowCluster, QMainWindow):
     request = Signal(object)  # Request, delivered to the worker's thread (queued)
     # re-emitted on the GUI thread once the window has taken in the worker's answer
     operation_finished = Signal(str)
@@ -74,6 +75,7 @@ class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowAc
         self._build_status()
         self._start_worker()
         self._build_extras()
+        self._build_cluster_actions()
         self._set_busy(None)
         self._fit_to_screen()
 

@@ -323,6 +323,20 @@ class EngineWorker(WorkerHistory, QObject):
         if spec.verify:
             self.verified.emit(self.session.verify_export(written, spec.kinds, self.progress.emit))
 
+    def _do_cluster_job(self, r: Request) -> None:
+        from engine.cluster_job import write_cluster_job
+        self.exported.emit(write_cluster_job(self.session, r.args["recipe"], r.args["folder"],
+                                             r.args["settings"]))
+
+    def _do_open_results(self, r: Request) -> None:
+        """A checkpoint fine-tuned elsewhere: a new run in the Compare tab; the live model stays."""
+        from engine.cluster_job import open_results
+        record = open_results(self.session, r.args["path"], self.progress.emit, r.token)
+        self.metrics.emit(MetricsReport(self.session.original_metrics, record.metrics,
+                                        record.table, record.summary, record))
+        self.log.emit(f"{record.label}: accuracy {record.metrics.accuracy:.2%}\n"
+                      + format_table(record.table))
+
     def _do_matrix(self, r: Request) -> None:
         self.watch = (r.args["name"], r.args["what"])
         self._emit_matrix()
