@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="load every exported file in a fresh process and check its outputs "
                              "against the live model (exit 1 if they differ)")
     parser.add_argument("--json", metavar="PATH", help="also write the result table as JSON here")
+    parser.add_argument("--preflight", action="store_true",
+                        help="only check which channel groups the recipe's structured pruning can "
+                             "remove and which it must keep whole (and why); changes nothing")
+    parser.add_argument("--explain", action="store_true",
+                        help="after the run, measure why the pruned model is (not) faster: latency "
+                             "over batch sizes 1-64 and both memory layouts, storage format, "
+                             "sparse kernels on this machine, and a verdict")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
     return parser
@@ -174,7 +181,17 @@ def _run(args, recipe: Recipe, rank: Optional[int] = None) -> int:
               + (f" on {os.environ['WORLD_SIZE']} processes" if rank is not None else ""),
               file=sys.stderr)
     try:
-        result = run_recipe(recipe, progress=bar, cancel=cancel, log=log)
+        if args.preflight:
+            from engine.pipeline import run_preflight
+            report = run_preflight(recipe, progress=bar, cancel=cancel, log=log)
+            if bar is not None:
+                bar.close()
+            print("\n".join(report.lines()))
+            if args.json:
+                from engine.io import atomic_write_text
+                atomic_write_text(Path(args.json), json.dumps(report.as_dict(), indent=2))
+            return 0
+        result = run_recipe(recipe, progress=bar, cancel=cancel, log=log, explain=args.explain)
     except Cancelled:
         if speaks:
             print("prunelab: stopped by the user; nothing was exported", file=sys.stderr)
@@ -229,6 +246,8 @@ def _run(args, recipe: Recipe, rank: Optional[int] = None) -> int:
                                                 else "")
             for r in result.schedule.rounds)
             + (f" ({result.schedule.stopped})" if result.schedule.stopped else ""))
+    if result.explanation is not None:
+        print("\n" + "\n".join(result.explanation.lines()))
     if result.distributed is not None:
         print(_agreement_line(result.distributed))
     for path in result.exported:
@@ -283,6 +302,7 @@ def _write_json(path: Path, result) -> None:
         "schedule_rounds": [asdict(r) for r in schedule.rounds] if schedule else None,
         "sensitivity": asdict(result.sensitivity) if result.sensitivity else None,
         "proposed_ratios": result.proposed_ratios,
+        "explanation": result.explanation.as_dict() if result.explanation is not None else None,
         "finetune": None if result.finetune is None else
         {"best_epoch": result.finetune.best_epoch,
          "epochs": [{"epoch": e.epoch, "train_loss": e.train_loss, "test_loss": e.test.loss,

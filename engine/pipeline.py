@@ -19,6 +19,7 @@ import numpy as np
 
 from engine import distributed
 from engine.config import Recipe
+from engine.explain import Explanation
 from engine.finetune import EpochResult, FinetuneResult
 from engine.metrics import (ModelMetrics, TableRow, comparison_table, layer_sparsity,
                             resolve_device)
@@ -28,6 +29,7 @@ from engine.pruning.targets import GroupSparsity, group_sparsity
 from engine.scheduling import ScheduleResult
 from engine.session import Session
 from engine.snapshots import weight_corner
+from engine.structured.preflight import PreflightReport
 from engine.structured.remove import StructuredOutcome
 from engine.verify import VerifyReport
 
@@ -56,6 +58,7 @@ class RecipeResult:
     schedule: Optional[ScheduleResult] = None
     sensitivity: Optional[SensitivityResult] = None
     proposed_ratios: Optional[dict[str, float]] = None
+    explanation: Optional[Explanation] = None   # "why is it (not) faster?", when asked for
     distributed: Optional[dict] = None   # under torchrun: the end-of-run agreement checks
     verification: Optional[VerifyReport] = None   # export.verify: each written file loaded afresh
 
@@ -77,7 +80,9 @@ def _check_after_loading(recipe: Recipe, session: Session) -> None:
 
 def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
                cancel: Optional[CancelToken] = None, log: Callable[[str], None] = lambda _m: None,
-               on_epoch: Optional[Callable[[EpochResult], None]] = None) -> RecipeResult:
+               on_epoch: Optional[Callable[[EpochResult], None]] = None,
+               explain: bool = False) -> RecipeResult:
+    """``explain`` adds a measured "why is it (not) faster?" (:mod:`engine.explain`)."""
     recipe.validate()
     _check_before_loading(recipe)
     cancel = cancel or CancelToken()
@@ -112,6 +117,8 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
                               layer_sparsity=schedule.layer_sparsity, schedule=schedule,
                               sensitivity=sensitivity, proposed_ratios=proposed)
         _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)
+        if explain:
+            result.explanation = session.explain(progress=progress, cancel=cancel)
         _export(session, recipe, result, progress)
         return result
     finetune_needed = recipe.finetune.epochs > 0
@@ -121,6 +128,7 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
     structured = None
     if recipe.structured.enabled:
         log("structured pruning: channels are removed; the 'prune' section is not used")
+        session.preflight(recipe.structured, progress, cancel)
         structured = session.remove_channels(recipe.structured, progress, cancel)
         sparsity = layer_sparsity(session.model)
     else:
@@ -145,6 +153,8 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
                           layer_sparsity=sparsity, structured=structured, sensitivity=sensitivity,
                           proposed_ratios=proposed, distributed=agreement)
     _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)
+    if explain:
+        result.explanation = session.explain(progress=progress, cancel=cancel)
     # under torchrun only rank 0 writes, and only once every rank has finished
     if distributed.all_finished() and distributed.writes_outputs():
         _export(session, recipe, result, progress)
@@ -157,6 +167,16 @@ def _export(session: Session, recipe: Recipe, result: RecipeResult, progress) ->
     result.exported = session.export(recipe.export, recipe)
     if recipe.export.verify:
         result.verification = session.verify_export(result.exported, recipe.export.kinds, progress)
+
+
+def run_preflight(recipe: Recipe, progress: Optional[ProgressFn] = None,
+                  cancel: Optional[CancelToken] = None,
+                  log: Callable[[str], None] = lambda _m: None) -> PreflightReport:
+    """Only the pre-flight check of the recipe's channel removal (``--preflight``): loads the model
+    and data, reports every dependency group, changes nothing."""
+    recipe.validate()
+    session = Session.open(recipe.model, recipe.data, recipe.metrics, recipe.seed, log)
+    return session.preflight(recipe.structured, progress, cancel)
 
 
 def _add_group_and_corner(result: RecipeResult, session: Session, prune_spec, corner_name,

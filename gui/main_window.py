@@ -38,6 +38,7 @@ from gui.views.training import TrainingView
 from gui.window.actions import WindowActions
 from gui.window.cluster import WindowCluster
 from gui.window.files import WindowFiles
+from gui.window.foresight import WindowForesight
 from gui.window.history import WindowHistory
 from gui.views.runs import RunsView
 from gui.window.refresh import PROGRESS_REFRESH_MS, WindowRefresh
@@ -46,7 +47,7 @@ from gui.worker import EngineWorker, MetricsReport
 
 
 class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowActions,
-                 WindowCluster, QMainWindow):
+                 WindowCluster, WindowForesight, QMainWindow):
     request = Signal(object)  # Request, delivered to the worker's thread (queued)
     # re-emitted on the GUI thread once the window has taken in the worker's answer
     operation_finished = Signal(str)
@@ -75,6 +76,7 @@ class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowAc
         self._build_status()
         self._start_worker()
         self._build_extras()
+        self._build_foresight()
         self._build_cluster_actions()
         self._set_busy(None)
         self._fit_to_screen()
