@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="recipe JSON file (default: the LeNet recipe of the reference tutorial)")
     parser.add_argument("--epochs", type=int, help="override finetune.epochs")
     parser.add_argument("--export", metavar="PATH", help="override export.path (.pt or .safetensors)")
+    parser.add_argument("--model-weights", metavar="PATH",
+                        help="override model.weights (a state_dict for a model from your Python "
+                             "file: .pt, .pth or .safetensors)")
     parser.add_argument("--no-latency", action="store_true", help="skip latency measurement")
     parser.add_argument("--verify", action="store_true",
                         help="load every exported file in a fresh process and check its outputs "
@@ -106,6 +109,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             recipe.finetune = replace(recipe.finetune, epochs=args.epochs)
         if args.export is not None:
             recipe.export = replace(recipe.export, path=args.export)
+        if args.model_weights is not None:
+            recipe.model = replace(recipe.model, weights=args.model_weights)
+            if not Path(args.model_weights).expanduser().is_file():
+                raise ValueError(f"--model-weights: file not found: {args.model_weights}")
         if args.no_latency:
             recipe.metrics = replace(recipe.metrics, measure_latency=False)
         if args.verify:

@@ -52,7 +52,8 @@ class ModelSpec:
 
     source: ``demo`` (the shipped LeNet), ``torchvision`` (an architecture by name, random init or
     ``path`` to local weights), ``state_dict`` (``path`` + ``arch``), ``python`` (a class or factory
-    ``factory`` in the user's file ``path``), ``pickle`` (a full pickled model; runs code, so only
+    ``factory`` in the user's file ``path``, with its weights from the state_dict file ``weights``
+    when given: ``.pt``/``.pth``/``.safetensors``, nested or ``module.``-prefixed), ``pickle`` (a full pickled model; runs code, so only
     with ``trust_pickle``), ``text_demo`` (the shipped BiLSTM trained on the text demo), ``hf`` (a
     local Hugging Face sequence-classification folder ``path``; needs the ``bert`` extra). A
     channel-pruned export loads as ``state_dict`` with ``shapes`` naming its ``.shapes.json`` (the
@@ -69,6 +70,7 @@ class ModelSpec:
     num_classes: int = 10
     trust_pickle: bool = False
     shapes: Optional[str] = None
+    weights: Optional[str] = None
     arch_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -86,6 +88,9 @@ class ModelSpec:
                               "to true only for a file you trust")
         if self.num_classes < 1:
             raise RecipeError("model.num_classes must be at least 1")
+        if self.weights and self.source != "python":
+            raise RecipeError("model.weights (a state_dict file) goes with model.source 'python'; "
+                              "other sources take their weights from model.path")
         if self.shapes is not None and self.source != "state_dict":
             raise RecipeError("model.shapes (a layer-shapes JSON) goes with model.source 'state_dict'")
 
@@ -453,7 +458,8 @@ class Recipe:
         """Relative paths in a recipe file are relative to the recipe, so recipes travel with data;
         a recipe shipped inside the installed package writes below the current folder instead."""
         outputs = output_base(base)
-        for spec, key in ((self.model, "path"), (self.model, "shapes"), (self.data, "root"),
+        for spec, key in ((self.model, "path"), (self.model, "shapes"), (self.model, "weights"),
+                          (self.data, "root"),
                           (self.data, "vocab_path"), (self.data, "vectors_path"),
                           (self.data, "tokenizer_path"), (self.export, "path"),
                           (self.prune, "plugin")):

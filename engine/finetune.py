@@ -2,6 +2,8 @@
 
 With torch.nn.utils.prune masks installed, the forward pass computes ``weight = weight_orig * mask``,
 so pruned weights get no effective update and stay zero without re-applying masks after each step.
+That costs one elementwise multiply per masked weight tensor per step (and its backward), small
+beside the layers' own work; bench/scale.py compares masked fine-tuning's steps/s with a plain loop.
 The best epoch by *validation* accuracy (then loss) is kept (the test split is evaluated each epoch for the
 curves, never to choose: choosing on it would report a tuned figure as a held-out one); with no
 validation split the last epoch is kept. Stop restores the kept epoch, or the weights from before
@@ -9,6 +11,18 @@ fine-tuning if no epoch finished, so a cancelled run never leaves a half-trained
 Any other failure (an unreadable image in batch 7, a NaN from a plugin) puts back the weights,
 buffers and train/eval mode from before fine-tuning and raises :class:`FinetuneError` naming the
 epoch and batch.
+
+Full copies of the model's weights while fine-tuning, and why each exists:
+- the live model (trained in place; masked layers hold ``weight_orig`` and the mask, and the
+  effective ``weight`` is recomputed from them at each forward);
+- the state from before fine-tuning (``restore_point``, the Session's transaction copy, reused
+  here rather than copied again): what a failure puts back, and what Stop keeps when no epoch
+  finished;
+- ``kept``: the best epoch so far, allocated at the first one and overwritten in place, so
+  choosing a new best epoch never holds two copies at once;
+- the optimizer's momentum/Adam buffers and the gradients, as in any PyTorch training loop;
+- outside this module, :class:`engine.session.Session` keeps ``original`` (Revert and the
+  comparison table's original column).
 """
 from __future__ import annotations
 
@@ -24,9 +38,17 @@ from engine.config import FinetuneSpec
 from engine.distributed import training_strategy
 from engine.distributed_env import is_peer_failure
 from engine.messages import one_line
-from engine.metrics import EvalResult, evaluate, forward_batch, model_device, split_batch, to_device
-from engine.pruning.targets import refresh_masked_weights
+from engine.metrics import (
+    EvalResult,
+    eval_batch_size,
+    evaluate,
+    forward_batch,
+    model_device,
+    split_batch,
+    to_device,
+)
 from engine.progress import Cancelled, CancelToken, ProgressFn, ProgressTracker
+from engine.pruning.targets import refresh_masked_weights
 from engine.transaction import ModelModes
 
 
@@ -60,6 +82,49 @@ def _selection_key(val: EvalResult) -> tuple[float, float]:
     validation split often ties on accuracy (several epochs at 100%), and the first of equals is
     rarely the best model."""
     return (val.accuracy, -val.loss)
+
+
+class _StateCopy:
+    """One detached copy of a model's state_dict, refreshed in place (no second copy while
+    copying) and loaded back on Stop or at the end. Pruning masks (0/1 floats as
+    torch.nn.utils.prune stores them) are kept as booleans, a quarter of the memory; loading
+    converts them back exactly."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.state: dict[str, torch.Tensor] = {}
+        self._take(model.state_dict())
+
+    @torch.no_grad()
+    def _take(self, current) -> None:
+        self.state = {k: (v.detach().bool() if _is_binary_mask(k, v) else v.detach().clone())
+                      for k, v in current.items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        current = model.state_dict()
+        if current.keys() != self.state.keys() or any(
+                self.state[k].shape != v.shape
+                or (self.state[k].dtype == torch.bool and not _is_binary_mask(k, v))
+                for k, v in current.items()):
+            self._take(current)
+            return
+        for key, value in current.items():
+            self.state[key].copy_(value)
+
+    def restore(self, model: nn.Module) -> None:
+        model.load_state_dict(self.state)
+
+
+def _keep(kept: Optional[_StateCopy], model: nn.Module) -> _StateCopy:
+    """The best epoch so far: the first one allocates the copy, later ones overwrite it."""
+    if kept is None:
+        return _StateCopy(model)
+    kept.update(model)
+    return kept
+
+
+def _is_binary_mask(key: str, value: torch.Tensor) -> bool:
+    return key.endswith("_mask") and bool(((value == 0) | (value == 1)).all())
 
 
 def make_optimizer(model: nn.Module, spec: FinetuneSpec) -> torch.optim.Optimizer:
@@ -103,7 +168,7 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
     modes = ModelModes(model)
     initial_state = (restore_point.state_dict() if restore_point is not None
                      else copy.deepcopy(model.state_dict()))
-    best_state = initial_state
+    kept: Optional[_StateCopy] = None   # the best epoch so far; None keeps the initial state
     best_key = (-1.0, 0.0)
     since_best = 0
     step = 0
@@ -137,7 +202,7 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
                 where = f"epoch {epoch}, batch {i + 2} of {batches}"
             where = f"epoch {epoch}, evaluating"
             strategy.end_epoch(model)
-            eval_batch = max(spec.batch_size, 256)
+            eval_batch = eval_batch_size(model, data)
             val = (evaluate(model, strategy.eval_loader(data, "val", eval_batch), data.num_classes,
                             cancel=cancel, reduce=strategy.reduce_eval)
                    if getattr(data, "val", None) is not None else None)
@@ -152,10 +217,10 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
                 continue
             if val is None:  # nothing held out to choose on: keep the latest epoch
                 result.best_epoch = epoch
-                best_state = copy.deepcopy(model.state_dict())
+                kept = _keep(kept, model)
             elif _selection_key(val) > best_key:
                 best_key, result.best_epoch, since_best = _selection_key(val), epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
+                kept = _keep(kept, model)
             else:
                 since_best += 1
                 if spec.patience is not None and since_best >= spec.patience:
@@ -176,7 +241,10 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
             raise
         raise FinetuneError(f"fine-tuning failed at {where} (the model is as it was before "
                             f"fine-tuning): {one_line(exc, 200)}") from exc
-    model.load_state_dict(best_state)
+    if kept is not None:
+        kept.restore(model)
+    else:
+        model.load_state_dict(initial_state)
     refresh_masked_weights(model)
     model.eval()
     return result

@@ -13,17 +13,19 @@
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import statistics
 import time
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
 from torch import nn
 
-from engine.progress import CancelToken, ProgressFn, ProgressTracker
+from engine.progress import CancelToken, ProgressFn, ProgressTracker, without_pass_checks
 from engine.pruning.targets import prunable_targets
 
 
@@ -95,6 +97,37 @@ def split_batch(batch):
     """(inputs, labels) from a loader batch; the last element is always the label."""
     *inputs, labels = batch
     return (inputs[0] if len(inputs) == 1 else tuple(inputs)), labels
+
+
+# Evaluation batches are sized by time, not fixed: one batch takes about EVAL_BATCH_SECONDS, so
+# progress moves and per-batch work stays short on a big model, and at most EVAL_BATCH_CAP samples,
+# which bounds the activations held at once (256 ResNet-50 images at 224x224 need gigabytes).
+EVAL_BATCH_SECONDS = 0.2
+EVAL_BATCH_CAP = 256
+_PROBE_BATCH = 2
+_eval_batch_cache: "weakref.WeakKeyDictionary[nn.Module, int]" = weakref.WeakKeyDictionary()
+
+
+@torch.no_grad()
+def eval_batch_size(model: nn.Module, data, target_s: float = EVAL_BATCH_SECONDS,
+                    cap: int = EVAL_BATCH_CAP) -> int:
+    """The evaluation batch size for ``model`` on ``data``: timed once per model on a batch of two
+    examples (a cold first pass is slower, so this errs toward smaller batches), then remembered."""
+    cached = _eval_batch_cache.get(model)
+    if cached is not None:
+        return cached
+    was_training = model.training
+    model.eval()
+    try:
+        example = to_device(data.example_input(_PROBE_BATCH), model_device(model))
+        start = time.perf_counter()
+        forward_batch(model, example)
+        per_sample = (time.perf_counter() - start) / _PROBE_BATCH
+    finally:
+        model.train(was_training)
+    size = max(1, min(cap, int(target_s / max(per_sample, 1e-9))))
+    _eval_batch_cache[model] = size
+    return size
 
 
 @torch.no_grad()
@@ -381,25 +414,35 @@ def fastest_layout(timed: dict[str, tuple[float, float]]) -> tuple[float, float,
     return (*timed[layout], layout)
 
 
+# A latency round (every model once) longer than this keeps the in-pass Stop checks on.
+LATENCY_CHECK_INSIDE_S = 0.1
+
+
 @torch.no_grad()
 def time_interleaved(models: list[nn.Module], example, runs: int, warmup: int,
                      sync: Callable[[], None] = lambda: None,
                      cancel: Optional[CancelToken] = None) -> list[float]:
     """Median seconds per forward pass of each model, their timed runs interleaved (a, b, a, b...).
     ``sync`` waits for the device (``torch.cuda.synchronize`` on a GPU) so each time is complete."""
+    round_start = time.perf_counter()
     for model in models:
         for _ in range(warmup):
             forward_batch(model, example)
     sync()
+    round_s = (time.perf_counter() - round_start) / warmup if warmup else float("inf")
+    # Stop is checked between rounds; only where one round is long does it need the in-pass
+    # checks (engine.progress.stop_inside_passes), which would otherwise add to what is timed.
+    passes = contextlib.nullcontext() if round_s > LATENCY_CHECK_INSIDE_S else without_pass_checks()
     times: list[list[float]] = [[] for _ in models]
-    for _ in range(runs):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        for model, samples in zip(models, times):
-            start = time.perf_counter()
-            forward_batch(model, example)
-            sync()
-            samples.append(time.perf_counter() - start)
+    with passes:
+        for _ in range(runs):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            for model, samples in zip(models, times):
+                start = time.perf_counter()
+                forward_batch(model, example)
+                sync()
+                samples.append(time.perf_counter() - start)
     return [statistics.median(t) for t in times]
 
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from engine.config import FinetuneSpec, PruneSpec, ScheduleSpec
 from engine.finetune import EpochResult, FinetuneResult
-from engine.metrics import evaluate, model_device
+from engine.metrics import eval_batch_size, evaluate, model_device
 from engine.progress import CancelToken, ProgressFn
 from engine.pruning.apply import PruneOutcome, has_masks, prune_model
 from engine.pruning.base import GRANULARITIES, PruneContext, PruneError
@@ -174,9 +174,9 @@ def run_schedule(session: "Session", prune_spec: PruneSpec, finetune_spec: Finet
 def _accuracy(session: "Session", cancel: CancelToken) -> float:
     """Accuracy on the split decisions are made on (the accuracy floor stops rounds): validation,
     or test when nothing was held out."""
-    from engine.session import EVAL_BATCH_SIZE
     data = session.data
-    return evaluate(session.model, data.loader(data.selection_split, EVAL_BATCH_SIZE),
+    return evaluate(session.model, data.loader(data.selection_split,
+                                               eval_batch_size(session.model, data)),
                     data.num_classes, cancel=cancel).accuracy
 
 

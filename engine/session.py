@@ -22,13 +22,14 @@ from engine.finetune import EpochResult, FinetuneResult, finetune
 from engine.history import History, Step
 from engine.messages import one_line
 from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs, count_parameters,
-                            evaluate, forward_batch, is_image_batch, layer_sparsity,
-                            measure_latencies, measure_latencies_fastest_layout, model_device,
-                            resolve_device, storage_bytes, summarize_comparison, to_device)
+                            eval_batch_size, evaluate, forward_batch, is_image_batch,
+                            layer_sparsity, measure_latencies, measure_latencies_fastest_layout,
+                            model_device, resolve_device, storage_bytes, summarize_comparison,
+                            to_device)
 from engine.models.sources import LoadedModel, load_model
 from engine.outputs import (RunFile, check_outputs, data_inputs, export_outputs, model_inputs,
                             model_source)
-from engine.progress import CancelToken, Progress, ProgressFn
+from engine.progress import CancelToken, Progress, ProgressFn, stoppable
 from engine.pruning.apply import PruneOutcome, has_masks, make_permanent, prune_model
 from engine.pruning.base import PruneContext
 from engine.snapshots import WeightSnapshot, histogram_ranges, take_snapshot
@@ -46,9 +47,6 @@ if TYPE_CHECKING:
     from engine.scheduling import RoundResult, ScheduleResult
     from engine.runstore import RunStore
     from engine.verify import VerifyReport
-
-# Evaluation needs no gradients, so a large batch is cheap and fast.
-EVAL_BATCH_SIZE = 256
 
 
 @dataclass
@@ -133,11 +131,12 @@ class Session:
 
     # ------------------------------------------------------------ measuring
 
+    @stoppable
     def measure(self, model: Optional[nn.Module] = None, progress: Optional[ProgressFn] = None,
                 cancel: Optional[CancelToken] = None, latency: Optional[bool] = None) -> ModelMetrics:
         model = model if model is not None else self.model
         spec = self.metrics_spec
-        loader = self.data.loader("test", EVAL_BATCH_SIZE)
+        loader = self.data.loader("test", eval_batch_size(model, self.data))
         result = evaluate(model, loader, self.data.num_classes, progress, cancel)
         params, nonzero = count_parameters(model)
         dense, sparse = storage_bytes(model)
@@ -200,6 +199,7 @@ class Session:
             self.original_metrics = self.measure(self.original, progress, cancel)
         return self.original_metrics
 
+    @stoppable
     def measure_current(self, progress=None, cancel=None) -> ModelMetrics:
         """Measures the current model; its latency is timed interleaved with the original's, and the
         original's latency is updated from the same run, so the ratio compares like with like."""
@@ -244,6 +244,7 @@ class Session:
 
     # ------------------------------------------------------------ changing the model
 
+    @stoppable
     def prune(self, spec: PruneSpec, progress: Optional[ProgressFn] = None,
               cancel: Optional[CancelToken] = None) -> PruneOutcome:
         """Prunes the live model. On any failure the model is restored to its state before the call,
@@ -256,6 +257,7 @@ class Session:
         self.current_metrics = None
         return outcome
 
+    @stoppable
     def remove_channels(self, spec: StructuredSpec, progress: Optional[ProgressFn] = None,
                         cancel: Optional[CancelToken] = None) -> StructuredOutcome:
         """Structured pruning: replaces the live model by a smaller one with channels removed.
@@ -288,6 +290,7 @@ class Session:
     def semi_structured_availability() -> SemiStructuredAvailability:
         return semi_structured_availability()
 
+    @stoppable
     def semi_structured(self, apply_mask: bool = False, batch_size: int = 64,
                         progress: Optional[ProgressFn] = None,
                         cancel: Optional[CancelToken] = None) -> SemiStructuredReport:
@@ -303,6 +306,7 @@ class Session:
                  f"speedup {report.speedup:.2f}x at batch {report.batch_size}")
         return report
 
+    @stoppable
     def finetune(self, spec: FinetuneSpec, progress: Optional[ProgressFn] = None,
                  cancel: Optional[CancelToken] = None,
                  on_epoch: Optional[Callable[[EpochResult], None]] = None,
@@ -332,6 +336,7 @@ class Session:
                         else "the weights from before fine-tuning"))
         return result
 
+    @stoppable
     def run_schedule(self, prune_spec: PruneSpec, finetune_spec: FinetuneSpec,
                      schedule: ScheduleSpec, progress: Optional[ProgressFn] = None,
                      cancel: Optional[CancelToken] = None,
@@ -346,6 +351,7 @@ class Session:
             return run_schedule(self, prune_spec, finetune_spec, schedule, progress, cancel,
                                 on_epoch, on_step, on_sparsity, on_round)
 
+    @stoppable
     def sensitivity_scan(self, spec: PruneSpec, grid, progress: Optional[ProgressFn] = None,
                          cancel: Optional[CancelToken] = None,
                          max_eval_batches: Optional[int] = None) -> "SensitivityResult":
@@ -450,9 +456,10 @@ class Session:
 
     # ------------------------------------------------------------ views and export
 
-    def snapshot(self, label: str = "current", histograms: bool = True) -> WeightSnapshot:
+    def snapshot(self, label: str = "current", histograms: bool = True,
+                 cancel: Optional[CancelToken] = None) -> WeightSnapshot:
         return take_snapshot(self.model, label, histograms=histograms,
-                             ranges=histogram_ranges(self.original_snapshot))
+                             ranges=histogram_ranges(self.original_snapshot), cancel=cancel)
 
     def check_export(self, spec: ExportSpec) -> None:
         """Refuses, before anything is written, an export that would overwrite what the session

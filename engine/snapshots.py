@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.progress import CancelToken
 from engine.pruning.targets import LayerInfo, prunable_targets
 
 
@@ -37,13 +38,18 @@ class WeightSnapshot:
 @torch.no_grad()
 def take_snapshot(model: nn.Module, label: str = "", bins: int = 64,
                   max_samples: int = 200_000, histograms: bool = True,
-                  ranges: dict[str, tuple[float, float]] | None = None) -> WeightSnapshot:
+                  ranges: dict[str, tuple[float, float]] | None = None,
+                  cancel: CancelToken | None = None) -> WeightSnapshot:
     """``ranges`` fixes each layer's histogram range (e.g. the original model's), so before and
     after overlay on the same bins. Only finite values are binned (a diverged checkpoint still
-    draws); each histogram says how many NaN/inf weights it left out."""
+    draws); each histogram says how many NaN/inf weights it left out. ``cancel`` is checked between
+    layers: a snapshot of a big model takes seconds, and one taken in the middle of an operation
+    must not hold up its Stop."""
     layers, hists = [], {}
     generator = torch.Generator().manual_seed(0)
     for t in prunable_targets(model):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
         w = t.weight().detach().float().reshape(-1).cpu()
         nonzero = int(torch.count_nonzero(w))
         finite = torch.isfinite(w)

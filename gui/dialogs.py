@@ -30,8 +30,9 @@ MODEL_SOURCE_HELP = {
     "state_dict": "An architecture by name plus a state_dict file (.pt/.pth/.safetensors). Loaded "
                   "as data (weights_only): safe for untrusted files. Architecture 'bilstm': a PruneLab "
                   "BiLSTM text checkpoint with its .json (vocabulary, sizes) beside it.",
-    "python": "A class or factory function in your own Python file. Importing it runs its code: "
-              "you will be asked to confirm you trust it.",
+    "python": "A class or factory function in your own Python file, with its weights from a "
+              "separate state_dict file if given (.pt/.pth/.safetensors, loaded as data). "
+              "Importing the Python file runs its code: you will be asked to confirm you trust it.",
     "pickle": "A whole pickled model (torch.save(model)). Unpickling runs code from the file: you "
               "will be asked to confirm you trust it.",
     "text_demo": "The built-in BiLSTM trained on the built-in 4-class news texts (use the text_demo "
@@ -212,13 +213,20 @@ class OpenModelDialog(_SourceDialog):
         self.shapes.edit.setText(current.shapes or "")
         self.shapes.setToolTip("For a channel-pruned export: its .shapes.json, from which the "
                                "smaller architecture is rebuilt (no code runs)")
+        self.weights = _PathRow("Weights for the Python model", CHECKPOINT_FILTER)
+        self.weights.edit.setText(current.weights or "")
+        self.weights.setToolTip("Optional: a state_dict file for the class above (.pt, .pth or "
+                                ".safetensors; nested under 'state_dict'/'model' or with "
+                                "DataParallel's 'module.' prefix is fine). Loaded as data: no "
+                                "code runs from it. Empty: the class's own initial weights.")
         self.factory = QLineEdit(current.factory or "")
         self.factory.setToolTip("Name of the nn.Module class or factory function in the Python file")
         self.num_classes = _spin_box(1, 100_000, current.num_classes,
                                      "Outputs of the classifier; must match the data's classes")
         for label, widget in (("Architecture:", self.arch), ("File:", self.path),
                               ("Model folder:", self.folder), ("Layer shapes:", self.shapes),
-                              ("Class / factory:", self.factory), ("Classes:", self.num_classes)):
+                              ("Class / factory:", self.factory), ("Weights:", self.weights),
+                              ("Classes:", self.num_classes)):
             self.form.addRow(label, widget)
         self._finish(current.source, 560)
 
@@ -231,6 +239,7 @@ class OpenModelDialog(_SourceDialog):
         self.form.setRowVisible(self.path, source not in (*BUILT_IN_MODELS, "hf"))
         self.form.setRowVisible(self.folder, source == "hf")
         self.form.setRowVisible(self.factory, source == "python")
+        self.form.setRowVisible(self.weights, source == "python")
         self.form.setRowVisible(self.shapes, source == "state_dict")
         self.form.setRowVisible(self.num_classes, source in ("torchvision", "state_dict", "python"))
 
@@ -241,7 +250,8 @@ class OpenModelDialog(_SourceDialog):
         spec = ModelSpec(source=source, arch=self.arch.currentText().strip() or "lenet",
                          path=(path or None) if source not in BUILT_IN_MODELS else None, factory=self.factory.text().strip() or None,
                          num_classes=self.num_classes.value(), trust_pickle=False,
-                         shapes=(self.shapes.text() or None) if source == "state_dict" else None)
+                         shapes=(self.shapes.text() or None) if source == "state_dict" else None,
+                         weights=(self.weights.text() or None) if source == "python" else None)
         return spec
 
 

@@ -140,12 +140,15 @@ class EngineWorker(WorkerHistory, QObject):
         # state (set from the GUI thread like watch)
         self.group_names: Optional[list[str]] = None
         self.warmed_up = False
+        self.running_token: Optional[CancelToken] = None
 
     # ------------------------------------------------------------ dispatch
 
     @Slot(object)
     def run(self, request: Request) -> None:
         handler: Callable[[Request], None] = getattr(self, f"_do_{request.op}")
+        # snapshots sent while the operation runs (live charts, schedule rounds) honour its Stop
+        self.running_token = request.token
         try:
             if request.op not in ("open", "adopt") and self.session is None:
                 raise ValueError("open a model and data first")
@@ -155,16 +158,21 @@ class EngineWorker(WorkerHistory, QObject):
                 self.session.metrics_spec = recipe.metrics
             handler(request)
         except Cancelled:
+            self.running_token = None
             self.log.emit(f"{request.op}: stopped by the user")
-            self._emit_state()
+            # the model is already restored: say so at once (Stop within 1 s), then send the
+            # charts' state, which takes seconds for a model of tens of millions of weights
             self.stopped.emit(request.op)
+            self._emit_state()
             return
         except Exception as exc:  # every engine error becomes a dialog, never a dead thread
             message = one_line(exc)
+            self.running_token = None
             self.log.emit(f"{request.op} failed: {message}\n{traceback.format_exc().rstrip()}")
             self._emit_state()
             self.failed.emit(request.op, message)
             return
+        self.running_token = None
         self.finished.emit(request.op)
 
     # ------------------------------------------------------------ operations
@@ -403,7 +411,7 @@ class EngineWorker(WorkerHistory, QObject):
         self.size_preview.emit(preview)
 
     def _emit_snapshots(self) -> None:
-        self.snapshot.emit(self.session.snapshot())
+        self.snapshot.emit(self.session.snapshot(cancel=self.running_token))
         self._emit_matrix()
 
     def _emit_matrix(self) -> None:

@@ -97,7 +97,13 @@ def _load_model(spec: ModelSpec) -> LoadedModel:
                            spec.arch, dtype=_half_dtype(state))
     if spec.source == "python":
         model = build_from_user_file(Path(spec.path), spec.factory, spec.num_classes)
-        return LoadedModel(model.eval(), f"{spec.factory} from {Path(spec.path).name}", Path(spec.path))
+        if not spec.weights:
+            return LoadedModel(model.eval(), f"{spec.factory} from {Path(spec.path).name}",
+                               Path(spec.path))
+        weights = Path(spec.weights)
+        load_into(model, read_state_dict(weights), weights.name)
+        return LoadedModel(model.eval(), f"{spec.factory} from {Path(spec.path).name} with weights "
+                           f"from {weights.name}", Path(spec.path), companions=(weights,))
     if spec.source == "pickle":
         model = load_pickled_model(spec.path, trusted=spec.trust_pickle)
         return LoadedModel(model.eval(), f"pickled model {Path(spec.path).name}", Path(spec.path))

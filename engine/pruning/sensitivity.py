@@ -27,12 +27,14 @@ from torch.utils.data import DataLoader
 
 from engine.config import PruneSpec
 from engine.data.sources import sample_subset
-from engine.metrics import evaluate, model_device
+from engine.metrics import eval_batch_size, evaluate, model_device
 from engine.progress import CancelToken, ProgressFn, ProgressTracker
 from engine.pruning.apply import prune_model
 from engine.pruning.base import PruneContext, PruneError
 from engine.pruning.targets import select_targets
 
+# max_eval_batches counts batches of this many samples (what the GUI's "Eval batches" says); the
+# batches actually run are sized by time (engine.metrics.eval_batch_size).
 EVAL_BATCH = 256
 
 
@@ -49,13 +51,13 @@ class SensitivityResult:
     split: str = "val"   # the data split the accuracies were measured on
 
 
-def _eval_loader(data, max_batches: Optional[int]) -> DataLoader:
+def _eval_loader(data, max_batches: Optional[int], batch_size: int = EVAL_BATCH) -> DataLoader:
     """The validation split (the scan chooses ratios, so it must not look at the test split),
     or the test split when nothing was held out."""
     samples = data.split(data.selection_split)
     if max_batches is not None:
         samples = sample_subset(samples, max_batches * EVAL_BATCH)
-    return DataLoader(samples, batch_size=EVAL_BATCH, collate_fn=data.collate_fn())
+    return DataLoader(samples, batch_size=batch_size, collate_fn=data.collate_fn())
 
 
 def _swap(model: nn.Module, module_name: str, new: nn.Module) -> None:
@@ -79,7 +81,7 @@ def scan(model: nn.Module, data, spec: PruneSpec, grid: Sequence[float],
     if any(not t.module_name for t in targets):
         raise PruneError("the sensitivity scan prunes submodules one at a time; this model is a "
                          "single layer")
-    loader = _eval_loader(data, max_eval_batches)
+    loader = _eval_loader(data, max_eval_batches, eval_batch_size(work, data))
     baseline = evaluate(work, loader, data.num_classes, cancel=cancel).accuracy
     result = SensitivityResult(baseline, method=spec.method, granularity=spec.granularity,
                                grid=list(grid), split=data.selection_split)
