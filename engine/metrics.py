@@ -56,6 +56,7 @@ class ModelMetrics:
     memory_format: str = ""     # "channels_last" when latency was timed in that layout
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     input_note: str = ""        # what one example is beyond its batch size, e.g. "64 tokens"
+    labelled: bool = True       # False in no-data mode: accuracy and the like were not measured
 
     @property
     def sparsity(self) -> float:
@@ -320,10 +321,25 @@ class TableRow:
     note: str = ""
 
 
+# The note of a row that needs labels in no-data mode; its cells read NO_DATA instead of a number.
+NO_DATA = "no data"
+NO_DATA_NOTE = "needs labelled data: the model was opened without data"
+
+
+def cell_text(row: "TableRow", value: Optional[float]) -> str:
+    """One cell: "no data" for a row that needs labels in no-data mode, else the formatted value."""
+    return NO_DATA if row.note == NO_DATA_NOTE else format_value(value, row.unit)
+
+
 def comparison_table(original: ModelMetrics, pruned: ModelMetrics) -> list[TableRow]:
     rows: list[TableRow] = []
 
+    unlabelled = not (original.labelled and pruned.labelled)
+
     def quality(metric, a, b, unit="%", scale=100.0):
+        if unlabelled:   # shown, but as "no data" rather than a number
+            rows.append(TableRow(metric, None, None, None, unit, "higher", NO_DATA_NOTE))
+            return
         if a is None or b is None:
             return
         rows.append(TableRow(metric, a * scale, b * scale, (b / a) if a else None, unit, "higher"))
@@ -335,7 +351,9 @@ def comparison_table(original: ModelMetrics, pruned: ModelMetrics) -> list[Table
 
     quality("Accuracy", original.accuracy, pruned.accuracy)
     quality("Macro F1", original.f1, pruned.f1)
-    if original.loss is not None and pruned.loss is not None:
+    if unlabelled:
+        quality("Loss", None, None, "")
+    elif original.loss is not None and pruned.loss is not None:
         rows.append(TableRow("Loss", original.loss, pruned.loss,
                              (original.loss / pruned.loss) if pruned.loss else None, "", "lower"))
     cost("Parameters", original.params, pruned.params, "",
@@ -430,7 +448,7 @@ def format_ratio(ratio: Optional[float]) -> str:
 
 def format_table(rows: list[TableRow]) -> str:
     header = ("Metric", "Original", "Pruned", "Ratio")
-    body = [(r.metric, format_value(r.original, r.unit), format_value(r.pruned, r.unit),
+    body = [(r.metric, cell_text(r, r.original), cell_text(r, r.pruned),
              format_ratio(r.ratio)) for r in rows]
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(4)]
     lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]

@@ -18,8 +18,8 @@ from engine.config import (DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, Mode
                            Recipe, ScheduleSpec, StructuredSpec)
 from engine.data.sources import DataBundle, load_data
 from engine.finetune import EpochResult, FinetuneResult, finetune
-from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs, count_parameters,
-                            evaluate, forward_batch, is_image_batch, layer_sparsity,
+from engine.metrics import (EvalResult, ModelMetrics, TableRow, comparison_table, count_macs,
+                            count_parameters, evaluate, forward_batch, is_image_batch, layer_sparsity,
                             measure_latencies, model_device, resolve_device, storage_bytes,
                             summarize_comparison, to_device)
 from engine.models.sources import LoadedModel, load_model
@@ -74,8 +74,13 @@ class Session:
     def open(cls, model_spec: ModelSpec, data_spec: DataSpec, metrics: Optional[MetricsSpec] = None,
              seed: int = 0, log: Callable[[str], None] = lambda _m: None) -> "Session":
         loaded = load_model(model_spec)
-        _check_text_pairing(loaded, data_spec)
-        data = load_data(data_spec, vocab=loaded.vocab, tokenizer=loaded.tokenizer)
+        if data_spec.source == "none":   # no-data mode: synthetic inputs shaped for this model
+            from engine.data.synthetic import synthetic_data
+            data_spec.validate()
+            data = synthetic_data(data_spec, loaded.model, loaded)
+        else:
+            _check_text_pairing(loaded, data_spec)
+            data = load_data(data_spec, vocab=loaded.vocab, tokenizer=loaded.tokenizer)
         if data_spec.vectors_path:
             from engine.text.vectors import fill_embedding
             embedding = getattr(loaded.model, "embedding", None)
@@ -112,8 +117,11 @@ class Session:
                 cancel: Optional[CancelToken] = None, latency: Optional[bool] = None) -> ModelMetrics:
         model = model if model is not None else self.model
         spec = self.metrics_spec
-        loader = self.data.loader("test", EVAL_BATCH_SIZE)
-        result = evaluate(model, loader, self.data.num_classes, progress, cancel)
+        if self.data.has_labels:
+            loader = self.data.loader("test", EVAL_BATCH_SIZE)
+            result = evaluate(model, loader, self.data.num_classes, progress, cancel)
+        else:   # no-data mode: the quality rows say "no data"
+            result = EvalResult(None, None, None, None, None, 0)
         params, nonzero = count_parameters(model)
         dense, sparse = storage_bytes(model)
         example = self.data.example_input(1)
@@ -123,7 +131,7 @@ class Session:
                          precision=result.precision, recall=result.recall, params=params,
                          nonzero_params=nonzero, dense_bytes=dense, sparse_bytes=sparse, macs=macs,
                          effective_macs=effective, latency_batch=spec.latency_batch_size,
-                         layer_sparsity=layer_sparsity(model))
+                         layer_sparsity=layer_sparsity(model), labelled=self.data.has_labels)
         if latency if latency is not None else spec.measure_latency:
             self._measure_latency([m], [model], progress, cancel)
         return m
@@ -188,7 +196,7 @@ class Session:
         """Prunes the live model. On any failure the model is restored to its state before the call,
         so an error never leaves half the layers masked."""
         before = copy.deepcopy(self.model)
-        ctx = PruneContext(self.model, seed=spec.seed, data=self.data,
+        ctx = PruneContext(self.model, seed=spec.seed, data=self.labelled_data,
                            device=model_device(self.model), progress=progress, cancel=cancel,
                            log=self.log)
         try:
@@ -206,7 +214,7 @@ class Session:
         measuring and exporting then work on the smaller model as on any other; ``revert`` brings
         back the original."""
         outcome = prune_channels(self.model, self.data.example_input(1), spec, progress, cancel,
-                                 data=self.data, log=self.log)
+                                 data=self.labelled_data, log=self.log)
         self._replace_model(outcome.model)
         self.structured = outcome
         self.current_metrics = None
@@ -242,6 +250,7 @@ class Session:
                  on_step: Optional[Callable[[int, float], None]] = None,
                  after_step: Optional[Callable[[nn.Module], None]] = None,
                  best_from_step: int = 0) -> FinetuneResult:
+        self.require_labels("fine-tuning")
         device = resolve_device(spec.device)
         self.model.to(device)
         try:
@@ -274,6 +283,8 @@ class Session:
         """Prunes (and fine-tunes) the live model following ``schedule``; see
         :func:`engine.scheduling.run_schedule`."""
         from engine.scheduling import run_schedule
+        if schedule.kind != "oneshot" or finetune_spec.epochs:
+            self.require_labels(f"the {schedule.kind} schedule")
         return run_schedule(self, prune_spec, finetune_spec, schedule, progress, cancel, on_epoch,
                             on_step, on_sparsity, on_round)
 
@@ -283,7 +294,19 @@ class Session:
         """Prunes each selected layer alone over ``grid`` on a copy of the live model (which is left
         untouched) and measures test accuracy; see :mod:`engine.pruning.sensitivity`."""
         from engine.pruning.sensitivity import scan
+        self.require_labels("the sensitivity scan")
         return scan(self.model, self.data, spec, grid, progress, cancel, max_eval_batches, self.log)
+
+    @property
+    def labelled_data(self) -> Optional[DataBundle]:
+        """The data for steps that need labels or real samples; None in no-data mode, which those
+        steps (gradient criteria, Taylor importance, slimming) refuse with their own message."""
+        return self.data if self.data.has_labels else None
+
+    def require_labels(self, what: str) -> None:
+        if not self.data.has_labels:
+            from engine.data.synthetic import NEEDS_LABELS
+            raise ValueError(f"{what} {NEEDS_LABELS}")
 
     def make_permanent(self) -> int:
         n = make_permanent(self.model)
