@@ -7,7 +7,7 @@ import pytest
 import torch
 from PySide6.QtWidgets import QFileDialog
 
-import gui.main_window
+import gui.window.files
 from engine.config import Recipe
 from engine.metrics import evaluate
 from engine.paths import ROOT
@@ -153,7 +153,7 @@ def test_every_other_method_file_loads_from_the_menu_and_prunes_every_other_weig
         qtbot, demo_window, monkeypatch, tmp_path):
     w = demo_window
     asked = []
-    monkeypatch.setattr(gui.main_window, "confirm_trust",
+    monkeypatch.setattr(gui.window.files, "confirm_trust",
                         lambda parent, path, what: asked.append((path, what)) or True)
     _choose_file(monkeypatch, EXAMPLE)
     w.load_method_action.trigger()
@@ -198,7 +198,7 @@ def test_refused_or_broken_method_files_load_nothing_and_the_app_stays_usable(
     plugin = tmp_path / "refused_method.py"
     plugin.write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
                       "def importance_gui_refused(weight):\n    return weight.abs()\n")
-    monkeypatch.setattr(gui.main_window, "confirm_trust", lambda *a: False)
+    monkeypatch.setattr(gui.window.files, "confirm_trust", lambda *a: False)
     _choose_file(monkeypatch, plugin)
     before = [w.method_panel.component_boxes["method"].itemData(i)
               for i in range(w.method_panel.component_boxes["method"].count())]
@@ -210,7 +210,7 @@ def test_refused_or_broken_method_files_load_nothing_and_the_app_stays_usable(
 
     broken = tmp_path / "broken_method.py"
     broken.write_text("raise RuntimeError('boom from the method file')\n")
-    monkeypatch.setattr(gui.main_window, "confirm_trust", lambda *a: True)
+    monkeypatch.setattr(gui.window.files, "confirm_trust", lambda *a: True)
     _choose_file(monkeypatch, broken)
     w.load_method_action.trigger()
     assert w.error_box is not None and w.error_box.isVisible()
@@ -237,12 +237,12 @@ def test_recipe_naming_a_method_file_asks_before_loading_it(qtbot, demo_window, 
     path = tmp_path / "with_plugin.json"
     recipe.save(path)
 
-    monkeypatch.setattr(gui.main_window, "confirm_trust", lambda *a: False)
+    monkeypatch.setattr(gui.window.files, "confirm_trust", lambda *a: False)
     assert w.open_recipe(str(path)) is False
     assert "gui_recipe" not in CRITERIA
 
     asked = []
-    monkeypatch.setattr(gui.main_window, "confirm_trust", lambda *a: asked.append(a[1]) or True)
+    monkeypatch.setattr(gui.window.files, "confirm_trust", lambda *a: asked.append(a[1]) or True)
     assert w.open_recipe(str(path)) is True
     assert asked == [str(plugin.resolve())]
     assert w.method_panel.component_boxes["method"].currentData() == "gui_recipe"

@@ -11,7 +11,8 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication
 
 import gui.main_window as main_window
-from engine.config import DataSpec, ModelSpec, Recipe
+import gui.window.files as window_files
+from engine.config import DataSpec, ExportSpec, ModelSpec, Recipe
 from engine.models.lenet import LeNet
 from gui.views.masks import grid_index
 from tests.gui.conftest import wait_done
@@ -130,12 +131,12 @@ def test_pickled_model_needs_trust_and_drop_opens_checkpoints(qtbot, window, tmp
     pickled = tmp_path / "whole_model.pt"
     torch.save(LeNet(), pickled)
     asked = []
-    monkeypatch.setattr(main_window, "confirm_trust", lambda *a: asked.append(a) or False)
+    monkeypatch.setattr(window_files, "confirm_trust", lambda *a: asked.append(a) or False)
     assert w.open_model(ModelSpec(source="pickle", path=str(pickled))) is False
     assert len(asked) == 1 and w.busy_op is None   # refused: nothing ran
 
     # dropping the pickle: the safe loader refuses it, the window asks, the user trusts it
-    monkeypatch.setattr(main_window, "confirm_trust", lambda *a: asked.append(a) or True)
+    monkeypatch.setattr(window_files, "confirm_trust", lambda *a: asked.append(a) or True)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(pickled))])
     event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
@@ -239,7 +240,7 @@ def test_revert_marks_the_compare_table_stale_and_export_keeps_its_file_list(qtb
     w.method_panel.sparsity.setValue(50.0)
     wait_done(qtbot, w, w.prune_action.trigger, "prune")
     assert w.compare.title.text().startswith("Latest run")
-    wait_done(qtbot, w, lambda: w.export(main_window.ExportSpec(str(tmp_path / "m.pt"))), "export")
+    wait_done(qtbot, w, lambda: w.export(ExportSpec(str(tmp_path / "m.pt"))), "export")
     assert w.status_label.text().startswith("Exported m.pt")
     wait_done(qtbot, w, w.revert_action.trigger, "revert")
     assert w.compare.title.text().startswith("Reverted to the original")

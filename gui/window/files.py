@@ -1,0 +1,295 @@
+"""File handling of the main window: opening models, data, recipes and the demos (by dialog, drop
+or the recent list), choosing data that suits a model, saving recipes and tables, method files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtWidgets import QFileDialog, QInputDialog
+
+from engine.config import TEXT_DATA_SOURCES, DataSpec, ModelSpec, Recipe, RecipeError
+from engine.models.checkpoints import STATE_DICT_SUFFIXES
+from engine.text.bilstm import read_sidecar
+from engine.text.sources import suggested_data
+from gui.dialogs import ExportDialog, OpenDataDialog, OpenModelDialog, confirm_trust
+
+RECENT_LIMIT = 10
+
+
+class WindowFiles:
+    """Opening and saving: every path the user gives the window goes through here.
+    A mixin of :class:`gui.main_window.MainWindow`: it uses the widgets and state that
+    the window builds."""
+
+    def export_dialog(self) -> None:
+        suggested = str(Path(self.settings.value("last_dir", str(Path.cwd()))) / "pruned.pt")
+        dialog = ExportDialog(self, str(self.last_export[0]) if self.last_export else suggested)
+        if dialog.exec():
+            self.export(dialog.spec())
+
+    def open_demo(self) -> bool:
+        return self.open_session(ModelSpec(), DataSpec())
+
+    def open_session(self, model_spec: ModelSpec, data_spec: DataSpec) -> bool:
+        try:
+            model_spec.validate()
+            data_spec.validate()
+        except RecipeError as exc:
+            self.show_error("Cannot open", str(exc))
+            return False
+        self._pending_open = (model_spec, data_spec)
+        return self.submit("open", model=model_spec, data=data_spec, metrics=self.metrics_spec,
+                           seed=self.method_panel.seed.value())
+
+    def open_model(self, spec: ModelSpec) -> bool:
+        """Asks for trust first when the model source runs code from the file. A text model
+        opened while the data is not text for it comes with the data it is usually paired with."""
+        if spec.source in ("pickle", "python") and spec.path:
+            what = "a pickled model" if spec.source == "pickle" else "a Python model file"
+            if not confirm_trust(self, spec.path, what):
+                return False
+            if spec.source == "pickle":
+                spec.trust_pickle = True
+        data = self.data_for_model(spec)
+        if data is None:
+            return self._ask_data_for(spec)
+        return self.open_session(spec, data)
+
+    def open_model_dialog(self) -> None:
+        from engine.models.architectures import architecture_names
+        dialog = OpenModelDialog(self, self.model_spec, architecture_names())
+        if dialog.exec():
+            self.open_model(dialog.spec())
+
+    def open_data_dialog(self) -> None:
+        dialog = OpenDataDialog(self, self.data_spec)
+        if dialog.exec():
+            self.open_session(self.model_spec or ModelSpec(), dialog.spec())
+
+    def open_path(self, path: str) -> bool:
+        """A dropped or recent file: a recipe, a Python model file or a checkpoint."""
+        p = Path(path)
+        suffix = p.suffix.lower()
+        if p.is_dir():   # a Hugging Face model folder (config.json, weights, tokenizer)
+            return self.open_model(ModelSpec(source="hf", path=path))
+        if suffix == ".json":
+            return self.open_recipe(path)
+        if suffix == ".py":
+            factory, ok = QInputDialog.getText(self, "Python model", f"Class or factory in {p.name}:")
+            if not ok or not factory.strip():
+                return False
+            return self.open_model(ModelSpec(source="python", path=path, factory=factory.strip(),
+                                             num_classes=(self.model_spec or ModelSpec()).num_classes))
+        if suffix in STATE_DICT_SUFFIXES:
+            current = self.model_spec or ModelSpec()
+            arch = current.arch if current.source in ("state_dict", "torchvision", "demo") else "lenet"
+            # a channel-pruned export carries its architecture in <name>.shapes.json beside it
+            shapes = p.with_name(f"{p.stem}.shapes.json")
+            if is_bilstm_checkpoint(p):
+                arch = "bilstm"
+            return self.open_model(ModelSpec(source="state_dict", path=path, arch=arch,
+                                             num_classes=current.num_classes,
+                                             shapes=str(shapes) if shapes.is_file() else None))
+        self.show_error("Cannot open this file", f"{p.name}: PruneLab opens checkpoints "
+                        f"({', '.join(STATE_DICT_SUFFIXES)}), Python model files and recipes (.json).")
+        return False
+
+    def open_recipe(self, path: str) -> bool:
+        try:
+            recipe = Recipe.load(path)
+            if not self._load_recipe_plugin(recipe):
+                return False
+            self.method_panel.set_prune_spec(recipe.prune)
+            self.method_panel.set_finetune_spec(recipe.finetune)
+            self.method_panel.set_schedule_spec(recipe.schedule)
+            self.method_panel.set_structured_spec(recipe.structured)
+            self.method_panel.seed.setValue(recipe.seed)
+        except (RecipeError, ValueError) as exc:
+            self.show_error("Cannot open recipe", str(exc))
+            return False
+        self.metrics_spec = recipe.metrics
+        self._pending_selection = (recipe.prune.include, recipe.prune.per_layer)
+        self._remember("recipe", path)
+        if recipe.model != self.model_spec or recipe.data != self.data_spec:
+            return self._open_with_trust(recipe.model, recipe.data)
+        self._apply_pending_selection()
+        return True
+
+    def _open_with_trust(self, model: ModelSpec, data: DataSpec) -> bool:
+        """A recipe's trust_pickle is not trust: the person at the window is asked every time."""
+        if model.source in ("pickle", "python") and model.path:
+            if not confirm_trust(self, model.path, "a model"):
+                return False
+            model.trust_pickle = model.source == "pickle"
+        return self.open_session(model, data)
+
+    def _apply_pending_selection(self) -> None:
+        pending = getattr(self, "_pending_selection", None)
+        if pending is not None and self.model_panel.info is not None:
+            try:
+                self.model_panel.apply_selection(*pending)
+            except KeyError as exc:
+                self.show_error("Recipe does not fit this model", f"unknown parameter {exc}")
+            self._pending_selection = None
+
+    def open_recipe_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open recipe", self._last_dir(), "Recipes (*.json)")
+        if path:
+            self.open_recipe(path)
+
+    def save_recipe_dialog(self) -> None:
+        recipe = self._checked_recipe()
+        if recipe is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save recipe", str(Path(self._last_dir()) / "recipe.json"),
+                                              "Recipes (*.json)")
+        if path:
+            self.save_recipe(path)
+
+    def save_recipe(self, path: str) -> None:
+        recipe = self.recipe()
+        recipe.save(path)
+        self._remember("recipe", path)
+        self.log_view.append(f"saved recipe {path}")
+
+    def save_csv_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save comparison", str(Path(self._last_dir()) / "comparison.csv"),
+                                              "CSV (*.csv)")
+        if path:
+            self.compare.save_csv(path)
+            self.log_view.append(f"saved comparison {path}")
+
+    def dragEnterEvent(self, event) -> None:
+        urls = event.mimeData().urls()
+        if urls and all(u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in
+                        (*STATE_DICT_SUFFIXES, ".json", ".py") for u in urls[:1]):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile():
+            event.acceptProposedAction()
+            self.open_path(urls[0].toLocalFile())
+
+    def recent_files(self) -> list[dict]:
+        try:
+            items = json.loads(self.settings.value("recent", "[]"))
+        except (TypeError, ValueError):
+            return []
+        return [i for i in items if isinstance(i, dict) and "path" in i and "kind" in i]
+
+    def _remember(self, kind: str, path: str) -> None:
+        path = str(Path(path).resolve())
+        items = [i for i in self.recent_files() if i["path"] != path]
+        items.insert(0, {"kind": kind, "path": path})
+        self.settings.setValue("recent", json.dumps(items[:RECENT_LIMIT]))
+        self.settings.setValue("last_dir", str(Path(path).parent))
+        self._refresh_recent()
+
+    def _last_dir(self) -> str:
+        return str(self.settings.value("last_dir", str(Path.cwd())))
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        items = self.recent_files()
+        for item in items:
+            action = self.recent_menu.addAction(f"{Path(item['path']).name}  ({item['kind']})")
+            action.setToolTip(item["path"])
+            action.triggered.connect(lambda _c=False, p=item["path"]: self.open_path(p))
+        self.recent_menu.setEnabled(bool(items))
+
+    def _offer_pickle(self, model: ModelSpec, data: DataSpec, message: str) -> None:
+        pickled = ModelSpec(source="pickle", path=model.path, num_classes=model.num_classes)
+        if confirm_trust(self, model.path, "a full pickled model"):
+            pickled.trust_pickle = True
+            self.open_session(pickled, data)
+        else:
+            self.status_label.setText(message)
+
+    def open_text_demo(self) -> bool:
+        return self.open_session(ModelSpec(source="text_demo"), DataSpec(source="text_demo"))
+
+    def data_for_model(self, spec: ModelSpec) -> Optional[DataSpec]:
+        """The current data when it suits ``spec``; else the data such a model is usually opened
+        with (engine.text.sources.suggested_data); None when only the user can say."""
+        current = self.data_spec or DataSpec()
+        wanted = text_data_kind(spec)
+        if wanted is None:   # an image model: the image demo replaces text data for the demo LeNet
+            if spec.source == "demo" and current.source in TEXT_DATA_SOURCES:
+                return DataSpec()
+            return current
+        if current.source in wanted:
+            return current
+        suggested = suggested_data(spec.source, spec.path)
+        if suggested is None and spec.source == "state_dict":
+            suggested = DataSpec(source="text_demo")   # read with the checkpoint's own vocabulary
+        if suggested is not None:
+            self.log_view.append(f"{spec.source} is a text model: opening it with "
+                                 f"{suggested.source} data" + (f" from {suggested.root}"
+                                                               if suggested.root else ""))
+        return suggested
+
+    def _ask_data_for(self, spec: ModelSpec) -> bool:
+        """No data to guess for this text model: the Open data dialog, preset to its kind."""
+        kind = text_data_kind(spec)
+        dialog = OpenDataDialog(self, DataSpec(source=kind[-1] if kind else "demo"))
+        dialog.setWindowTitle(f"Open data for {Path(spec.path or spec.source).name}")
+        if not dialog.exec():
+            self.status_label.setText("Not opened: the model needs text data")
+            return False
+        return self.open_session(spec, dialog.spec())
+
+    def load_method_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load pruning method file", self._last_dir(),
+                                              "Python files (*.py)")
+        if path:
+            self.load_method_file(path)
+
+    def load_method_file(self, path: str) -> list[str]:
+        """Asks for trust, then registers the file's methods beside the built-in criteria and
+        selects the first; the method panel's spec then names the file as its ``plugin``, so a
+        saved recipe loads it again. Returns the names added ([] when refused or on error)."""
+        from engine.pruning.custom import load_plugin
+        if self.busy_op is not None:
+            self.status_label.setText(f"Busy with {self.busy_op}: press Stop first")
+            return []
+        if not confirm_trust(self, path, "a pruning method file"):
+            self.status_label.setText(f"Not loaded: {Path(path).name}")
+            return []
+        try:
+            names = load_plugin(path)
+        except Exception as exc:  # the user's code may raise anything: a dialog, never a crash
+            self.show_error("Cannot load the method file", str(exc).strip() or type(exc).__name__)
+            return []
+        self.method_panel.refresh_components(select_method=names[0])
+        self.log_view.append(f"loaded {', '.join(names)} from {path}")
+        self.status_label.setText(f"Loaded {', '.join(names)} from {Path(path).name}")
+        return names
+
+    def _load_recipe_plugin(self, recipe: Recipe) -> bool:
+        """A recipe naming a method file: load it, after asking for trust, before the method panel
+        shows the recipe's method (a file this session already loaded is not asked about again)."""
+        from engine.pruning.custom import loaded_plugins
+        plugin = recipe.prune.plugin
+        if not plugin or str(Path(plugin).expanduser().resolve()) in loaded_plugins():
+            return True
+        return bool(self.load_method_file(plugin))
+
+
+def text_data_kind(spec: ModelSpec) -> Optional[tuple[str, ...]]:
+    """The data sources a text model reads (None for an image model)."""
+    if spec.source == "hf":
+        return ("hf_tsv",)
+    if spec.source == "text_demo" or (spec.source == "state_dict" and spec.arch == "bilstm"):
+        return ("text_demo", "text_csv", "text_tsv")
+    return None
+
+
+def is_bilstm_checkpoint(path: Path) -> bool:
+    """A PruneLab BiLSTM export has its settings JSON (vocabulary, sizes) beside it."""
+    try:
+        return read_sidecar(path) is not None
+    except ValueError:
+        return False
+

@@ -1,0 +1,137 @@
+"""View refresh of the main window: the worker's answers (model info, snapshots, matrices, metrics,
+progress, group sparsity) shown in the panels and views."""
+from __future__ import annotations
+
+from engine.progress import Progress
+from gui.panels.model_tree import describe_group
+from gui.window.runs import QUIET_OPS
+from gui.worker import MatrixData, MetricsReport, SessionInfo
+
+GROUP_REFRESH_MS = 150   # ticks change in bursts (All, None, a pattern): count the group once
+PROGRESS_REFRESH_MS = 120
+
+
+class WindowRefresh:
+    """Keeps the panels and views in step with what the worker reports.
+    A mixin of :class:`gui.main_window.MainWindow`: it uses the widgets and state that
+    the window builds."""
+
+    def _on_opened(self, info: SessionInfo) -> None:
+        if info.model_spec is not None:
+            self.model_spec, self.data_spec = info.model_spec, info.data_spec
+            if info.model_spec.path:
+                self._remember("model", info.model_spec.path)
+        self._pending_open = None
+        self.model_panel.set_model(info.model)
+        self.histograms.set_original(info.original_snapshot)
+        self.density.set_original(info.original_snapshot)
+        names = [p.name for p in info.model.prunable]
+        self.masks.set_parameters(names)
+        self.compare.clear()
+        self.last_report = None
+        self._apply_pending_selection()
+        self.setWindowTitle(f"PruneLab — {info.model.description}")
+        self._progress_timer.stop()   # a pending "Opening…" refresh must not overwrite this
+        self._latest_progress = None
+        self.status_label.setText(f"{info.model.description}; {info.data_description}")
+
+    def _on_model_changed(self, info) -> None:
+        """New sparsities after a run; a new tree when channel removal changed the shapes."""
+        old = self.model_panel.info
+        # compared as name -> shape: pruning re-registers a weight as weight_orig, which moves it
+        # after the bias in named_parameters() without changing anything the tree shows
+        if old is None or {p.name: p.shape for p in old.params} != {p.name: p.shape for p in info.params}:
+            panel = self.model_panel
+            include, per_layer = (panel.include(), panel.per_layer()) if old is not None else (None, None)
+            panel.set_model(info)
+            if old is not None:   # same parameters, new widths: the user's ticks and targets stay
+                panel.apply_selection(include, per_layer)
+        else:
+            self.model_panel.update_stats(info)
+
+    def _on_snapshot(self, snapshot) -> None:
+        self.histograms.update_snapshot(snapshot)
+        self.density.update_snapshot(snapshot)
+
+    def _on_matrix_request(self, name: str, what: str) -> None:
+        self.worker.watch = (name, what)  # picked up by the next live snapshot while busy
+        if self.busy_op is None:
+            self.submit("matrix", name=name, what=what)
+
+    def _on_matrix(self, data: MatrixData) -> None:
+        self.masks.set_matrix(data)
+
+    def select_parameter(self, name: str) -> None:
+        self.histograms.select(name)
+        self.masks.select(name)
+
+    def _on_metrics(self, report: MetricsReport) -> None:
+        self.last_report = report
+        self.compare.add_report(report)
+
+    def _on_progress(self, p: Progress) -> None:
+        """Keeps the newest report and shows it at most every PROGRESS_REFRESH_MS: the worker may
+        report 20 times a second, and every repaint competes with training for the GIL."""
+        self._latest_progress = p
+        if not self._progress_timer.isActive():
+            self._progress_timer.start()
+
+    def _show_progress(self) -> None:
+        p = self._latest_progress
+        if p is None or self.busy_op is None:
+            return
+        self.progress_bar.show()
+        if p.total:
+            self.progress_bar.setRange(0, p.total)
+            self.progress_bar.setValue(p.step)
+            self.progress_bar.setFormat(f"{p.stage} %p%")
+        else:
+            self.progress_bar.setRange(0, 0)  # busy indicator: the length is unknown
+        parts = [p.stage]
+        if p.total:
+            parts.append(f"{p.step}/{p.total}")
+        if p.message:
+            parts.append(p.message)
+        if p.loss is not None:
+            parts.append(f"loss {p.loss:.4f}")
+        self.status_label.setText(" · ".join(parts))
+        self.eta_label.setText(f"ETA {_duration(p.eta_s)}" if p.eta_s is not None else "")
+
+    def _on_sensitivity(self, result) -> None:
+        self.sensitivity.set_result(result)
+
+    def _send_group(self) -> None:
+        """The ticked parameters go to the worker, which answers with their group sparsity."""
+        if self.model_panel.info is None:
+            return
+        names = self.model_panel.checked()
+        self.worker.group_names = names   # read with the next state while an operation runs
+        if self.busy_op is None:
+            self.submit("group", names=names)
+
+    def _sync_group_names(self, _request=None) -> None:
+        """Runs as each request leaves, before the worker takes it: the group it counts at the end
+        of the operation is the one ticked when it started, even inside the refresh delay."""
+        if self.model_panel.info is not None:
+            self.worker.group_names = self.model_panel.checked()
+
+    def _on_semi_structured(self, report) -> None:
+        self.compare.set_semi_structured(report)
+        self.tabs.setCurrentWidget(self.compare)
+
+    def _after_operation(self, op: str) -> None:
+        if self.model_panel.group is None and op not in QUIET_OPS:
+            self._group_timer.start()   # ticks changed while it ran: count the group now
+        group = self.model_panel.group
+        if op in ("prune", "finetune") and group is not None:
+            text = describe_group(group)
+            self.status_label.setText(f"{self.status_label.text()} · {text}")
+            self.log_view.append(text)
+        elif op == "semi_structured" and self.compare.semi_report is not None:
+            self.status_label.setText("2:4 sparse kernels: " + self.compare.semi.text())
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
