@@ -22,6 +22,7 @@ from engine.metrics import (EvalResult, ModelMetrics, TableRow, comparison_table
                             count_parameters, evaluate, forward_batch, is_image_batch, layer_sparsity,
                             measure_latencies, model_device, resolve_device, storage_bytes,
                             summarize_comparison, to_device)
+from engine.models.fit import PairMismatch
 from engine.models.sources import LoadedModel, load_model
 from engine.progress import CancelToken, Progress, ProgressFn
 from engine.pruning.apply import PruneOutcome, has_masks, make_permanent, prune_model
@@ -79,8 +80,15 @@ class Session:
             data_spec.validate()
             data = synthetic_data(data_spec, loaded.model, loaded)
         else:
-            _check_text_pairing(loaded, data_spec)
+            try:
+                _check_text_pairing(loaded, data_spec)
+            except ValueError as exc:
+                raise PairMismatch.between(str(exc), "text", loaded, model_spec) from None
             data = load_data(data_spec, vocab=loaded.vocab, tokenizer=loaded.tokenizer)
+            try:
+                check_pair(loaded.model, data)
+            except PairMismatch as exc:   # say what would fit, so the window can ask for it
+                raise exc.with_fit(loaded, model_spec) from None
         if data_spec.vectors_path:
             from engine.text.vectors import fill_embedding
             embedding = getattr(loaded.model, "embedding", None)
@@ -90,7 +98,6 @@ class Session:
                                  "text data with a vocabulary (a BiLSTM on text_csv/text_tsv)")
             log(str(fill_embedding(embedding, vocab, data_spec.vectors_path)))
         session = cls(loaded, data, metrics or MetricsSpec(), seed, log)
-        session.check_compatible()
         log(f"loaded {loaded.description}; data: {data.description} "
             f"({len(data.train)} train / "
             + (f"{len(data.val)} validation / " if data.val is not None else "")
@@ -98,18 +105,7 @@ class Session:
         return session
 
     def check_compatible(self) -> None:
-        """Runs one sample through the model so a model/data mismatch is reported at load time in
-        plain words, not as a shape error in the middle of a run."""
-        try:
-            with torch.no_grad():
-                out = forward_batch(self.model, to_device(self.data.example_input(1),
-                                                          model_device(self.model)))
-        except Exception as exc:
-            raise ValueError(f"the model cannot take this data's input of shape "
-                             f"{tuple(self.data.input_shape)}: {str(exc).splitlines()[0]}") from None
-        if out.dim() != 2 or out.shape[1] != self.data.num_classes:
-            raise ValueError(f"the model outputs {tuple(out.shape[1:])} scores per sample but the "
-                             f"data has {self.data.num_classes} classes")
+        check_pair(self.model, self.data)
 
     # ------------------------------------------------------------ measuring
 
@@ -380,6 +376,23 @@ class Session:
         paths += write_sidecar()
         self.log("exported " + ", ".join(str(p) for p in paths))
         return paths
+
+
+def check_pair(model: nn.Module, data: DataBundle) -> None:
+    """Runs one sample through the model so a model/data mismatch is reported at load time in
+    plain words (a PairMismatch), not as a shape error in the middle of a run."""
+    try:
+        with torch.no_grad():
+            out = forward_batch(model, to_device(data.example_input(1), model_device(model)))
+    except Exception as exc:
+        raise PairMismatch(f"the model cannot take this data's input of shape "
+                           f"{tuple(data.input_shape)}: {str(exc).splitlines()[0]}", "input",
+                           data_classes=data.num_classes,
+                           data_shape=tuple(data.input_shape)) from None
+    if out.dim() != 2 or out.shape[1] != data.num_classes:
+        raise PairMismatch(f"the model outputs {tuple(out.shape[1:])} scores per sample but the "
+                           f"data has {data.num_classes} classes", "classes",
+                           data_classes=data.num_classes, data_shape=tuple(data.input_shape))
 
 
 def _check_text_pairing(loaded: LoadedModel, data_spec: DataSpec) -> None:

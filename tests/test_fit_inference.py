@@ -102,3 +102,37 @@ def test_data_the_demo_cannot_read_proposes_a_usual_classifier():
     digits = model_fit_for_data(10, (1, 28, 28), ModelSpec(source="torchvision", arch="resnet18",
                                                            num_classes=1000))
     assert digits.spec.num_classes == 10
+
+
+def make_image_folder(root, classes=("cat", "dog", "fox"), per_class=4, size=40):
+    """A tiny 3-channel image folder (one sub-folder per class) written under ``root``."""
+    from PIL import Image
+    g = torch.Generator().manual_seed(0)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = torch.randint(0, 255, (size, size, 3), generator=g, dtype=torch.uint8)
+            Image.fromarray(pixels.numpy()).save(root / c / f"{i}.png")
+    return root
+
+
+def test_a_model_that_does_not_take_the_data_says_what_data_would_fit():
+    from engine.models.fit import PairMismatch
+    with pytest.raises(PairMismatch, match=r"input of shape \(1, 28, 28\)") as caught:
+        Session.open(ModelSpec(source="torchvision", arch="resnet18", num_classes=10), DataSpec())
+    assert caught.value.kind == "input"
+    assert caught.value.fit.input_shape == (3, 224, 224) and caught.value.fit.num_classes == 10
+    assert caught.value.data_classes == 10 and caught.value.data_shape == (1, 28, 28)
+
+
+def test_data_the_model_does_not_take_says_what_the_data_is(tmp_path):
+    from engine.models.fit import PairMismatch
+    folder = make_image_folder(tmp_path / "images")
+    with pytest.raises(PairMismatch) as caught:
+        Session.open(ModelSpec(), DataSpec(source="imagefolder", root=str(folder), channels=3,
+                                           image_size=32))
+    assert (caught.value.data_classes, caught.value.data_shape) == (3, (3, 32, 32))
+    fit = model_fit_for_data(caught.value.data_classes, caught.value.data_shape, ModelSpec())
+    session = Session.open(fit.spec, DataSpec(source="imagefolder", root=str(folder), channels=3,
+                                              image_size=32))
+    assert session.data.num_classes == 3

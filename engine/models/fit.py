@@ -86,6 +86,31 @@ class FitError(ValueError):
     """Nothing usual fits the model; the message says what was tried."""
 
 
+class PairMismatch(ValueError):
+    """A model and data that do not go together. ``kind``: ``input`` (the model cannot take the
+    data's inputs), ``classes`` (it scores another number of classes), ``text`` (text model and
+    data of another kind). ``fit`` is the data that would fit the model (None where nothing usual
+    does); ``data_classes``/``data_shape`` describe the data, to preset a model that fits it."""
+
+    def __init__(self, message: str, kind: str, fit: Optional[DataFit] = None,
+                 data_classes: Optional[int] = None,
+                 data_shape: Optional[tuple[int, ...]] = None) -> None:
+        super().__init__(message)
+        self.kind, self.fit = kind, fit
+        self.data_classes, self.data_shape = data_classes, data_shape
+
+    def with_fit(self, loaded, spec: Optional[ModelSpec]) -> "PairMismatch":
+        try:
+            self.fit = infer_data_fit(loaded.model, spec, loaded.tokenizer, loaded.vocab)
+        except FitError:
+            self.fit = None
+        return self
+
+    @classmethod
+    def between(cls, message: str, kind: str, loaded, spec: Optional[ModelSpec]) -> "PairMismatch":
+        return cls(message, kind).with_fit(loaded, spec)
+
+
 def infer_data_fit(model: nn.Module, spec: Optional[ModelSpec] = None,
                    tokenizer: Optional[object] = None, vocab: Optional[object] = None) -> DataFit:
     """The data that fits ``model`` (a loaded model; ``spec`` says where it came from, for the files
