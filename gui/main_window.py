@@ -37,12 +37,14 @@ from gui.views.sensitivity import SensitivityView
 from gui.views.training import TrainingView
 from gui.window.actions import WindowActions
 from gui.window.files import WindowFiles
+from gui.window.pairing import WindowPairing
 from gui.window.refresh import PROGRESS_REFRESH_MS, WindowRefresh
 from gui.window.runs import WindowRuns
 from gui.worker import EngineWorker, MetricsReport
 
 
-class MainWindow(WindowFiles, WindowRuns, WindowRefresh, WindowActions, QMainWindow):
+class MainWindow(WindowFiles, WindowPairing, WindowRuns, WindowRefresh, WindowActions,
+                 QMainWindow):
     request = Signal(object)  # Request, delivered to the worker's thread (queued)
     # re-emitted on the GUI thread once the window has taken in the worker's answer
     operation_finished = Signal(str)
@@ -64,6 +66,7 @@ class MainWindow(WindowFiles, WindowRuns, WindowRefresh, WindowActions, QMainWin
         self.last_error: Optional[str] = None
         self.error_box: Optional[QMessageBox] = None
         self._pending_open: Optional[tuple[ModelSpec, DataSpec]] = None
+        self.labels_available = True   # False in no-data mode (gui.window.refresh)
 
         self._build_views()
         self._build_panels()
@@ -176,6 +179,7 @@ class MainWindow(WindowFiles, WindowRuns, WindowRefresh, WindowActions, QMainWin
         w.progress.connect(self._on_progress)
         w.finished.connect(self._on_finished)
         w.stopped.connect(self._on_stopped)
+        w.mismatch.connect(self._on_mismatch)
         w.failed.connect(self._on_failed)
         w.exported.connect(self._on_exported)
         w.log.connect(self.log_view.append)

@@ -21,7 +21,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 from engine.config import (DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, ModelSpec, PruneSpec,
                            ScheduleSpec, StructuredSpec)
 from engine.finetune import EpochResult
-from engine.metrics import ModelMetrics, TableRow, format_table
+from engine.metrics import NO_DATA, ModelMetrics, TableRow, format_table
+from engine.models.fit import DataFit, PairMismatch
 from engine.model_info import ModelInfo, describe_model
 from engine.progress import Cancelled, CancelToken, Progress
 from engine.session import RunRecord, Session
@@ -45,6 +46,20 @@ class SessionInfo:
     original_snapshot: WeightSnapshot
     model_spec: Optional[ModelSpec]
     data_spec: Optional[DataSpec]
+    has_labels: bool = True     # False in no-data mode: what needs labels is greyed out
+
+
+@dataclass(frozen=True)
+class PairInfo:
+    """A model and data that do not go together (engine.models.fit.PairMismatch) as plain data:
+    what would fit the model (``fit``) and what the data is, so the window asks for the other half."""
+    message: str
+    kind: str
+    fit: Optional[DataFit]
+    data_classes: Optional[int]
+    data_shape: Optional[tuple[int, ...]]
+    model_spec: ModelSpec
+    data_spec: DataSpec
 
 
 @dataclass(frozen=True)
@@ -113,6 +128,7 @@ class EngineWorker(QObject):
     log = Signal(str)
     sparsity_points = Signal(object)  # SparsityPoints, while a schedule runs
     sensitivity = Signal(object)      # engine.pruning.sensitivity.SensitivityResult
+    mismatch = Signal(object)         # PairInfo, just before ``failed`` for an open
 
     SNAPSHOT_INTERVAL_S = 0.25
 
@@ -159,8 +175,13 @@ class EngineWorker(QObject):
         model_spec: ModelSpec = r.args["model"]
         data_spec: DataSpec = r.args["data"]
         self.progress.emit(Progress("Opening", 0, 0, model_spec.path or model_spec.source))
-        session = Session.open(model_spec, data_spec, r.args.get("metrics") or MetricsSpec(),
-                               r.args.get("seed", 0), self.log.emit)
+        try:
+            session = Session.open(model_spec, data_spec, r.args.get("metrics") or MetricsSpec(),
+                                   r.args.get("seed", 0), self.log.emit)
+        except PairMismatch as exc:   # the window asks for the other half, then ``failed`` follows
+            self.mismatch.emit(PairInfo(str(exc), exc.kind, exc.fit, exc.data_classes,
+                                        exc.data_shape, model_spec, data_spec))
+            raise
         self._adopt(session, model_spec, data_spec)
 
     def _do_adopt(self, r: Request) -> None:
@@ -172,7 +193,7 @@ class EngineWorker(QObject):
         self.session = session
         self.opened.emit(SessionInfo(describe_model(session.model, session.loaded.description),
                                      session.data.description, session.original_snapshot,
-                                     model_spec, data_spec))
+                                     model_spec, data_spec, session.data.has_labels))
         self._emit_state()
         if not self.warmed_up:
             warm_up_torch()
@@ -315,7 +336,8 @@ class EngineWorker(QObject):
         recipe = r.args.get("recipe")
         record = session.record_run(label, recipe.to_dict() if recipe is not None else None)
         self.metrics.emit(MetricsReport(original, current, record.table, record.summary, record))
-        self.log.emit(f"{label}: accuracy {current.accuracy:.2%}, "
+        accuracy = f"{current.accuracy:.2%}" if current.accuracy is not None else NO_DATA
+        self.log.emit(f"{label}: accuracy {accuracy}, "
                       f"{current.sparsity:.1%} of parameters are zero\n"
                       + format_table(record.table) + "\n" + " ".join(record.summary))
 

@@ -136,3 +136,31 @@ def test_data_the_model_does_not_take_says_what_the_data_is(tmp_path):
     session = Session.open(fit.spec, DataSpec(source="imagefolder", root=str(folder), channels=3,
                                               image_size=32))
     assert session.data.num_classes == 3
+
+
+def test_a_dropped_folder_is_recognised_as_images_text_or_a_model(tmp_path):
+    from engine.models.fit import data_spec_for_folder
+    images = make_image_folder(tmp_path / "images", per_class=1, size=8)
+    assert data_spec_for_folder(images).source == "imagefolder"
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "train.tsv").write_text("good\t1\n")
+    assert data_spec_for_folder(tmp_path / "texts").source == "text_tsv"
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    assert data_spec_for_folder(tmp_path / "model") is None
+    assert data_spec_for_folder(tmp_path / "texts" / "train.tsv") is None
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_a_checkpoint_says_its_class_count(tmp_path, suffix):
+    from engine.models.fit import checkpoint_classes
+    state = build_architecture("lenet", 7).state_dict()
+    path = tmp_path / f"lenet{suffix}"
+    if suffix == ".pt":
+        torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
+    else:
+        from safetensors.torch import save_file
+        save_file(state, str(path))
+    assert checkpoint_classes(path) == 7
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert checkpoint_classes(tmp_path / "junk.pt") is None

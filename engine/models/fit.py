@@ -269,3 +269,53 @@ def model_fit_for_data(num_classes: int, input_shape: tuple[int, ...],
         arch = "resnet18"
     notes.append(f"{'x'.join(map(str, input_shape))} inputs: {arch} takes them")
     return ModelFit(ModelSpec(source="torchvision", arch=arch, num_classes=num_classes), notes)
+
+
+# ---------------------------------------------------------------- what a dropped folder holds
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+
+
+def is_model_folder(path: Path) -> bool:
+    """A Hugging Face folder (``save_pretrained``): a config.json beside the weights."""
+    return (path / "config.json").is_file()
+
+
+def data_spec_for_folder(path: str | Path) -> Optional[DataSpec]:
+    """The data a folder holds: images in one sub-folder per class (or ``train/`` and ``val/``
+    inside) as ``imagefolder``; ``.tsv`` or ``.csv`` files as text data. None when it is neither.
+    Only the folder's listing is read (one image per class folder at most)."""
+    path = Path(path).expanduser()
+    if not path.is_dir() or is_model_folder(path):
+        return None
+    files = [p for p in path.iterdir() if p.is_file()]
+    if any(p.suffix.lower() == ".tsv" for p in files):
+        return DataSpec(source="text_tsv", root=str(path))
+    if any(p.suffix.lower() == ".csv" for p in files):
+        return DataSpec(source="text_csv", root=str(path))
+    top = path / "train" if (path / "train").is_dir() else path
+    for class_dir in (d for d in top.iterdir() if d.is_dir()):
+        if any(f.suffix.lower() in IMAGE_SUFFIXES for f in class_dir.iterdir()):
+            return DataSpec(source="imagefolder", root=str(path), channels=3, image_size=224)
+    return None
+
+
+def checkpoint_classes(path: str | Path) -> Optional[int]:
+    """The class count a classifier checkpoint was saved with: the rows of its last 2-D weight
+    (the classifier head). Read without loading the tensors (memory-mapped, or safetensors'
+    header), so asking is cheap even for a big model; None when the file does not say."""
+    path = Path(path).expanduser()
+    try:
+        if path.suffix.lower() == ".safetensors":
+            from safetensors import safe_open
+            with safe_open(str(path), framework="pt") as f:
+                shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
+        else:
+            from engine.models.checkpoints import unwrap_state_dict
+            state = unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True,
+                                                 mmap=True), path.name)
+            shapes = {k: list(v.shape) for k, v in state.items()}
+    except Exception:   # unreadable here: the loader reports it properly when the model opens
+        return None
+    heads = [shape for key, shape in shapes.items() if key.endswith("weight") and len(shape) == 2]
+    return int(heads[-1][0]) if heads else None

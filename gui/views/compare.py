@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.io import atomic_write_text
-from engine.metrics import ModelMetrics, format_ratio, format_value
+from engine.metrics import NO_DATA, ModelMetrics, cell_text, format_ratio, format_value
 from engine.structured.semistructured import SemiStructuredReport
 from engine.structured.shapes import LayerWidth
 from gui.worker import MetricsReport
@@ -34,6 +34,7 @@ HISTORY_COLUMNS = (
     ("Eff. MACs", lambda m: m.effective_macs, ""),
     ("Latency", lambda m: m.latency_ms, "ms"),
 )
+LABELLED_HISTORY_COLUMNS = 2   # the first columns need labels: "no data" in no-data mode
 WIDTH_COLUMNS = ("Layer", "Type", "In", "Out", "Out kept")
 WIDTHS_MAX_HEIGHT = 480
 DETAILS_MIN_WIDTH = 300   # room for the 2:4 report's lines
@@ -164,8 +165,8 @@ class CompareView(QWidget):
         self.table.setRowCount(len(report.table))
         for row, r in enumerate(report.table):
             self.table.setItem(row, 0, _item(r.metric, align_right=False))
-            self.table.setItem(row, 1, _item(format_value(r.original, r.unit)))
-            self.table.setItem(row, 2, _item(format_value(r.pruned, r.unit)))
+            self.table.setItem(row, 1, _item(cell_text(r, r.original)))
+            self.table.setItem(row, 2, _item(cell_text(r, r.pruned)))
             ratio = _item(format_ratio(r.ratio))
             # timings jitter by several percent between runs: colour only a clear change
             noise = 0.1 if r.unit in ("ms", "samples/s") else 0.005
@@ -256,7 +257,10 @@ class CompareView(QWidget):
         for i, (label, metrics) in enumerate(rows):
             self.history.setItem(i, 0, _item(label, align_right=False))
             for j, (_, getter, unit) in enumerate(HISTORY_COLUMNS, start=1):
-                self.history.setItem(i, j, _item(format_value(getter(metrics), unit)))
+                value = getter(metrics)
+                unmeasured = value is None and metrics is not None and not metrics.labelled \
+                    and j <= LABELLED_HISTORY_COLUMNS
+                self.history.setItem(i, j, _item(NO_DATA if unmeasured else format_value(value, unit)))
 
     # ------------------------------------------------------------ data out
 
