@@ -104,15 +104,16 @@ def test_data_the_demo_cannot_read_proposes_a_usual_classifier():
     assert digits.spec.num_classes == 10
 
 
-def make_image_folder(root, classes=("cat", "dog", "fox"), per_class=4, size=40):
-    """A tiny 3-channel image folder (one sub-folder per class) written under ``root``."""
+def make_image_folder(root, classes=("cat", "dog", "fox"), per_class=4, size=40, channels=3):
+    """A tiny image folder (one sub-folder per class, RGB or greyscale) written under ``root``."""
     from PIL import Image
     g = torch.Generator().manual_seed(0)
     for c in classes:
         (root / c).mkdir(parents=True)
         for i in range(per_class):
             pixels = torch.randint(0, 255, (size, size, 3), generator=g, dtype=torch.uint8)
-            Image.fromarray(pixels.numpy()).save(root / c / f"{i}.png")
+            image = Image.fromarray(pixels.numpy())
+            (image if channels == 3 else image.convert("L")).save(root / c / f"{i}.png")
     return root
 
 
@@ -164,3 +165,17 @@ def test_a_checkpoint_says_its_class_count(tmp_path, suffix):
     assert checkpoint_classes(path) == 7
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     assert checkpoint_classes(tmp_path / "junk.pt") is None
+
+
+def test_a_dropped_image_folder_is_read_at_its_images_kind_and_size(tmp_path):
+    from PIL import Image
+    from engine.models.fit import data_spec_for_folder
+    small = make_image_folder(tmp_path / "small", per_class=1, size=32)
+    assert (data_spec_for_folder(small).channels, data_spec_for_folder(small).image_size) == (3, 32)
+    big = make_image_folder(tmp_path / "big", per_class=1, size=300)
+    assert data_spec_for_folder(big).image_size == 224
+    (tmp_path / "grey" / "train" / "one").mkdir(parents=True)
+    (tmp_path / "grey" / "val").mkdir()
+    Image.new("L", (28, 28)).save(tmp_path / "grey" / "train" / "one" / "0.png")
+    grey = data_spec_for_folder(tmp_path / "grey")
+    assert (grey.channels, grey.image_size, grey.root) == (1, 28, str(tmp_path / "grey"))

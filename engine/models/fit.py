@@ -295,9 +295,29 @@ def data_spec_for_folder(path: str | Path) -> Optional[DataSpec]:
         return DataSpec(source="text_csv", root=str(path))
     top = path / "train" if (path / "train").is_dir() else path
     for class_dir in (d for d in top.iterdir() if d.is_dir()):
-        if any(f.suffix.lower() in IMAGE_SUFFIXES for f in class_dir.iterdir()):
-            return DataSpec(source="imagefolder", root=str(path), channels=3, image_size=224)
+        image = next((f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES), None)
+        if image is not None:
+            channels, size = _image_kind(image)
+            return DataSpec(source="imagefolder", root=str(path), channels=channels,
+                            image_size=size)
     return None
+
+
+# Images up to this side are used at their own size (digits, CIFAR); larger ones at 224.
+SMALL_IMAGE_SIDE = 64
+
+
+def _image_kind(path: Path) -> tuple[int, int]:
+    """(channels, side) to read a folder of images like ``path`` with: greyscale or colour, at
+    the image's own size when small, else the usual 224."""
+    try:
+        from PIL import Image
+        with Image.open(path) as img:
+            channels = 1 if img.mode in ("1", "L", "I", "I;16", "F") else 3
+            side = min(img.size)
+    except Exception:   # unreadable: the loader says so when the data opens
+        return 3, 224
+    return channels, side if side <= SMALL_IMAGE_SIDE else 224
 
 
 def checkpoint_classes(path: str | Path) -> Optional[int]:
