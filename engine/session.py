@@ -18,7 +18,7 @@ from engine.config import (DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, Mode
                            Recipe, ScheduleSpec, StructuredSpec)
 from engine.data.sources import DataBundle, load_data
 from engine.finetune import EpochResult, FinetuneResult, finetune
-from engine.metrics import (EvalResult, ModelMetrics, TableRow, comparison_table, count_macs,
+from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs,
                             count_parameters, evaluate, forward_batch, is_image_batch, layer_sparsity,
                             measure_latencies, model_device, resolve_device, storage_bytes,
                             summarize_comparison, to_device)
@@ -110,24 +110,34 @@ class Session:
     # ------------------------------------------------------------ measuring
 
     def measure(self, model: Optional[nn.Module] = None, progress: Optional[ProgressFn] = None,
-                cancel: Optional[CancelToken] = None, latency: Optional[bool] = None) -> ModelMetrics:
+                cancel: Optional[CancelToken] = None, latency: Optional[bool] = None,
+                on_figures: Optional[Callable[[ModelMetrics], None]] = None) -> ModelMetrics:
+        """Measures the cheap figures first (parameters, size, MACs), then accuracy, then latency;
+        ``on_figures`` gets a copy of the metrics after each step, so a table can fill in."""
         model = model if model is not None else self.model
         spec = self.metrics_spec
+        report = on_figures or (lambda _m: None)
+        params, nonzero = count_parameters(model)
+        dense, sparse = storage_bytes(model)
+        m = ModelMetrics(input_note=self.data.input_note, params=params, nonzero_params=nonzero,
+                         dense_bytes=dense, sparse_bytes=sparse,
+                         latency_batch=spec.latency_batch_size,
+                         layer_sparsity=layer_sparsity(model), labelled=self.data.has_labels)
+        report(dataclasses.replace(m))
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if progress is not None:
+            progress(Progress("Counting MACs", 0, 0))
+        m.macs, m.effective_macs = count_macs(model, self.data.example_input(1))
+        report(dataclasses.replace(m))
+        if cancel is not None:
+            cancel.raise_if_cancelled()
         if self.data.has_labels:
             loader = self.data.loader("test", EVAL_BATCH_SIZE)
             result = evaluate(model, loader, self.data.num_classes, progress, cancel)
-        else:   # no-data mode: the quality rows say "no data"
-            result = EvalResult(None, None, None, None, None, 0)
-        params, nonzero = count_parameters(model)
-        dense, sparse = storage_bytes(model)
-        example = self.data.example_input(1)
-        macs, effective = count_macs(model, example)
-        m = ModelMetrics(input_note=self.data.input_note,
-                         accuracy=result.accuracy, loss=result.loss, f1=result.f1,
-                         precision=result.precision, recall=result.recall, params=params,
-                         nonzero_params=nonzero, dense_bytes=dense, sparse_bytes=sparse, macs=macs,
-                         effective_macs=effective, latency_batch=spec.latency_batch_size,
-                         layer_sparsity=layer_sparsity(model), labelled=self.data.has_labels)
+            m.accuracy, m.loss, m.f1 = result.accuracy, result.loss, result.f1
+            m.precision, m.recall = result.precision, result.recall
+            report(dataclasses.replace(m))
         if latency if latency is not None else spec.measure_latency:
             self._measure_latency([m], [model], progress, cancel)
         return m
@@ -157,11 +167,15 @@ class Session:
             self.original_metrics = self.measure(self.original, progress, cancel)
         return self.original_metrics
 
-    def measure_current(self, progress=None, cancel=None) -> ModelMetrics:
+    def measure_current(self, progress=None, cancel=None,
+                        on_figures: Optional[Callable[[ModelMetrics, ModelMetrics], None]] = None
+                        ) -> ModelMetrics:
         """Measures the current model; its latency is timed interleaved with the original's, and the
-        original's latency is updated from the same run, so the ratio compares like with like."""
+        original's latency is updated from the same run, so the ratio compares like with like.
+        ``on_figures(original, current)`` gets the current model's figures as they are measured."""
         original = self.measure_original(progress, cancel)
-        current = self.measure(self.model, progress, cancel, latency=False)
+        current = self.measure(self.model, progress, cancel, latency=False,
+                               on_figures=(lambda m: on_figures(original, m)) if on_figures else None)
         if self.metrics_spec.measure_latency:
             original = dataclasses.replace(original)
             self._measure_latency([original, current], [self.original, self.model], progress, cancel)

@@ -42,9 +42,10 @@ def take_snapshot(model: nn.Module, label: str = "", bins: int = 64,
     layers, hists = [], {}
     generator = torch.Generator().manual_seed(0)
     for t in prunable_targets(model):
-        w = t.weight().detach().float().reshape(-1).cpu()
+        weight = t.weight().detach()   # computed once: a masked weight is a product each time
+        w = weight.float().reshape(-1).cpu()
         nonzero = int(torch.count_nonzero(w))
-        layers.append(LayerInfo(t.name, t.module_type, tuple(t.weight().shape), w.numel(), nonzero))
+        layers.append(LayerInfo(t.name, t.module_type, tuple(weight.shape), w.numel(), nonzero))
         if not histograms:
             continue
         if w.numel() > max_samples:

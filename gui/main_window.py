@@ -180,6 +180,7 @@ class MainWindow(WindowFiles, WindowPairing, WindowRuns, WindowRefresh, WindowAc
         w.finished.connect(self._on_finished)
         w.stopped.connect(self._on_stopped)
         w.mismatch.connect(self._on_mismatch)
+        w.partial_metrics.connect(self.compare.show_partial)
         w.failed.connect(self._on_failed)
         w.exported.connect(self._on_exported)
         w.log.connect(self.log_view.append)

@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from engine.config import (DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, ModelSpec, PruneSpec,
                            ScheduleSpec, StructuredSpec)
 from engine.finetune import EpochResult
-from engine.metrics import NO_DATA, ModelMetrics, TableRow, format_table
+from engine.metrics import NO_DATA, ModelMetrics, TableRow, comparison_table, format_table
 from engine.models.fit import DataFit, PairMismatch
 from engine.model_info import ModelInfo, describe_model
 from engine.progress import Cancelled, CancelToken, Progress
@@ -129,6 +129,7 @@ class EngineWorker(QObject):
     sparsity_points = Signal(object)  # SparsityPoints, while a schedule runs
     sensitivity = Signal(object)      # engine.pruning.sensitivity.SensitivityResult
     mismatch = Signal(object)         # PairInfo, just before ``failed`` for an open
+    partial_metrics = Signal(object)  # list[TableRow] while measuring: the figures so far
 
     SNAPSHOT_INTERVAL_S = 0.25
 
@@ -331,7 +332,9 @@ class EngineWorker(QObject):
     def _measure_and_record(self, r: Request, label: str) -> None:
         session = self.session
         session.measure_original(self.progress.emit, r.token)
-        current = session.measure_current(self.progress.emit, r.token)
+        current = session.measure_current(
+            self.progress.emit, r.token,
+            on_figures=lambda o, c: self.partial_metrics.emit(comparison_table(o, c)))
         original = session.original_metrics  # its latency is re-timed beside the current model's
         recipe = r.args.get("recipe")
         record = session.record_run(label, recipe.to_dict() if recipe is not None else None)

@@ -162,8 +162,20 @@ class CompareView(QWidget):
         self.reports.append(report)
         self.original = report.original
         self.title.setText(f"Latest run: {report.record.label}")
-        self.table.setRowCount(len(report.table))
-        for row, r in enumerate(report.table):
+        self._fill_table(report.table)
+        self.summary.setText(" ".join(report.summary))
+        self._fill_history()
+
+    def show_partial(self, rows: list) -> None:
+        """The figures measured so far (parameters and size first, then MACs, then accuracy),
+        while the rest are still being measured; the finished report replaces them."""
+        self.title.setText("Measuring… the table fills in as each figure is measured")
+        self._fill_table(rows)
+        self.summary.setText("")
+
+    def _fill_table(self, table: list) -> None:
+        self.table.setRowCount(len(table))
+        for row, r in enumerate(table):
             self.table.setItem(row, 0, _item(r.metric, align_right=False))
             self.table.setItem(row, 1, _item(cell_text(r, r.original)))
             self.table.setItem(row, 2, _item(cell_text(r, r.pruned)))
@@ -176,14 +188,12 @@ class CompareView(QWidget):
             note = _item(r.note, align_right=False)
             note.setToolTip(r.note)
             self.table.setItem(row, 4, note)
-        self.summary.setText(" ".join(report.summary))
         # the table takes the height of its rows; the history gets the rest
         self.table.resizeRowsToContents()
         height = (self.table.horizontalHeader().sizeHint().height()
                   + self.table.verticalHeader().length() + 2 * self.table.frameWidth())
         self.table.setMinimumHeight(height)
         self.table.setMaximumHeight(height)
-        self._fill_history()
 
     def mark_stale(self, message: str) -> None:
         """The model changed without a measurement (Revert): says so over the table, and greys the

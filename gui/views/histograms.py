@@ -175,7 +175,7 @@ class HistogramView(QWidget):
                 after = self.current.histograms if self.current is not None else {}
                 pair.set(self.original.histograms.get(name), after.get(name), nonzero_only)
         if len(self.small) < len(self._small_names):
-            QTimer.singleShot(0, lambda: self._build_slice(generation))
+            QTimer.singleShot(0, self, lambda: self._build_slice(generation))
 
     @property
     def building(self) -> bool:
@@ -202,7 +202,8 @@ class HistogramView(QWidget):
         for name in names:
             self.small[name].set(before.get(name), after.get(name), nonzero_only)
         if start + REDRAW_PER_SLICE < len(self.small):
-            QTimer.singleShot(0, lambda: self._redraw_slice(generation, start + REDRAW_PER_SLICE))
+            following = start + REDRAW_PER_SLICE
+            QTimer.singleShot(0, self, lambda: self._redraw_slice(generation, following))
 
     def _draw_big(self) -> None:
         name = self.layer.currentText()

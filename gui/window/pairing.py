@@ -44,7 +44,7 @@ class WindowPairing:
         info, self._mismatch = self._mismatch, None
         if op != "open" or info is None:
             return False
-        QTimer.singleShot(0, lambda: self.ask_other_half(info))
+        QTimer.singleShot(0, self, lambda: self.ask_other_half(info))
         return True
 
     def ask_other_half(self, info: PairInfo) -> bool:
