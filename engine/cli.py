@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, help="override finetune.epochs")
     parser.add_argument("--export", metavar="PATH", help="override export.path (.pt or .safetensors)")
     parser.add_argument("--no-latency", action="store_true", help="skip latency measurement")
+    parser.add_argument("--verify", action="store_true",
+                        help="load every exported file in a fresh process and check its outputs "
+                             "against the live model (exit 1 if they differ)")
     parser.add_argument("--json", metavar="PATH", help="also write the result table as JSON here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
@@ -101,6 +104,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             recipe.export = replace(recipe.export, path=args.export)
         if args.no_latency:
             recipe.metrics = replace(recipe.metrics, measure_latency=False)
+        if args.verify:
+            if not recipe.export.path:
+                raise RecipeError("--verify checks an export: give --export PATH or export.path")
+            recipe.export = replace(recipe.export, verify=True)
         recipe.validate()
         if args.json:
             _check_writable(Path(args.json), "--json")
@@ -173,12 +180,20 @@ def main(argv: Optional[list[str]] = None) -> int:
             + (f" ({result.schedule.stopped})" if result.schedule.stopped else ""))
     for path in result.exported:
         print(f"wrote {path}")
+    if result.verification is not None:
+        print("\nVerified in fresh processes (each file loaded as a user elsewhere would):")
+        for line in result.verification.lines():
+            print("  " + line)
     if args.json:
         try:
             _write_json(Path(args.json), result)
         except OSError as exc:
             print(f"prunelab: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
+    if result.verification is not None and not result.verification.ok:
+        print("prunelab: the export does not verify: " + "; ".join(
+            f"{c.kind}: {c.error}" for c in result.verification.checks if c.error), file=sys.stderr)
+        return 1
     return 0
 
 
@@ -204,7 +219,10 @@ def _write_json(path: Path, result) -> None:
         "sparsity_trace": schedule.sparsity_trace if schedule else None,
         "schedule_rounds": [asdict(r) for r in schedule.rounds] if schedule else None,
         "sensitivity": asdict(result.sensitivity) if result.sensitivity else None,
-        "proposed_ratios": result.proposed_ratios}
+        "proposed_ratios": result.proposed_ratios,
+        "verification": None if result.verification is None else
+        {"ok": result.verification.ok, "tolerance": result.verification.tolerance,
+         "checks": [asdict(c) for c in result.verification.checks]}}
     atomic_write_text(path, json.dumps(document, indent=2))
 
 

@@ -223,6 +223,12 @@ class PruneSpec:
             _fraction(f"prune.per_layer['{name}']", value)
         if not 0.0 <= self.min_density < 1.0:
             raise RecipeError("prune.min_density must be in [0, 1)")
+        if self.min_density and self.scope != "global":
+            # with local scope each layer's own sparsity already fixes what it keeps; accepting
+            # the floor and ignoring it would report one experiment and run another
+            raise RecipeError("prune.min_density is a floor under the global threshold and applies "
+                              "to scope 'global' only; with scope 'local' set each layer's "
+                              "sparsity (prune.per_layer) instead")
 
 
 @dataclass
@@ -354,11 +360,14 @@ class ExportSpec:
     ``formats`` (default: just ``state_dict``) adds files beside ``path``: ``shapes`` (the layer
     shapes as JSON, from which :mod:`engine.structured.rebuild` rebuilds a channel-pruned model with
     no pickle), ``torchscript``, ``onnx``, ``pickle`` (a whole pickled model: loading it runs code).
+    ``verify`` loads every written file in a fresh process, as a user elsewhere would, and compares
+    its outputs with the live model's (:mod:`engine.verify`); a difference is an error.
     """
     path: Optional[str] = None
     include_masks: bool = False
     report: bool = True
     formats: Optional[list[str]] = None
+    verify: bool = False
 
     def validate(self) -> None:
         if self.path is not None:

@@ -35,15 +35,23 @@ def collect_masks(model: nn.Module) -> dict[str, torch.Tensor]:
             for t in prunable_targets(model) if t.is_masked}
 
 
+def plain_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors as an export writes them: detached, on the CPU, contiguous."""
+    return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+
+
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    tensors = plain_tensors(tensors)
     with atomic_path(path) as tmp:
         if path.suffix.lower() == ".safetensors":
             from safetensors.torch import save_file
             # safetensors refuses tensors sharing storage; clone to be safe with tied weights.
             save_file({k: v.clone() for k, v in tensors.items()}, str(tmp))
         else:
-            torch.save(tensors, tmp)
+            # through a file object, torch.save names the archive inside "archive" whatever the
+            # file is called, so the file's size is exactly the table's "Size (dense file)"
+            with open(tmp, "wb") as stream:
+                torch.save(tensors, stream)
 
 
 def refuse_protected(outputs, protected) -> None:

@@ -2,10 +2,13 @@
 
 - accuracy, loss, macro precision/recall/F1 from a confusion matrix over the test split;
 - parameters and non-zero parameters of the effective (mask-applied) weights;
-- dense size (bytes of every tensor as stored) and sparse-storage size (each tensor stored as the
-  smaller of dense or a bitmap of non-zeros plus the non-zero values);
+- dense file size (the bytes torch.save writes for the exported state_dict, measured) and
+  sparse-storage size (each distinct tensor stored as the smaller of dense or a bitmap of non-zeros
+  plus the non-zero values);
 - MACs by torchprofile (dense: what the hardware executes without sparse kernels) and effective
-  MACs, where each conv/linear layer's MACs are scaled by its weight density;
+  MACs: the same total with each conv/linear/recurrent layer's MACs (every call of it) scaled by its
+  weight density; the operations without weights that torchprofile counts (BatchNorm, ...) stay
+  in unscaled;
 - latency: warm-up runs, then the median of timed runs at a stated batch size; throughput.
 """
 from __future__ import annotations
@@ -156,15 +159,45 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return total, nonzero
 
 
+class _ByteCounter:
+    """A write-only file that keeps nothing but the number of bytes written to it."""
+    def __init__(self) -> None:
+        self.count = 0
+
+    def write(self, data) -> int:
+        self.count += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
 @torch.no_grad()
 def storage_bytes(model: nn.Module) -> tuple[int, int]:
-    dense = sparse = 0
-    for tensor in effective_state(model).values():
+    """(bytes ``torch.save`` writes for the exported state_dict, sparse-storage bytes).
+
+    The dense figure is measured, not added up: the state_dict export writes is serialised into a
+    byte counter, so the zip container, the pickled keys and shared storage (tied weights saved
+    once) are what torch really writes. An export writes through a file object too, so the archive
+    inside is named "archive" whatever the file is called and its size is exactly this. The sparse
+    figure is the tensor payload alone, each distinct tensor once, stored as the smaller of dense
+    or a bitmap of non-zeros plus their values.
+    """
+    from engine.export import plain_tensors
+    tensors = plain_tensors(effective_state(model))
+    counter = _ByteCounter()
+    torch.save(tensors, counter)
+    sparse, seen = 0, set()
+    for tensor in tensors.values():
+        identity = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(),
+                    tuple(tensor.shape), tensor.stride(), tensor.dtype)
+        if identity in seen:
+            continue   # a tied weight: one tensor under two keys
+        seen.add(identity)
         size = tensor.numel() * tensor.element_size()
         bitmap = (tensor.numel() + 7) // 8 + int(torch.count_nonzero(tensor)) * tensor.element_size()
-        dense += size
         sparse += min(size, bitmap)
-    return dense, sparse
+    return counter.count, sparse
 
 
 def layer_sparsity(model: nn.Module) -> dict[str, float]:
@@ -198,6 +231,10 @@ def _recurrent_steps(module: nn.RNNBase, inputs) -> int:
 def count_macs(model: nn.Module, example_input) -> tuple[int, int]:
     """(dense MACs by torchprofile, effective MACs with each conv/linear scaled by its density).
 
+    Effective MACs are the torchprofile total less the MACs of zero weights, per conv/linear/
+    recurrent layer and summed over every call of it; operations without weights that
+    torchprofile counts (normalisation, average pooling, element-wise products) stay in unscaled.
+
     The per-layer MACs come from forward hooks on the same input so the two numbers describe the
     same computation. Recurrent layers (LSTM/GRU/RNN) are counted here, not by torchprofile: every
     token step multiplies each input-hidden and hidden-hidden weight once, per layer and direction.
@@ -214,16 +251,15 @@ def count_macs(model: nn.Module, example_input) -> tuple[int, int]:
     layer_macs: dict[nn.Module, int] = {}
 
     def hook(module, inputs, output):
+        # summed over calls: a layer applied twice in one forward pass (shared weights) costs twice
         if isinstance(module, nn.RNNBase):
-            layer_macs[module] = _recurrent_steps(module, inputs) * sum(
+            macs = _recurrent_steps(module, inputs) * sum(
                 w.numel() for w in _recurrent_weights(module))
-            return
-        w = module.weight
-        if isinstance(module, nn.Linear):
-            layer_macs[module] = output.numel() // module.out_features * w.numel()
+        elif isinstance(module, nn.Linear):
+            macs = output.numel() // module.out_features * module.weight.numel()
         else:  # convolutions: every output element costs in/groups * kernel MACs
-            per_out = w[0].numel()
-            layer_macs[module] = output.numel() * per_out
+            macs = output.numel() * module.weight[0].numel()
+        layer_macs[module] = layer_macs.get(module, 0) + macs
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.RNNBase))]
     try:
@@ -362,14 +398,15 @@ def comparison_table(original: ModelMetrics, pruned: ModelMetrics) -> list[Table
     rows.append(TableRow("Sparsity", original.sparsity * 100, pruned.sparsity * 100, None, "%",
                          "higher"))
     cost("Size (dense file)", original.dense_bytes, pruned.dense_bytes, "bytes",
-         "what a plain .pt state_dict takes on disk")
+         "measured: the bytes torch.save writes for the exported .pt state_dict")
     cost("Size (sparse storage)", original.sparse_bytes, pruned.sparse_bytes, "bytes",
-         "bitmap of non-zeros + their values")
+         "bitmap of non-zeros + their values (tensor data only, no file container)")
     per_sample = f" for one sample of {pruned.input_note}" if pruned.input_note else ""
     cost("MACs", original.macs, pruned.macs, "",
          f"what dense kernels execute (torchprofile){per_sample}")
     cost("Effective MACs", original.effective_macs, pruned.effective_macs, "",
-         f"MACs of non-zero weights: reachable only with sparse kernels{per_sample}")
+         f"MACs of non-zero weights plus weight-free operations (BatchNorm, pooling...): "
+         f"reachable only with sparse kernels{per_sample}")
     inputs = f", {pruned.input_note}" if pruned.input_note else ""
     layout = f", {pruned.memory_format}" if pruned.memory_format else ""
     cost(f"Latency (batch {pruned.latency_batch}{inputs}, {pruned.device}{layout})",

@@ -29,6 +29,7 @@ from engine.scheduling import ScheduleResult
 from engine.session import Session
 from engine.snapshots import weight_corner
 from engine.structured.remove import StructuredOutcome
+from engine.verify import VerifyReport
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class RecipeResult:
     schedule: Optional[ScheduleResult] = None
     sensitivity: Optional[SensitivityResult] = None
     proposed_ratios: Optional[dict[str, float]] = None
+    verification: Optional[VerifyReport] = None   # export.verify: each written file loaded afresh
 
 
 def _check_before_loading(recipe: Recipe) -> None:
@@ -134,8 +136,7 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
                               layer_sparsity=schedule.layer_sparsity, schedule=schedule,
                               sensitivity=sensitivity, proposed_ratios=proposed)
         _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)
-        if recipe.export.path:
-            result.exported = session.export(recipe.export, recipe)
+        _export(session, recipe, result, progress)
         return result
     finetune_needed = recipe.finetune.epochs > 0
     if finetune_needed and prune_spec.make_permanent:
@@ -166,9 +167,16 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
                           layer_sparsity=sparsity, structured=structured, sensitivity=sensitivity,
                           proposed_ratios=proposed)
     _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)
-    if recipe.export.path:
-        result.exported = session.export(recipe.export, recipe)
+    _export(session, recipe, result, progress)
     return result
+
+
+def _export(session: Session, recipe: Recipe, result: RecipeResult, progress) -> None:
+    if not recipe.export.path:
+        return
+    result.exported = session.export(recipe.export, recipe)
+    if recipe.export.verify:
+        result.verification = session.verify_export(result.exported, recipe.export.kinds, progress)
 
 
 def _add_group_and_corner(result: RecipeResult, session: Session, prune_spec, corner_name,

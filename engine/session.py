@@ -18,8 +18,9 @@ from engine.config import (DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, Mode
                            Recipe, ScheduleSpec, StructuredSpec)
 from engine.data.sources import DataBundle, load_data
 from engine.finetune import EpochResult, FinetuneResult, finetune
-from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs,
-                            count_parameters, evaluate, forward_batch, is_image_batch, layer_sparsity,
+from engine.history import History, Step
+from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs, count_parameters,
+                            evaluate, forward_batch, is_image_batch, layer_sparsity,
                             measure_latencies, model_device, resolve_device, storage_bytes,
                             summarize_comparison, to_device)
 from engine.models.fit import PairMismatch
@@ -37,6 +38,8 @@ from engine.structured.shapes import LayerWidth, layer_widths
 if TYPE_CHECKING:
     from engine.pruning.sensitivity import SensitivityResult
     from engine.scheduling import RoundResult, ScheduleResult
+    from engine.runstore import RunStore
+    from engine.verify import VerifyReport
 
 # Evaluation needs no gradients, so a large batch is cheap and fast.
 EVAL_BATCH_SIZE = 256
@@ -67,6 +70,7 @@ class Session:
         self.current_metrics: Optional[ModelMetrics] = None
         self.original_snapshot = take_snapshot(self.original, "original")
         self.history: list[RunRecord] = []
+        self.steps = History()   # undo: each operation's result, on disk, newest last
         self.structured: Optional[StructuredOutcome] = None   # the last channel removal
 
     # ------------------------------------------------------------ loading
@@ -74,7 +78,7 @@ class Session:
     @classmethod
     def open(cls, model_spec: ModelSpec, data_spec: DataSpec, metrics: Optional[MetricsSpec] = None,
              seed: int = 0, log: Callable[[str], None] = lambda _m: None) -> "Session":
-        loaded = load_model(model_spec)
+        loaded = load_model(model_spec, seed)
         if data_spec.source == "none":   # no-data mode: synthetic inputs shaped for this model
             from engine.data.synthetic import synthetic_data
             data_spec.validate()
@@ -327,7 +331,54 @@ class Session:
         self._replace_model(copy.deepcopy(self.original))
         self.current_metrics = None
         self.structured = None
+        self.steps.clear()
         self.log("reverted to the original weights")
+
+    # ------------------------------------------------------------ history and stored runs
+
+    def record_step(self, label: str, op: str) -> Step:
+        """Marks the current model as one step of the undo history (after an operation)."""
+        return self.steps.push(self.model, label, op)
+
+    def back(self) -> Optional[Step]:
+        """Goes back one step: the model as it was before the newest operation (None: the
+        original). Built from the original in memory, not re-loaded from disk."""
+        model, step = self.steps.back(self.original)
+        self._replace_model(model)
+        self.current_metrics = None
+        if not any(w.changed for w in self.layer_widths()):
+            self.structured = None
+        self.log(f"back to {step.label if step else 'the original'}")
+        return step
+
+    def identity(self) -> str:
+        """The original model's identity in a run store (a digest of its tensors)."""
+        if getattr(self, "_identity", None) is None:
+            from engine.runstore import model_identity
+            self._identity = model_identity(self.original)
+        return self._identity
+
+    def save_run(self, store: "RunStore", record: RunRecord) -> int:
+        """Keeps ``record`` and the current model in ``store`` (survives restarts)."""
+        path = str(self.loaded.source_path) if self.loaded.source_path is not None else None
+        widths = {w.name: [w.out_before, w.out_after] for w in self.layer_widths() if w.changed}
+        return store.add(record.label, self.model, recipe=record.recipe,
+                         metrics=dataclasses.asdict(record.metrics),
+                         layer_sparsity=record.metrics.layer_sparsity, layer_widths=widths,
+                         model_description=self.loaded.description,
+                         source=(path, self.identity()))
+
+    def restore_run(self, store: "RunStore", run_id: int) -> None:
+        """Replaces the model by a stored run's (bit-identical); it is one more undo step."""
+        run = store.get(run_id)
+        if run.source_sha256 != self.identity():
+            raise ValueError(f"run {run_id} ({run.label}) was made from another model "
+                             f"({run.model_description})")
+        self._replace_model(store.restore(run_id, self.original))
+        self.current_metrics = None
+        self.structured = None
+        self.record_step(f"restored: {run.label}", "restore")
+        self.log(f"restored run {run_id}: {run.label}")
 
     def _replace_model(self, model: nn.Module) -> None:
         self.model = model
@@ -390,6 +441,19 @@ class Session:
         paths += write_sidecar()
         self.log("exported " + ", ".join(str(p) for p in paths))
         return paths
+
+    def verify_export(self, written: list[Path], kinds: list[str],
+                      progress: Optional[ProgressFn] = None) -> "VerifyReport":
+        """Loads each exported file in a fresh process and compares its outputs with the live
+        model's on the same inputs (:func:`engine.verify.verify_export`)."""
+        from engine.verify import verify_export
+        channel_pruned = any(w.changed for w in self.layer_widths())
+        report = verify_export(self.model, [Path(p) for p in written], kinds,
+                               self.data.example_input(2), self.loaded.arch, self.data.num_classes,
+                               channel_pruned, progress=progress)
+        for line in report.lines():
+            self.log("verify: " + line)
+        return report
 
 
 def check_pair(model: nn.Module, data: DataBundle) -> None:

@@ -365,6 +365,13 @@ class ExportDialog(QDialog):
             box = QCheckBox(f"Also write {kind}")
             box.setToolTip(EXTRA_EXPORT_HELP.get(kind, kind))
             self.extras[kind] = box
+        self.verify = QCheckBox("Verify: load each file in a fresh process and compare outputs")
+        self.verify.setChecked(True)
+        self.verify.setToolTip("Loads every written file the way a user elsewhere would (plain "
+                               "load_state_dict(strict=True), torch.jit.load, onnxruntime) in a "
+                               "separate process and compares its outputs with the model here; "
+                               "the report (largest difference, latency, a loading snippet) goes "
+                               "to the Compare tab and the log. A difference is an error.")
         form = QFormLayout()
         form.addRow("File:", row)
         form.addRow("Format:", self.format)
@@ -372,6 +379,7 @@ class ExportDialog(QDialog):
         form.addRow("", self.report)
         for box in self.extras.values():
             form.addRow("", box)
+        form.addRow("", self.verify)
         note = QLabel("Files are written atomically; the model's source files are never "
                       "overwritten.")
         note.setWordWrap(True)
@@ -411,7 +419,8 @@ class ExportDialog(QDialog):
         extras = [kind for kind, box in self.extras.items() if box.isChecked()]
         return ExportSpec(path=self.path.text().strip() or None, include_masks=self.masks.isChecked(),
                           report=self.report.isChecked(),
-                          formats=["state_dict", *extras] if extras else None)
+                          formats=["state_dict", *extras] if extras else None,
+                          verify=self.verify.isChecked())
 
 
 class MeasurementDialog(QDialog):

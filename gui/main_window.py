@@ -37,13 +37,16 @@ from gui.views.sensitivity import SensitivityView
 from gui.views.training import TrainingView
 from gui.window.actions import WindowActions
 from gui.window.files import WindowFiles
+from gui.window.history import WindowHistory
 from gui.window.pairing import WindowPairing
+from gui.views.runs import RunsView
 from gui.window.refresh import PROGRESS_REFRESH_MS, WindowRefresh
 from gui.window.runs import WindowRuns
 from gui.worker import EngineWorker, MetricsReport
 
 
-class MainWindow(WindowFiles, WindowPairing, WindowRuns, WindowRefresh, WindowActions,
+class MainWindow(WindowFiles, WindowPairing, WindowRuns, WindowHistory, WindowRefresh,
+                 WindowActions,
                  QMainWindow):
     request = Signal(object)  # Request, delivered to the worker's thread (queued)
     # re-emitted on the GUI thread once the window has taken in the worker's answer
@@ -93,6 +96,7 @@ class MainWindow(WindowFiles, WindowPairing, WindowRuns, WindowRefresh, WindowAc
         self.masks = MaskView()
         self.training = TrainingView()
         self.compare = CompareView()
+        self.runs_view = RunsView()
         self.sensitivity = SensitivityView()
         self.log_view = LogView()
         self.tabs = QTabWidget()
@@ -102,6 +106,8 @@ class MainWindow(WindowFiles, WindowPairing, WindowRuns, WindowRefresh, WindowAc
                 (self.masks, "Masks", "Weights, |w| or the mask of one parameter as an image"),
                 (self.training, "Training", "Loss and accuracy while fine-tuning"),
                 (self.compare, "Compare", "Original against pruned, and the history of runs"),
+                (self.runs_view, "Runs", "Every stored run of this model on a Pareto chart: "
+                                         "restore one, compare two, go back a step"),
                 (self.sensitivity, "Sensitivity", "Accuracy when each layer is pruned alone; "
                                                   "per-layer ratios proposed for a target"),
                 (self.log_view, "Log", "What the engine did, with times and errors")):
@@ -188,6 +194,7 @@ class MainWindow(WindowFiles, WindowPairing, WindowRuns, WindowRefresh, WindowAc
         w.sensitivity.connect(self._on_sensitivity)
         w.opened.connect(lambda _info: self.sensitivity.clear())
         self._connect_method_tools()
+        self._connect_history()
         self.thread.start()
 
     def show_error(self, title: str, message: str) -> None:

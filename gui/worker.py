@@ -28,6 +28,7 @@ from engine.progress import Cancelled, CancelToken, Progress
 from engine.session import RunRecord, Session
 from engine.pruning.targets import group_sparsity
 from engine.snapshots import WeightSnapshot, weight_corner, weight_matrix
+from gui.worker_history import WorkerHistory
 
 
 @dataclass
@@ -109,7 +110,7 @@ def warm_up_torch() -> None:
         optimizer.step()
 
 
-class EngineWorker(QObject):
+class EngineWorker(WorkerHistory, QObject):
     progress = Signal(object)       # Progress
     snapshot = Signal(object)       # WeightSnapshot of the current model
     matrix = Signal(object)         # MatrixData of the watched parameter
@@ -128,6 +129,10 @@ class EngineWorker(QObject):
     log = Signal(str)
     sparsity_points = Signal(object)  # SparsityPoints, while a schedule runs
     sensitivity = Signal(object)      # engine.pruning.sensitivity.SensitivityResult
+    runs = Signal(object)             # list[engine.runstore.StoredRun] of the open model
+    steps_changed = Signal(object)    # list[str]: the undo history's step labels
+    project_saved = Signal(str)
+    verified = Signal(object)         # engine.verify.VerifyReport
     mismatch = Signal(object)         # PairInfo, just before ``failed`` for an open
     partial_metrics = Signal(object)  # list[TableRow] while measuring: the figures so far
 
@@ -196,6 +201,7 @@ class EngineWorker(QObject):
                                      session.data.description, session.original_snapshot,
                                      model_spec, data_spec, session.data.has_labels))
         self._emit_state()
+        self._emit_runs()
         if not self.warmed_up:
             warm_up_torch()
             self.warmed_up = True
@@ -231,7 +237,9 @@ class EngineWorker(QObject):
                 self.log.emit(f"schedule ended early: {result.stopped}")
         else:
             self.session.prune(spec, self.progress.emit, r.token)
+        self.session.record_step(r.args.get("label", "prune"), "prune")
         self._emit_state()
+        self._emit_steps()
         self._measure_and_record(r, r.args.get("label", "prune"))
 
     def _do_finetune(self, r: Request) -> None:
@@ -243,7 +251,9 @@ class EngineWorker(QObject):
         flush()
         if result.cancelled:
             raise Cancelled("stopped by the user")
+        self.session.record_step(r.args.get("label", "fine-tune"), "finetune")
         self._emit_state()
+        self._emit_steps()
         self._measure_and_record(r, r.args.get("label", "fine-tune"))
 
     def _live_callbacks(self):
@@ -314,6 +324,7 @@ class EngineWorker(QObject):
     def _do_revert(self, r: Request) -> None:
         self.session.revert()
         self._emit_state()
+        self._emit_steps()
 
     def _do_export(self, r: Request) -> None:
         spec: ExportSpec = r.args["spec"]
@@ -321,7 +332,10 @@ class EngineWorker(QObject):
             # the JSON report carries the comparison table, so measure first when it is missing
             self.session.measure_original(self.progress.emit, r.token)
             self.session.measure_current(self.progress.emit, r.token)
-        self.exported.emit(self.session.export(spec, r.args.get("recipe")))
+        written = self.session.export(spec, r.args.get("recipe"))
+        self.exported.emit(written)
+        if spec.verify:
+            self.verified.emit(self.session.verify_export(written, spec.kinds, self.progress.emit))
 
     def _do_matrix(self, r: Request) -> None:
         self.watch = (r.args["name"], r.args["what"])
@@ -329,7 +343,7 @@ class EngineWorker(QObject):
 
     # ------------------------------------------------------------ helpers
 
-    def _measure_and_record(self, r: Request, label: str) -> None:
+    def _measure_and_record(self, r: Request, label: str, store: bool = True) -> None:
         session = self.session
         session.measure_original(self.progress.emit, r.token)
         current = session.measure_current(
@@ -339,6 +353,8 @@ class EngineWorker(QObject):
         recipe = r.args.get("recipe")
         record = session.record_run(label, recipe.to_dict() if recipe is not None else None)
         self.metrics.emit(MetricsReport(original, current, record.table, record.summary, record))
+        if store:   # a restored run or a step back is already in the store
+            self._store_run(record)
         accuracy = f"{current.accuracy:.2%}" if current.accuracy is not None else NO_DATA
         self.log.emit(f"{label}: accuracy {accuracy}, "
                       f"{current.sparsity:.1%} of parameters are zero\n"

@@ -78,7 +78,9 @@ def main(argv=None) -> int:
     from gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
-    settings = QSettings(str(Path(tempfile.mkdtemp()) / "screenshots.ini"), QSettings.Format.IniFormat)
+    scratch = Path(tempfile.mkdtemp())
+    settings = QSettings(str(scratch / "screenshots.ini"), QSettings.Format.IniFormat)
+    settings.setValue("run_store", str(scratch / "runs"))   # not the user's run history
     window = MainWindow(settings)
     window.resize(*size)
     window.show()

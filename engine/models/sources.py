@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
 from torch import nn
 
 from engine.config import ModelSpec
@@ -40,7 +41,16 @@ class LoadedModel:
         return tuple(p for p in (self.source_path, *self.companions) if p is not None)
 
 
-def load_model(spec: ModelSpec) -> LoadedModel:
+def load_model(spec: ModelSpec, seed: int = 0) -> LoadedModel:
+    """Builds the model with torch's RNG seeded from ``seed`` (the recipe's), so a randomly
+    initialised model, or any random state a user's factory draws, is the same every time it is
+    opened with that seed. The caller's RNG state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)   # construction runs on the CPU
+        return _load_model(spec)
+
+
+def _load_model(spec: ModelSpec) -> LoadedModel:
     spec.validate()
     if spec.source == "demo":
         model = build_architecture("lenet", 10)

@@ -8,6 +8,7 @@ composes with the first instead of reviving pruned weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 from torch import nn
@@ -116,8 +117,9 @@ def _masks_from_scores(targets, scores, granularity, spec: PruneSpec, ctx: Prune
             ctx.log(f"granularity '{spec.granularity}' fixes the sparsity; the per-layer dict "
                     f"is not used")
         fixed = granularity.sparsity
-        return ([granularity.local_mask(s, fixed) for s in scores],
-                f"fixed {fixed:.0%} in every group (padded where a dimension is ragged)")
+        masks = [granularity.local_mask(s, fixed) for s in scores]
+        return masks, f"fixed {fixed:.0%} in every full group; " + _applied_per_layer(
+            targets, masks, granularity)
     if spec.scope == "global":
         if spec.per_layer:
             raise PruneError("a per-layer sparsity dict is a local setting; with global scope one "
@@ -129,6 +131,17 @@ def _masks_from_scores(targets, scores, granularity, spec: PruneSpec, ctx: Prune
     sparsities = target_sparsities(targets, spec)
     masks = [granularity.local_mask(s, sparsities[t.name]) for t, s in zip(targets, scores)]
     return masks, "per-layer" if spec.per_layer else f"local {spec.sparsity:.0%}"
+
+
+def _applied_per_layer(targets, masks, granularity) -> str:
+    """What each layer's mask really prunes, and why a layer gets less than the fixed sparsity
+    (an N:M group wider than the layer's input): a summary of "50% everywhere" would be wrong."""
+    parts = []
+    for target, mask in zip(targets, masks):
+        applied = 1.0 - float(torch.count_nonzero(mask)) / mask.numel()
+        why = granularity.shortfall(mask.shape)
+        parts.append(f"{target.name} {applied:.1%}" + (f" ({why})" if why else ""))
+    return "applied per layer: " + ", ".join(parts)
 
 
 def _respect_existing_mask(target: PruneTarget, scores: torch.Tensor) -> torch.Tensor:
@@ -147,7 +160,7 @@ def _global_masks(targets, scores, granularity, sparsity: float, min_density: fl
     groups = [granularity.group_scores(s).float() for s in scores]
     sizes = [g.numel() for g in groups]
     total_to_prune = count_for_fraction(sum(sizes), sparsity)
-    max_prune = [n - int(torch.ceil(torch.tensor(min_density * n))) for n in sizes]
+    max_prune = [n - floor_count(n, min_density) for n in sizes]
     if total_to_prune > sum(max_prune):
         # quietly pruning less than asked would report one experiment and run another
         raise PruneError(f"global sparsity {sparsity:.1%} cannot be reached while every layer "
@@ -180,6 +193,14 @@ def _global_masks(targets, scores, granularity, sparsity: float, min_density: fl
         layer_pruned = free_pruned[i] if i in free_pruned else lowest_k_mask(g, fixed[i])
         masks.append((~granularity.expand(layer_pruned, s.shape)).to(torch.float32))
     return masks
+
+
+def floor_count(n: int, min_density: float) -> int:
+    """⌈min_density·n⌉ exactly: the density as the decimal it was written as (0.49 is 49/100) and
+    the ceiling in integers. Floating point gets it wrong both ways: in float32 0.49 x 2,359,296
+    rounds down to 1,156,055, and in float64 0.07 x 100 is 7.000000000000001, whose ceiling is 8."""
+    density = Fraction(repr(float(min_density)))
+    return -(-density.numerator * n // density.denominator)
 
 
 def make_permanent(model: nn.Module) -> int:

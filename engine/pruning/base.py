@@ -53,6 +53,11 @@ class Granularity(Component):
     def check(self, target: PruneTarget) -> None:
         """Raise PruneError where this granularity makes no sense for the parameter."""
 
+    def shortfall(self, shape: torch.Size) -> Optional[str]:
+        """For a fixed-sparsity granularity: why a weight of this shape gets less than the fixed
+        sparsity (a dimension too narrow for the group), or None when it gets all of it."""
+        return None
+
     def group_scores(self, scores: torch.Tensor) -> torch.Tensor:
         return scores.reshape(-1)
 

@@ -186,6 +186,21 @@ class NMGranularity(Granularity):
             return rows.reshape(moved).movedim(-1, 1)
         return rows.reshape(shape)
 
+    def shortfall(self, shape: torch.Size) -> str | None:
+        n, m = self["n"], self["m"]
+        by_channel = len(shape) >= 3 and self["conv_layout"] == "channels"
+        length = shape[1] if by_channel else shape[1:].numel()
+        full, rest = divmod(length, m)
+        if rest == 0:
+            return None
+        kept_there = min(n, rest)   # a short last group keeps at most all of itself
+        what = (f"{length} input channel{'s' if length != 1 else ''}" if by_channel
+                else f"{length} input{'s' if length != 1 else ''} per row")
+        if full == 0:
+            return (f"{what} per group of {m}: the group keeps min({n}, {rest}) = {kept_there}")
+        return (f"{what}: {full} full group{'s' if full != 1 else ''} of {m}, and the last "
+                f"group of {rest} keeps min({n}, {rest}) = {kept_there}")
+
     def local_mask(self, scores: torch.Tensor, sparsity: float) -> torch.Tensor:
         n, m = self["n"], self["m"]
         rows = self._rows(scores.float())

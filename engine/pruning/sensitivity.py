@@ -86,7 +86,7 @@ def scan(model: nn.Module, data, spec: PruneSpec, grid: Sequence[float],
     if result.split != "val":
         log("sensitivity scan on the test split: data.val_fraction is 0, so nothing was held out")
     point_spec = dataclasses.replace(spec, scope="local", per_layer=None, make_permanent=False,
-                                     sensitivity=None)
+                                     sensitivity=None, min_density=0.0)  # floor: global only
     tracker = ProgressTracker("Sensitivity scan", len(targets) * len(grid), progress)
     done = 0
     for target in targets:

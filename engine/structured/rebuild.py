@@ -86,26 +86,32 @@ def rebuild_model(document: dict[str, Any]) -> nn.Module:
         model = build_architecture(arch, int(document["num_classes"]))
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
+    resize_to(model, document["layers"], document["tensors"], arch)
+    return model
+
+
+def resize_to(model: nn.Module, layers: dict[str, dict[str, Any]], tensors: dict[str, list[int]],
+              what: str = "the model", record: str = "the shapes file") -> None:
+    """Sets each layer's recorded width attributes and gives every state_dict entry its recorded
+    shape (values are loaded afterwards). ``tensors`` must name exactly the model's entries."""
     modules = dict(model.named_modules())
-    for name, config in document["layers"].items():
+    for name, config in layers.items():
         if name not in modules:
-            raise CheckpointError(f"the shapes file names layer '{name}', which {arch} does not have")
+            raise CheckpointError(f"{record} names layer '{name}', which {what} does not have")
         try:
             apply_layer_config(modules[name], config)
         except (ValueError, TypeError) as exc:
-            raise CheckpointError(f"layer '{name}' of {arch} does not fit the shapes file: it {exc}") from None
+            raise CheckpointError(f"layer '{name}' of {what} does not fit {record}: it {exc}") from None
     state = model.state_dict()
-    recorded = document["tensors"]
-    missing = [k for k in recorded if k not in state]
-    extra = [k for k in state if k not in recorded]
+    missing = [k for k in tensors if k not in state]
+    extra = [k for k in state if k not in tensors]
     if missing or extra:
-        raise CheckpointError(f"the shapes file does not describe {arch}: "
+        raise CheckpointError(f"{record} does not describe {what}: "
                               + (f"unknown entries {missing[:3]} " if missing else "")
                               + (f"entries not recorded {extra[:3]}" if extra else ""))
-    for key, shape in recorded.items():
+    for key, shape in tensors.items():
         if list(state[key].shape) != list(shape):
             _resize_tensor(model, key, shape)
-    return model
 
 
 def load_structured(shapes_path: str | Path, state_dict_path: Optional[str | Path] = None) -> nn.Module:

@@ -475,7 +475,9 @@ class MethodPanel(QWidget):
         spec = PruneSpec(**chosen, scope=self.scope.currentData(),
                          sparsity=round(self.sparsity.value() / 100, 4),
                          per_layer=per_layer, include=include,
-                         min_density=round(self.min_density.value() / 100, 4),
+                         # the floor is a global-scope setting (its box is greyed out otherwise)
+                         min_density=(round(self.min_density.value() / 100, 4)
+                                      if self.scope.currentData() == "global" else 0.0),
                          options=self.options(), seed=self.seed.value(),
                          plugin=self.plugin_path())
         spec.validate()

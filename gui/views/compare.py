@@ -118,6 +118,14 @@ class CompareView(QWidget):
         self.semi.setWordWrap(True)
         self.semi.setMinimumWidth(DETAILS_MIN_WIDTH - 20)
         self.semi.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.verify_title = QLabel("Export verified (each file loaded in a fresh process)")
+        self.verify_title.setStyleSheet("font-weight: bold")
+        self.verify_title.setWordWrap(True)
+        self.verify = QLabel()
+        self.verify.setWordWrap(True)
+        self.verify.setMinimumWidth(DETAILS_MIN_WIDTH - 20)
+        self.verify.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.verify_lines: list[str] = []
         self.layer_widths: list[LayerWidth] = []
         self.semi_report: Optional[SemiStructuredReport] = None
         details = QWidget()
@@ -127,6 +135,8 @@ class CompareView(QWidget):
         details_layout.addWidget(self.widths)
         details_layout.addWidget(self.semi_title)
         details_layout.addWidget(self.semi)
+        details_layout.addWidget(self.verify_title)
+        details_layout.addWidget(self.verify)
         details_layout.addStretch(1)
         self.details = details
         main = QWidget()
@@ -215,6 +225,7 @@ class CompareView(QWidget):
         self.summary.setText("")
         self.set_layer_widths([])
         self.set_semi_structured(None)
+        self.set_verification([], True)
 
     def set_layer_widths(self, widths: list[LayerWidth]) -> None:
         """Shows the layers whose width changed (channel removal); hidden when none did."""
@@ -254,12 +265,23 @@ class CompareView(QWidget):
                 f"{report.max_abs_diff:.2e}, tolerance {report.tolerance:.2e}). {speed}.")
         self._show_details()
 
+    def set_verification(self, lines: list[str], ok: bool) -> None:
+        """The last export's verification, one line per written file."""
+        self.verify_lines = list(lines)
+        self.verify_title.setText("Export verified (each file loaded in a fresh process)" if ok
+                                  else "Export does NOT verify")
+        self.verify.setText("\n".join(lines))
+        self._show_details()
+
     def _show_details(self) -> None:
         for widget in (self.widths_title, self.widths):
             widget.setVisible(bool(self.layer_widths))
         for widget in (self.semi_title, self.semi):
             widget.setVisible(self.semi_report is not None)
-        self.details.setVisible(bool(self.layer_widths) or self.semi_report is not None)
+        for widget in (self.verify_title, self.verify):
+            widget.setVisible(bool(self.verify_lines))
+        self.details.setVisible(bool(self.layer_widths) or self.semi_report is not None
+                                or bool(self.verify_lines))
 
     def _fill_history(self) -> None:
         rows = [("Original", self.original)] + [(r.record.label, r.current) for r in self.reports]

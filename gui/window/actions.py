@@ -53,6 +53,14 @@ class WindowActions:
                                     "of the Compare table")
         self.revert_action = a("Re&vert", self.revert, "Ctrl+Shift+Z",
                                "Go back to the original weights")
+        self.back_action = a("&Back", self.back, "Ctrl+Z",
+                             "Return to the model before the last operation (its run stays in the "
+                             "Runs tab)")
+        self.save_project_action = a("Save pro&ject…", self.save_project_dialog, None,
+                                     "One .prunelab file with the recipe, the model as it is now "
+                                     "and every stored run of it (no pickles)")
+        self.open_project_action = a("Open projec&t…", self.open_project_dialog, None,
+                                     "Restore a session saved with Save project")
         self.shortcuts_action = a("&Keyboard shortcuts", self.show_shortcuts, "F1",
                                   "List the keyboard shortcuts")
         self.scan_action = a("Scan se&nsitivity", self.scan_sensitivity, "Ctrl+Shift+N",
@@ -70,6 +78,8 @@ class WindowActions:
         menu.addAction(self.load_method_action)
         menu.addSeparator()
         menu.addAction(self.save_recipe_action)
+        menu.addAction(self.save_project_action)
+        menu.addAction(self.open_project_action)
         menu.addAction(self.export_action)
         menu.addSeparator()
         menu.addAction(self.quit_action)
@@ -77,6 +87,7 @@ class WindowActions:
         for action in (self.prune_action, self.finetune_action, self.measure_action,
                        self.stop_action, self.revert_action):
             run.addAction(action)
+        run.addAction(self.back_action)
         run.addAction(self.scan_action)
         run.addSeparator()
         run.addAction(self.measurement_action)

@@ -9,6 +9,7 @@ from typing import Optional
 from PySide6.QtWidgets import QFileDialog, QInputDialog
 
 from engine.config import TEXT_DATA_SOURCES, DataSpec, ModelSpec, Recipe, RecipeError
+from engine.bundle import SUFFIX as PROJECT_SUFFIX
 from engine.models.checkpoints import STATE_DICT_SUFFIXES
 from engine.models.fit import checkpoint_classes, data_spec_for_folder, is_model_folder
 from engine.text.bilstm import read_sidecar
@@ -87,6 +88,8 @@ class WindowFiles:
         p = Path(path)
         if p.suffix.lower() == ".json":
             return self.open_recipe(path)
+        if p.suffix.lower() == PROJECT_SUFFIX:
+            return self.open_project(path)
         data = data_spec_for_folder(p)
         if data is not None:
             return self.open_data_path(data)
@@ -202,7 +205,7 @@ class WindowFiles:
         urls = event.mimeData().urls()
         if urls and all(u.isLocalFile() and (Path(u.toLocalFile()).is_dir() or
                                              Path(u.toLocalFile()).suffix.lower() in
-                                             (*STATE_DICT_SUFFIXES, ".json", ".py"))
+                                             (*STATE_DICT_SUFFIXES, ".json", ".py", PROJECT_SUFFIX))
                         for u in urls[:2]):
             event.acceptProposedAction()
 

@@ -40,11 +40,13 @@ class WindowRuns:
         idle = op is None
         loaded = self.model_panel.info is not None
         for action in (self.prune_action, self.finetune_action, self.measure_action,
-                       self.revert_action, self.export_action):
+                       self.revert_action, self.export_action, self.back_action,
+                       self.save_project_action):
             action.setEnabled(idle and loaded)
         self.finetune_action.setEnabled(idle and loaded and self.labels_available)
         for action in (self.open_model_action, self.open_data_action, self.open_demo_action,
-                       self.open_recipe_action, self.open_text_demo_action):
+                       self.open_recipe_action, self.open_text_demo_action,
+                       self.open_project_action):
             action.setEnabled(idle)
         self.semi_action.setEnabled(idle and loaded and self.semi_availability.available)
         self.stop_action.setEnabled(not idle)
@@ -203,11 +205,15 @@ class WindowRuns:
                     "finetune": "Fine-tuned and measured: see Compare",
                     "measure": "Measured: see Compare", "revert": "Reverted to the original",
                     "open": self.status_label.text(), "adopt": "Ready",
-                    "export": self.status_label.text()}   # _on_exported listed the files
+                    "export": self.status_label.text(),   # _on_exported listed the files
+                    "back": "Back one step and measured: see Compare",
+                    "restore_run": "Run restored and measured: see Compare",
+                    "save_project": self.status_label.text(),
+                    "open_project": "Project opened and measured: see Compare and Runs"}
         self.status_label.setText(messages.get(op, f"{op} done"))
         if op == "revert":
             self._after_revert()
-        if op in ("open", "adopt"):
+        if op in ("open", "adopt", "open_project"):
             settle_heap()
         self.operation_finished.emit(op)
 

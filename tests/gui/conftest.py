@@ -12,6 +12,7 @@ RUN_TIMEOUT_MS = 120_000
 @pytest.fixture
 def window(qtbot, tmp_path):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue("run_store", str(tmp_path / "runs"))   # the run history stays in tmp_path
     w = MainWindow(settings)
     # fewer timed runs keep the tests quick; latency is still measured the same way
     w.metrics_spec = MetricsSpec(latency_runs=5, latency_warmup=1)

@@ -55,8 +55,11 @@ def test_export_dialog_format_follows_suffix(qtbot):
     dialog.masks.setChecked(True)
     dialog.extras["shapes"].setChecked(True)
     assert all(box.toolTip() for box in dialog.extras.values())
+    # verification in a fresh process is on by default
     assert dialog.spec() == ExportSpec("/tmp/out/other.pt", include_masks=True, report=True,
-                                       formats=["state_dict", "shapes"])
+                                       formats=["state_dict", "shapes"], verify=True)
+    dialog.verify.setChecked(False)
+    assert dialog.spec().verify is False
 
 
 def test_channel_pruned_export_reopens_from_a_dropped_checkpoint(qtbot, demo_window, tmp_path):

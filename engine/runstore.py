@@ -1,0 +1,295 @@
+"""A run store that survives restarts: every run's recipe, figures and model state, on disk.
+
+Layout of a store folder::
+
+    runs.sqlite            one row per run (standard-library sqlite3, WAL journal, no server)
+    states/<uuid>.safetensors[.gz]   the run's model state: weights, masks, buffers (no pickle)
+
+A run is written in two steps, each atomic: the state file (written to a temporary name, flushed,
+renamed), then one SQLite transaction inserting its row. A writer killed between or during the
+steps loses at most that run: a state file without a row is an orphan that :meth:`RunStore.prune_orphans`
+removes, and SQLite's journal rolls back a half-done transaction, so the store itself is never
+damaged.
+
+A state is the model's ``state_dict`` (for a masked model the standard ``weight_orig`` /
+``weight_mask`` pair) plus the layer widths channel removal changed. :func:`restore_model` rebuilds
+the run's model from the session's original: the same architecture, resized where channels were
+removed, masks installed with ``torch.nn.utils.prune.custom_from_mask``, then the tensors loaded
+strictly: bit-identical weights, no code from the file.
+"""
+from __future__ import annotations
+
+import copy
+import gzip
+import hashlib
+import json
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from engine.io import atomic_write_bytes
+from engine.structured.rebuild import resize_to
+from engine.structured.shapes import layer_configs
+
+STORE_FILE = "runs.sqlite"
+STATES_DIR = "states"
+SCHEMA_VERSION = 1
+# gzip is kept only when it saves at least this fraction: pruned weights (runs of zeros) and
+# boolean masks compress well, dense float weights hardly at all
+COMPRESS_MIN_SAVING = 0.10
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    label TEXT NOT NULL,
+    recipe TEXT NOT NULL,
+    source_path TEXT,
+    source_sha256 TEXT,
+    model_description TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    layer_sparsity TEXT NOT NULL,
+    layer_widths TEXT NOT NULL,
+    state_file TEXT NOT NULL,
+    state_sha256 TEXT NOT NULL,
+    state_meta TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class RunStoreError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One row of the store, as plain data (the state stays on disk until restored)."""
+    id: int
+    created: float
+    label: str
+    recipe: dict
+    source_path: Optional[str]
+    source_sha256: Optional[str]
+    model_description: str
+    metrics: dict
+    layer_sparsity: dict
+    layer_widths: dict
+    state_file: str
+    state_sha256: str
+    state_meta: dict
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_identity(model: nn.Module) -> str:
+    """sha256 over a model's tensors (names, dtypes, shapes, bytes): the same for the same weights
+    however they were opened (a checkpoint, the demo, a seeded random init), so a store finds the
+    runs of the model the user has open."""
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu().contiguous()
+        digest.update(f"{key}:{value.dtype}:{tuple(value.shape)}".encode())
+        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- model state
+
+def capture_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and the few facts :func:`restore_model` needs to rebuild ``model`` exactly.
+    Tensors are cloned to the CPU: tied weights become separate entries (safetensors refuses shared
+    storage) and later training cannot change what was stored."""
+    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+    masked = sorted(k[:-len("_mask")] for k in tensors
+                    if k.endswith("_mask") and f"{k[:-len('_mask')]}_orig" in tensors)
+    return tensors, {"layers": layer_configs(model), "masked": masked, "training": model.training}
+
+
+def restore_model(original: nn.Module, tensors: dict[str, torch.Tensor],
+                  meta: dict[str, Any]) -> nn.Module:
+    """The stored run's model, built from ``original`` (never changed): layers resized to the
+    recorded widths, masks installed, every tensor loaded strictly."""
+    model = copy.deepcopy(original)
+    masked = set(meta.get("masked", []))
+    shapes: dict[str, list[int]] = {}
+    for key, value in tensors.items():
+        if key.endswith("_mask") and key[:-len("_mask")] in masked:
+            continue
+        base = key[:-len("_orig")] if key.endswith("_orig") and key[:-len("_orig")] in masked else key
+        shapes[base] = list(value.shape)
+    try:
+        resize_to(model, meta.get("layers", {}), shapes, "this model", "the stored run")
+        for name in sorted(masked):
+            owner_name, _, attr = name.rpartition(".")
+            owner = model.get_submodule(owner_name) if owner_name else model
+            prune.custom_from_mask(owner, attr, tensors[f"{name}_mask"])
+        model.load_state_dict(tensors, strict=True)
+    except (KeyError, RuntimeError, ValueError, AttributeError) as exc:   # CheckpointError too
+        raise RunStoreError(f"the stored run does not fit this model: "
+                            f"{str(exc).splitlines()[0]}") from None
+    return model.train(bool(meta.get("training", False)))
+
+
+def _encode_state(tensors: dict[str, torch.Tensor]) -> tuple[bytes, bool]:
+    from safetensors.torch import save
+    raw = save(tensors)
+    packed = gzip.compress(raw, compresslevel=1, mtime=0)
+    if len(packed) <= len(raw) * (1 - COMPRESS_MIN_SAVING):
+        return packed, True
+    return raw, False
+
+
+def _decode_state(data: bytes, compressed: bool) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load
+    return load(gzip.decompress(data) if compressed else data)
+
+
+# ---------------------------------------------------------------- the store
+
+class RunStore:
+    """Runs of every model the user pruned, in ``folder`` (created when missing)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder).expanduser()
+        try:
+            (self.folder / STATES_DIR).mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.folder / STORE_FILE), timeout=10)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                with self._db:
+                    self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise RunStoreError(f"{self.folder / STORE_FILE} has run-store schema {row[0]}; "
+                                    f"this PruneLab reads {SCHEMA_VERSION}")
+        except (OSError, sqlite3.Error) as exc:
+            raise RunStoreError(f"cannot open the run store in {self.folder}: {exc}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    def add(self, label: str, model: nn.Module, *, recipe: Optional[dict] = None,
+            metrics: Optional[dict] = None, layer_sparsity: Optional[dict] = None,
+            layer_widths: Optional[dict] = None, model_description: str = "",
+            source: tuple[Optional[str], Optional[str]] = (None, None)) -> int:
+        """Stores one run; returns its id. The state file lands first, then the row."""
+        tensors, meta = capture_state(model)
+        data, compressed = _encode_state(tensors)
+        meta["compressed"] = compressed
+        return self._insert(data, meta, label=label, recipe=recipe or {}, metrics=metrics or {},
+                            layer_sparsity=layer_sparsity or {}, layer_widths=layer_widths or {},
+                            model_description=model_description, source_path=source[0],
+                            source_sha256=source[1])
+
+    def add_state(self, entry: dict[str, Any], data: bytes, source_sha256: str) -> int:
+        """Stores a run whose state bytes were written elsewhere (a project bundle's)."""
+        return self._insert(data, entry["state_meta"], label=entry["label"], recipe=entry["recipe"],
+                            metrics=entry["metrics"], layer_sparsity=entry["layer_sparsity"],
+                            layer_widths=entry["layer_widths"],
+                            model_description=entry["model_description"],
+                            source_path=entry.get("source_path"), source_sha256=source_sha256,
+                            created=entry.get("created"))
+
+    def _insert(self, data: bytes, meta: dict, *, label: str, recipe: dict, metrics: dict,
+                layer_sparsity: dict, layer_widths: dict, model_description: str,
+                source_path: Optional[str], source_sha256: Optional[str],
+                created: Optional[float] = None) -> int:
+        """The two atomic steps: the state file, then the row naming it."""
+        name = f"{uuid.uuid4().hex}.safetensors" + (".gz" if meta.get("compressed") else "")
+        atomic_write_bytes(self.folder / STATES_DIR / name, data)
+        digest = hashlib.sha256(data).hexdigest()
+        with self._db:
+            cursor = self._db.execute(
+                "INSERT INTO runs (created, label, recipe, source_path, source_sha256, "
+                "model_description, metrics, layer_sparsity, layer_widths, state_file, state_sha256, "
+                "state_meta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (created if created is not None else time.time(), label, _dumps(recipe),
+                 source_path, source_sha256, model_description, _dumps(metrics),
+                 _dumps(layer_sparsity), _dumps(layer_widths), name, digest, _dumps(meta)))
+        return int(cursor.lastrowid)
+
+    def runs(self, source_sha256: Optional[str] = None) -> list[StoredRun]:
+        query = "SELECT * FROM runs"
+        args: tuple = ()
+        if source_sha256 is not None:
+            query += " WHERE source_sha256 = ?"
+            args = (source_sha256,)
+        return [_row(r) for r in self._db.execute(query + " ORDER BY id", args)]
+
+    def get(self, run_id: int) -> StoredRun:
+        row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunStoreError(f"no run {run_id} in {self.folder}")
+        return _row(row)
+
+    def state(self, run_id: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """The run's tensors, checked against the digest recorded with them."""
+        run = self.get(run_id)
+        path = self.folder / STATES_DIR / run.state_file
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise RunStoreError(f"run {run_id}'s state {path.name} cannot be read: "
+                                f"{exc.strerror or exc}") from None
+        if hashlib.sha256(data).hexdigest() != run.state_sha256:
+            raise RunStoreError(f"run {run_id}'s state {path.name} is damaged (its checksum differs)")
+        return _decode_state(data, bool(run.state_meta.get("compressed"))), run.state_meta
+
+    def restore(self, run_id: int, original: nn.Module) -> nn.Module:
+        tensors, meta = self.state(run_id)
+        return restore_model(original, tensors, meta)
+
+    def delete(self, run_id: int) -> None:
+        run = self.get(run_id)
+        with self._db:
+            self._db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        (self.folder / STATES_DIR / run.state_file).unlink(missing_ok=True)
+
+    def prune_orphans(self) -> list[str]:
+        """Removes state files no row names (left by a writer killed between its two steps) and
+        temporary files of interrupted writes; returns their names."""
+        named = {r[0] for r in self._db.execute("SELECT state_file FROM runs")}
+        removed = []
+        for f in (self.folder / STATES_DIR).iterdir():
+            if f.is_file() and f.name not in named:
+                f.unlink(missing_ok=True)
+                removed.append(f.name)
+        return removed
+
+    def integrity_ok(self) -> bool:
+        return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _dumps(value: Any) -> str:
+    from engine.export import _jsonable
+    return json.dumps(value, default=_jsonable, allow_nan=True)
+
+
+def _row(row: tuple) -> StoredRun:
+    (run_id, created, label, recipe, source_path, source_sha256, description, metrics, sparsity,
+     widths, state_file, state_sha256, state_meta) = row
+    return StoredRun(run_id, created, label, json.loads(recipe), source_path, source_sha256,
+                     description, json.loads(metrics), json.loads(sparsity), json.loads(widths),
+                     state_file, state_sha256, json.loads(state_meta))

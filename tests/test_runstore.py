@@ -1,0 +1,150 @@
+"""The run store: runs survive restarts, restore bit-identically, and a killed writer never damages
+the store."""
+import copy
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+from torch.nn.utils import prune
+
+from engine.config import StructuredSpec
+from engine.models.lenet import LeNet
+from engine.pruning.masks import global_magnitude_prune
+from engine.runstore import RunStore, RunStoreError, capture_state, restore_model
+from engine.structured.remove import prune_channels
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def masked_lenet():
+    torch.manual_seed(0)
+    original = LeNet().eval()
+    model = copy.deepcopy(original)
+    pairs = [(m, "weight") for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():   # as the engine prunes; then something fine-tuning would change
+        global_magnitude_prune(pairs, 0.7)
+        model.fc1.bias.add_(0.125)
+    return original, model
+
+
+def assert_same_state(a: nn.Module, b: nn.Module):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for key in sa:
+        assert sa[key].dtype == sb[key].dtype and torch.equal(sa[key], sb[key]), key
+
+
+def test_masked_run_restores_bit_identical_with_masks_installed(tmp_path):
+    original, model = masked_lenet()
+    with RunStore(tmp_path / "store") as store:
+        run_id = store.add("l1 global 70%", model, recipe={"prune": {"sparsity": 0.7}},
+                           metrics={"accuracy": 0.5})
+    # a new process would open the folder again: so does this
+    with RunStore(tmp_path / "store") as store:
+        [run] = store.runs()
+        assert run.id == run_id and run.label == "l1 global 70%" and run.metrics == {"accuracy": 0.5}
+        restored = store.restore(run_id, original)
+    assert_same_state(model, restored)
+    # the masks are live parametrizations again: the pruned weights stay zero under training
+    assert prune.is_pruned(restored)
+    assert torch.equal(restored.fc1.weight_mask, model.fc1.weight_mask)
+    x = torch.randn(4, 1, 28, 28)
+    assert torch.equal(model(x), restored(x))
+    # the original was not touched
+    assert not prune.is_pruned(original)
+
+
+def test_channel_pruned_run_restores_its_smaller_architecture(tmp_path):
+    torch.manual_seed(0)
+    original = torchvision.models.resnet18(num_classes=10).eval()
+    example = torch.randn(1, 3, 32, 32)
+    smaller = prune_channels(original, example, StructuredSpec(ratio=0.5)).model.eval()
+    assert smaller.conv1.out_channels < original.conv1.out_channels
+    with RunStore(tmp_path) as store:
+        run_id = store.add("channels -50%", smaller)
+        restored = store.restore(run_id, original)
+    assert restored.conv1.out_channels == smaller.conv1.out_channels
+    assert_same_state(smaller, restored)
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(smaller(x), restored(x))
+
+
+def test_states_are_compressed_only_where_it_pays(tmp_path):
+    original, masked = masked_lenet()
+    with RunStore(tmp_path) as store:
+        sparse_id = store.add("masked", masked)
+        dense_id = store.add("dense", original)
+        sparse, dense = store.get(sparse_id), store.get(dense_id)
+    assert sparse.state_file.endswith(".gz") and sparse.state_meta["compressed"]
+    assert not dense.state_file.endswith(".gz") and not dense.state_meta["compressed"]
+    # the compressed file really is smaller than the raw safetensors bytes
+    from safetensors.torch import save
+    raw = len(save(capture_state(masked)[0]))
+    assert (tmp_path / "states" / sparse.state_file).stat().st_size < raw * 0.9
+
+
+def test_a_damaged_state_is_refused_with_its_name(tmp_path):
+    original, model = masked_lenet()
+    with RunStore(tmp_path) as store:
+        run_id = store.add("run", model)
+        state = tmp_path / "states" / store.get(run_id).state_file
+        data = bytearray(state.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        state.write_bytes(bytes(data))
+        with pytest.raises(RunStoreError, match="damaged"):
+            store.restore(run_id, original)
+
+
+def test_a_state_from_another_model_is_refused(tmp_path):
+    original, model = masked_lenet()
+    other = torchvision.models.resnet18(num_classes=10)
+    tensors, meta = capture_state(model)
+    with pytest.raises(RunStoreError, match="does not fit"):
+        restore_model(other, tensors, meta)
+
+
+def test_a_killed_writer_loses_at_most_the_run_being_written(tmp_path):
+    """A process adding runs as fast as it can is killed with SIGKILL; the store opens, passes
+    SQLite's integrity check, and every run it lists restores."""
+    store_dir = tmp_path / "store"
+    script = textwrap.dedent(f"""
+        import sys, torch
+        sys.path.insert(0, {str(ROOT)!r})
+        torch.set_num_threads(1)
+        from engine.models.lenet import LeNet
+        from engine.runstore import RunStore
+        store = RunStore({str(store_dir)!r})
+        i = 0
+        while True:
+            torch.manual_seed(i)
+            store.add(f"run {{i}}", LeNet())
+            i += 1
+            print(i, flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(5):   # let it write a few runs, then kill it in the middle of the next
+            assert proc.stdout.readline(), "the writer died on its own"
+        time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with RunStore(store_dir) as store:
+        assert store.integrity_ok()
+        runs = store.runs()
+        assert len(runs) >= 5
+        for run in runs:
+            torch.manual_seed(int(run.label.split()[1]))
+            expected = LeNet()
+            assert_same_state(expected, store.restore(run.id, LeNet()))
+        store.prune_orphans()
+        named = {r.state_file for r in runs}
+        assert {f.name for f in (store_dir / "states").iterdir()} == named
