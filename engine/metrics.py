@@ -278,10 +278,24 @@ def count_macs(model: nn.Module, example_input) -> tuple[int, int]:
     return dense, max(0, int(round(dense - saved)))
 
 
+def _detach_masked_weights(model: nn.Module) -> None:
+    """A masked weight (``weight = weight_orig * weight_mask``, set by the pruning hook at each
+    forward) computed with gradients on is not a graph leaf, and deepcopy refuses such tensors.
+    Its detached value is the same numbers; the hook recomputes it at the next forward anyway."""
+    from torch.nn.utils import prune
+    for module in model.modules():
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, prune.BasePruningMethod):   # containers included
+                value = getattr(module, hook._tensor_name, None)
+                if isinstance(value, torch.Tensor) and value.grad_fn is not None:
+                    setattr(module, hook._tensor_name, value.detach())
+
+
 def _plain_copy(model: nn.Module) -> nn.Module:
     """A deep copy with masks folded in, so profiling sees ordinary weights (the prune hooks would
     otherwise show up as extra multiplications)."""
     from engine.pruning.apply import make_permanent
+    _detach_masked_weights(model)
     clone = copy.deepcopy(model)
     make_permanent(clone)
     return clone
