@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 from engine.config import Recipe, RecipeError
+from engine.distributed_env import (check_distributed_recipe, env_rank, is_peer_failure,
+                                    launched_by_torchrun)
 from engine.metrics import format_table
 from engine.paths import RECIPES
 from engine.progress import Cancelled, CancelToken, Progress
@@ -80,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="load every exported file in a fresh process and check its outputs "
                              "against the live model (exit 1 if they differ)")
     parser.add_argument("--json", metavar="PATH", help="also write the result table as JSON here")
+    parser.add_argument("--preflight", action="store_true",
+                        help="only check which channel groups the recipe's structured pruning can "
+                             "remove and which it must keep whole (and why); changes nothing")
+    parser.add_argument("--explain", action="store_true",
+                        help="after the run, measure why the pruned model is (not) faster: latency "
+                             "over batch sizes 1-64 and both memory layouts, storage format, "
+                             "sparse kernels on this machine, and a verdict")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
     return parser
@@ -111,27 +121,73 @@ def main(argv: Optional[list[str]] = None) -> int:
         recipe.validate()
         if args.json:
             _check_writable(Path(args.json), "--json")
+        if launched_by_torchrun():
+            check_distributed_recipe(recipe, int(os.environ["WORLD_SIZE"]))
     except (RecipeError, ValueError) as exc:
-        print(f"prunelab: {exc}", file=sys.stderr)
+        if env_rank() == 0:   # every rank of a torchrun job finds the same fault: say it once
+            print(f"prunelab: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
+    if launched_by_torchrun():
+        return _run_distributed(args, recipe)
+    return _run(args, recipe)
+
+
+def _run_distributed(args, recipe: Recipe) -> int:
+    """One rank of ``torchrun ... main.py --headless RECIPE``: rank 0 shows progress, prints and
+    writes; the other ranks work silently (and skip latency timing, which they would disturb)."""
+    from engine import distributed
+    try:
+        run = distributed.start(recipe.finetune.device)
+    except (ValueError, RuntimeError) as exc:
+        print(f"prunelab: rank {env_rank()}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        if not run.is_main:
+            args.quiet, args.json = True, None
+            recipe.metrics = replace(recipe.metrics, measure_latency=False)
+        return _run(args, recipe, rank=run.rank)
+    finally:
+        distributed.stop()
+
+
+def _run(args, recipe: Recipe, rank: Optional[int] = None) -> int:
+    """``rank`` is None outside torchrun; rank 0 speaks for the job, other ranks only about their
+    own failures."""
     from engine.pipeline import run_recipe  # torch import deferred so --help is instant
 
+    speaks = rank in (None, 0)
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     bar = None if args.quiet else TerminalProgress(sys.stderr)
 
     def log(message: str) -> None:
+        if not speaks:
+            return
         if bar is not None:
             bar.close()
             bar._stage = None
         print(f"  {message}", file=sys.stderr)
 
-    print(f"PruneLab: running recipe '{recipe.name}'", file=sys.stderr)
+    if speaks:
+        print(f"PruneLab: running recipe '{recipe.name}'"
+              + (f" on {os.environ['WORLD_SIZE']} processes" if rank is not None else ""),
+              file=sys.stderr)
     try:
-        result = run_recipe(recipe, progress=bar, cancel=cancel, log=log)
+        if args.preflight:
+            from engine.pipeline import run_preflight
+            report = run_preflight(recipe, progress=bar, cancel=cancel, log=log)
+            if bar is not None:
+                bar.close()
+            print("\n".join(report.lines()))
+            if args.json:
+                from engine.io import atomic_write_text
+                atomic_write_text(Path(args.json), json.dumps(report.as_dict(), indent=2))
+            return 0
+        result = run_recipe(recipe, progress=bar, cancel=cancel, log=log, explain=args.explain)
     except Cancelled:
-        print("prunelab: stopped by the user; nothing was exported", file=sys.stderr)
+        if speaks:
+            print("prunelab: stopped by the user; nothing was exported", file=sys.stderr)
         return EXIT_CANCELLED
     except Exception as exc:  # one clear line for the user; --debug for the developer
         if bar is not None:
@@ -139,13 +195,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.debug:
             raise
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"prunelab: {message}", file=sys.stderr)
+        if rank is not None and is_peer_failure(exc):
+            return 1   # another rank failed first and said why; torchrun stops the job
+        where = f"rank {rank}: " if rank else ""
+        print(f"prunelab: {where}{message}", file=sys.stderr)
         return EXIT_BAD_INPUT if isinstance(exc, (ValueError, OSError, KeyError)) else 1
     finally:
         signal.signal(signal.SIGINT, previous)
         if bar is not None:
             bar.close()
 
+    if not speaks:
+        return 0
     if result.finetune is not None and result.finetune.epochs:
         print("\nAfter pruning, before fine-tuning:")
         print(format_table(result.after_prune_table))
@@ -178,6 +239,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                                                 else "")
             for r in result.schedule.rounds)
             + (f" ({result.schedule.stopped})" if result.schedule.stopped else ""))
+    if result.explanation is not None:
+        print("\n" + "\n".join(result.explanation.lines()))
+    if result.distributed is not None:
+        print(_agreement_line(result.distributed))
     for path in result.exported:
         print(f"wrote {path}")
     if result.verification is not None:
@@ -195,6 +260,16 @@ def main(argv: Optional[list[str]] = None) -> int:
             f"{c.kind}: {c.error}" for c in result.verification.checks if c.error), file=sys.stderr)
         return 1
     return 0
+
+
+def _agreement_line(checks: dict) -> str:
+    def yes(key: str) -> str:
+        return "yes" if checks[key] else "NO"
+    return (f"Fine-tuned on {checks['world_size']} processes ({checks['backend']}): masks as at "
+            f"pruning: {yes('masks_unchanged_since_pruning')}; masks identical "
+            f"on every rank: {yes('masks_identical_across_ranks')}; weights identical: "
+            f"{yes('parameters_identical_across_ranks')}; pruned weights still exactly zero on "
+            f"every rank: {yes('pruned_weights_zero_on_every_rank')}")
 
 
 def _write_json(path: Path, result) -> None:
@@ -220,6 +295,13 @@ def _write_json(path: Path, result) -> None:
         "schedule_rounds": [asdict(r) for r in schedule.rounds] if schedule else None,
         "sensitivity": asdict(result.sensitivity) if result.sensitivity else None,
         "proposed_ratios": result.proposed_ratios,
+        "explanation": result.explanation.as_dict() if result.explanation is not None else None,
+        "finetune": None if result.finetune is None else
+        {"best_epoch": result.finetune.best_epoch,
+         "epochs": [{"epoch": e.epoch, "train_loss": e.train_loss, "test_loss": e.test.loss,
+                     "test_accuracy": e.test.accuracy, "test_samples": e.test.samples}
+                    for e in result.finetune.epochs]},
+        "distributed": result.distributed,
         "verification": None if result.verification is None else
         {"ok": result.verification.ok, "tolerance": result.verification.tolerance,
          "checks": [asdict(c) for c in result.verification.checks]}}

@@ -303,6 +303,9 @@ class MetricsSpec:
     latency_warmup: int = 10
     measure_latency: bool = True
     channels_last: bool = False
+    # image models without channels_last: "fastest" times NCHW and channels-last (interleaved) and
+    # keeps each model's faster, stating which; "nchw" times the default layout only
+    latency_layout: str = "fastest"
     # a parameter whose top-left corner is shown before and after (seed 002 prints a 5x5 one)
     show_corner: Optional[str] = None
     corner_size: int = 5
@@ -313,6 +316,7 @@ class MetricsSpec:
                               "latency_warmup >= 0")
         if self.corner_size < 1:
             raise RecipeError("metrics.corner_size must be at least 1")
+        _choice("metrics.latency_layout", self.latency_layout, ("fastest", "nchw"))
 
 
 @dataclass

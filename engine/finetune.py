@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from engine.config import FinetuneSpec
+from engine.distributed import training_strategy
 from engine.metrics import EvalResult, evaluate, forward_batch, model_device, split_batch, to_device
 from engine.pruning.targets import refresh_masked_weights
 from engine.progress import Cancelled, CancelToken, ProgressFn, ProgressTracker
@@ -77,10 +78,13 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
     result = FinetuneResult()
     if spec.epochs == 0:
         return result
-    torch.manual_seed(seed)
+    # one process, or one rank of a torchrun job (engine.distributed): same loop either way
+    strategy = training_strategy()
+    strategy.seed(seed)
     device = model_device(model)
+    trained = strategy.wrap(model)   # DDP wraps the pruned model, as it is now
     optimizer = make_optimizer(model, spec)
-    loader = data.loader("train", spec.batch_size, shuffle=True, seed=seed)
+    loader = strategy.train_loader(data, spec.batch_size, seed)
     batches = len(loader) if spec.max_batches_per_epoch is None else min(len(loader),
                                                                         spec.max_batches_per_epoch)
     tracker = ProgressTracker("Fine-tuning", spec.epochs * batches, progress)
@@ -91,33 +95,35 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
     try:
         for epoch in range(1, spec.epochs + 1):
             start = time.perf_counter()
-            model.train()
+            strategy.start_epoch(loader, epoch)
+            trained.train()
             loss_sum, seen = 0.0, 0
             for i, batch in enumerate(loader):
                 if i >= batches:
                     break
-                if cancel is not None:
-                    cancel.raise_if_cancelled()
+                strategy.check_cancel(cancel)
                 inputs, labels = split_batch(batch)
                 inputs, labels = to_device(inputs, device), labels.to(device)
                 optimizer.zero_grad(set_to_none=True)
-                loss = nn.functional.cross_entropy(forward_batch(model, inputs), labels)
+                loss = nn.functional.cross_entropy(forward_batch(trained, inputs), labels)
                 loss.backward()
                 optimizer.step()
                 if after_step is not None:
                     after_step(model)
                 step += 1
-                loss_value = float(loss.detach())
+                loss_value = strategy.step_loss(loss, cancel)
                 loss_sum += loss_value * labels.numel()
                 seen += labels.numel()
                 if on_step is not None:
                     on_step(step, loss_value)
                 tracker.update(step, f"epoch {epoch}/{spec.epochs}", loss=loss_value)
+            strategy.end_epoch(model)
             eval_batch = max(spec.batch_size, 256)
-            val = (evaluate(model, data.loader("val", eval_batch), data.num_classes, cancel=cancel)
+            val = (evaluate(model, strategy.eval_loader(data, "val", eval_batch), data.num_classes,
+                            cancel=cancel, reduce=strategy.reduce_eval)
                    if getattr(data, "val", None) is not None else None)
-            test = evaluate(model, data.loader("test", eval_batch), data.num_classes,
-                            cancel=cancel)
+            test = evaluate(model, strategy.eval_loader(data, "test", eval_batch), data.num_classes,
+                            cancel=cancel, reduce=strategy.reduce_eval)
             epoch_result = EpochResult(epoch, loss_sum / max(seen, 1), test,
                                        time.perf_counter() - start, val)
             result.epochs.append(epoch_result)

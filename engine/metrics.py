@@ -57,6 +57,7 @@ class ModelMetrics:
     device: str = "cpu"
     latency_gpu_ms: Optional[float] = None   # also measured on CUDA when the model runs on the CPU
     memory_format: str = ""     # "channels_last" when latency was timed in that layout
+    layout_chosen: bool = False  # memory_format is the faster of NCHW and channels-last, timed both
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     input_note: str = ""        # what one example is beyond its batch size, e.g. "64 tokens"
     labelled: bool = True       # False in no-data mode: accuracy and the like were not measured
@@ -98,7 +99,10 @@ def split_batch(batch):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, num_classes: int, progress: Optional[ProgressFn] = None,
-             cancel: Optional[CancelToken] = None, stage: str = "Evaluating") -> EvalResult:
+             cancel: Optional[CancelToken] = None, stage: str = "Evaluating",
+             reduce: Optional[Callable] = None) -> EvalResult:
+    """``reduce(confusion, loss_sum, n)`` combines the counts of every process when each evaluates
+    a shard (see engine.distributed)."""
     was_training = model.training
     model.eval()
     device = model_device(model)
@@ -118,6 +122,8 @@ def evaluate(model: nn.Module, loader, num_classes: int, progress: Optional[Prog
         n += labels.numel()
         tracker.update(step)
     model.train(was_training)
+    if reduce is not None:
+        confusion, loss_sum, n = reduce(confusion, loss_sum, n)
     return _scores(confusion, loss_sum, n)
 
 
@@ -239,6 +245,26 @@ def count_macs(model: nn.Module, example_input) -> tuple[int, int]:
     same computation. Recurrent layers (LSTM/GRU/RNN) are counted here, not by torchprofile: every
     token step multiplies each input-hidden and hidden-hidden weight once, per layer and direction.
     """
+    dense, per_layer, model = macs_by_layer(model, example_input)
+    modules = dict(model.named_modules())
+    saved = 0.0
+    for name, macs in per_layer.items():
+        weights = layer_weights(modules[name])
+        density = (sum(int(torch.count_nonzero(w)) for w in weights)
+                   / max(1, sum(w.numel() for w in weights)))
+        saved += macs * (1.0 - density)
+    return dense, max(0, int(round(dense - saved)))
+
+
+def layer_weights(module: nn.Module) -> list[torch.Tensor]:
+    """The weights whose zeros effective MACs discount: a conv/linear weight, a recurrent layer's."""
+    return _recurrent_weights(module) if isinstance(module, nn.RNNBase) else [module.weight]
+
+
+@torch.no_grad()
+def macs_by_layer(model: nn.Module, example_input) -> tuple[int, dict[str, int], nn.Module]:
+    """(dense MACs, conv/linear/recurrent layer name -> its MACs, the plain CPU copy profiled).
+    Dense MACs are torchprofile's, plus the recurrent layers it does not count right."""
     from torchprofile import profile_macs
     model = _plain_copy(model).cpu().eval()
     example = to_device(example_input, torch.device("cpu"))
@@ -267,15 +293,9 @@ def count_macs(model: nn.Module, example_input) -> tuple[int, int]:
     finally:
         for h in handles:
             h.remove()
-    saved = 0.0
-    for module, macs in layer_macs.items():
-        weights = _recurrent_weights(module) if isinstance(module, nn.RNNBase) else [module.weight]
-        if isinstance(module, nn.RNNBase):
-            dense += macs
-        density = (sum(int(torch.count_nonzero(w)) for w in weights)
-                   / max(1, sum(w.numel() for w in weights)))
-        saved += macs * (1.0 - density)
-    return dense, max(0, int(round(dense - saved)))
+    dense += sum(macs for module, macs in layer_macs.items() if isinstance(module, nn.RNNBase))
+    names = {m: n for n, m in model.named_modules()}
+    return dense, {names[m]: macs for m, macs in layer_macs.items()}, model
 
 
 def _detach_masked_weights(model: nn.Module) -> None:
@@ -327,6 +347,52 @@ def measure_latencies(models: list[nn.Module], example_input, runs: int = 50, wa
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     medians = time_interleaved(plain, example, runs, warmup, sync, cancel)
     return [(m * 1000.0, batch / m) for m in medians]
+
+
+class _ChannelsLastInput(nn.Module):
+    """A model run in the channels-last layout from an ordinary (NCHW) input: the conversion is
+    part of what it costs, as it would be in an application that receives NCHW images."""
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model.to(memory_format=torch.channels_last)
+
+    def forward(self, x):
+        return self.model(x.contiguous(memory_format=torch.channels_last))
+
+
+LAYOUTS = ("NCHW", "channels_last")
+
+
+@torch.no_grad()
+def measure_latencies_fastest_layout(models: list[nn.Module], example_input, runs: int = 50,
+                                     warmup: int = 10, device: Optional[torch.device] = None,
+                                     cancel: Optional[CancelToken] = None
+                                     ) -> list[tuple[float, float, str]]:
+    """(median ms, samples/s, layout) for each model in whichever of NCHW and channels-last runs
+    it faster. All 2 x N variants are timed in one interleaved run, so each model's two layouts
+    and the models themselves see the same machine. Inputs that are not image batches have one
+    layout: they are timed as they are (layout "")."""
+    if not is_image_batch(example_input):
+        return [(ms, rate, "") for ms, rate in measure_latencies(
+            models, example_input, runs, warmup, device, cancel)]
+    return [fastest_layout(timed) for timed in measure_layouts(models, example_input, runs, warmup,
+                                                               device, cancel)]
+
+
+def measure_layouts(models: list[nn.Module], example_input, runs: int = 50, warmup: int = 10,
+                    device: Optional[torch.device] = None, cancel: Optional[CancelToken] = None
+                    ) -> list[dict[str, tuple[float, float]]]:
+    """Per model, layout -> (median ms, samples/s) for an image batch in NCHW and channels-last,
+    all 2 x N variants timed in one interleaved run."""
+    variants = [*models, *(_ChannelsLastInput(_plain_copy(m)) for m in models)]
+    timed = measure_latencies(variants, example_input, runs, warmup, device, cancel)
+    return [{LAYOUTS[0]: timed[i], LAYOUTS[1]: timed[len(models) + i]} for i in range(len(models))]
+
+
+def fastest_layout(timed: dict[str, tuple[float, float]]) -> tuple[float, float, str]:
+    """(ms, samples/s, layout) of the faster layout; NCHW on a tie (no conversion needed)."""
+    layout = min(LAYOUTS, key=lambda name: (timed[name][0], LAYOUTS.index(name)))
+    return (*timed[layout], layout)
 
 
 @torch.no_grad()
@@ -423,6 +489,10 @@ def comparison_table(original: ModelMetrics, pruned: ModelMetrics) -> list[Table
          f"reachable only with sparse kernels{per_sample}")
     inputs = f", {pruned.input_note}" if pruned.input_note else ""
     layout = f", {pruned.memory_format}" if pruned.memory_format else ""
+    if pruned.layout_chosen:
+        layout = (f", faster layout: {pruned.memory_format}"
+                  if original.memory_format == pruned.memory_format else
+                  f", faster layout: original {original.memory_format}, pruned {pruned.memory_format}")
     cost(f"Latency (batch {pruned.latency_batch}{inputs}, {pruned.device}{layout})",
          original.latency_ms, pruned.latency_ms, "ms",
          "measured: warm-up, then median of timed runs")

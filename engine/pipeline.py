@@ -17,8 +17,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from engine import distributed
 from engine.config import Recipe
 from engine.data.synthetic import NEEDS_LABELS
+from engine.explain import Explanation
 from engine.finetune import EpochResult, FinetuneResult
 from engine.metrics import (NO_DATA, ModelMetrics, TableRow, comparison_table, layer_sparsity,
                             resolve_device)
@@ -28,6 +30,7 @@ from engine.pruning.targets import GroupSparsity, group_sparsity
 from engine.scheduling import ScheduleResult
 from engine.session import Session
 from engine.snapshots import weight_corner
+from engine.structured.preflight import PreflightReport
 from engine.structured.remove import StructuredOutcome
 from engine.verify import VerifyReport
 
@@ -56,6 +59,8 @@ class RecipeResult:
     schedule: Optional[ScheduleResult] = None
     sensitivity: Optional[SensitivityResult] = None
     proposed_ratios: Optional[dict[str, float]] = None
+    explanation: Optional[Explanation] = None   # "why is it (not) faster?", when asked for
+    distributed: Optional[dict] = None   # under torchrun: the end-of-run agreement checks
     verification: Optional[VerifyReport] = None   # export.verify: each written file loaded afresh
 
 
@@ -100,7 +105,9 @@ def _check_after_loading(recipe: Recipe, session: Session) -> None:
 
 def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
                cancel: Optional[CancelToken] = None, log: Callable[[str], None] = lambda _m: None,
-               on_epoch: Optional[Callable[[EpochResult], None]] = None) -> RecipeResult:
+               on_epoch: Optional[Callable[[EpochResult], None]] = None,
+               explain: bool = False) -> RecipeResult:
+    """``explain`` adds a measured "why is it (not) faster?" (:mod:`engine.explain`)."""
     recipe.validate()
     _check_before_loading(recipe)
     _check_no_data(recipe)
@@ -136,6 +143,8 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
                               layer_sparsity=schedule.layer_sparsity, schedule=schedule,
                               sensitivity=sensitivity, proposed_ratios=proposed)
         _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)
+        if explain:
+            result.explanation = session.explain(progress=progress, cancel=cancel)
         _export(session, recipe, result, progress)
         return result
     finetune_needed = recipe.finetune.epochs > 0
@@ -145,18 +154,21 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
     structured = None
     if recipe.structured.enabled:
         log("structured pruning: channels are removed; the 'prune' section is not used")
+        session.preflight(recipe.structured, progress, cancel)
         structured = session.remove_channels(recipe.structured, progress, cancel)
         sparsity = layer_sparsity(session.model)
     else:
         sparsity = session.prune(prune_spec, progress, cancel).sparsity
+    distributed.sync_pruned_model(session.model)   # no-op outside torchrun
     after_prune = session.measure_current(progress, cancel)
     # measure_current re-times the original beside the model it compares with: keep each pair
     original_beside_pruned = original = session.original_metrics
     log(f"after pruning: accuracy {_accuracy(after_prune)}")
-    ft = None
+    ft = agreement = None
     final = after_prune
     if finetune_needed:
         ft = session.finetune(recipe.finetune, progress, cancel, on_epoch=on_epoch)
+        agreement = distributed.check_masks_fixed(session.model)   # before masks are folded
         if recipe.prune.make_permanent:
             session.make_permanent()
         final = session.measure_current(progress, cancel)
@@ -165,9 +177,13 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
     result = RecipeResult(original, after_prune, final, comparison_table(original, final),
                           comparison_table(original_beside_pruned, after_prune), ft,
                           layer_sparsity=sparsity, structured=structured, sensitivity=sensitivity,
-                          proposed_ratios=proposed)
+                          proposed_ratios=proposed, distributed=agreement)
     _add_group_and_corner(result, session, prune_spec, corner_name, corner_size, corner_before)
-    _export(session, recipe, result, progress)
+    if explain:
+        result.explanation = session.explain(progress=progress, cancel=cancel)
+    # under torchrun only rank 0 writes, and only once every rank has finished
+    if distributed.all_finished() and distributed.writes_outputs():
+        _export(session, recipe, result, progress)
     return result
 
 
@@ -177,6 +193,16 @@ def _export(session: Session, recipe: Recipe, result: RecipeResult, progress) ->
     result.exported = session.export(recipe.export, recipe)
     if recipe.export.verify:
         result.verification = session.verify_export(result.exported, recipe.export.kinds, progress)
+
+
+def run_preflight(recipe: Recipe, progress: Optional[ProgressFn] = None,
+                  cancel: Optional[CancelToken] = None,
+                  log: Callable[[str], None] = lambda _m: None) -> PreflightReport:
+    """Only the pre-flight check of the recipe's channel removal (``--preflight``): loads the model
+    and data, reports every dependency group, changes nothing."""
+    recipe.validate()
+    session = Session.open(recipe.model, recipe.data, recipe.metrics, recipe.seed, log)
+    return session.preflight(recipe.structured, progress, cancel)
 
 
 def _add_group_and_corner(result: RecipeResult, session: Session, prune_spec, corner_name,

@@ -21,8 +21,8 @@ from engine.finetune import EpochResult, FinetuneResult, finetune
 from engine.history import History, Step
 from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs, count_parameters,
                             evaluate, forward_batch, is_image_batch, layer_sparsity,
-                            measure_latencies, model_device, resolve_device, storage_bytes,
-                            summarize_comparison, to_device)
+                            measure_latencies, measure_latencies_fastest_layout, model_device,
+                            resolve_device, storage_bytes, summarize_comparison, to_device)
 from engine.models.fit import PairMismatch
 from engine.models.sources import LoadedModel, load_model
 from engine.progress import CancelToken, Progress, ProgressFn
@@ -36,6 +36,8 @@ from engine.structured.semistructured import (SemiStructuredAvailability, SemiSt
 from engine.structured.shapes import LayerWidth, layer_widths
 
 if TYPE_CHECKING:
+    from engine.explain import Explanation
+    from engine.structured.preflight import PreflightReport
     from engine.pruning.sensitivity import SensitivityResult
     from engine.scheduling import RoundResult, ScheduleResult
     from engine.runstore import RunStore
@@ -155,16 +157,38 @@ class Session:
         example = self.data.example_input(spec.latency_batch_size)
         device = model_device(models[-1])
         layout = "channels_last" if spec.channels_last and is_image_batch(example) else ""
-        for m, (ms, throughput) in zip(metrics, measure_latencies(
-                models, example, spec.latency_runs, spec.latency_warmup, device, cancel,
-                channels_last=bool(layout))):
-            m.latency_ms, m.throughput, m.device = ms, throughput, device.type
-            m.latency_batch, m.memory_format = spec.latency_batch_size, layout
+        if not spec.channels_last and spec.latency_layout == "fastest" and is_image_batch(example):
+            for m, (ms, throughput, faster) in zip(metrics, measure_latencies_fastest_layout(
+                    models, example, spec.latency_runs, spec.latency_warmup, device, cancel)):
+                m.latency_ms, m.throughput, m.device = ms, throughput, device.type
+                m.latency_batch, m.memory_format, m.layout_chosen = \
+                    spec.latency_batch_size, faster, True
+        else:
+            for m, (ms, throughput) in zip(metrics, measure_latencies(
+                    models, example, spec.latency_runs, spec.latency_warmup, device, cancel,
+                    channels_last=bool(layout))):
+                m.latency_ms, m.throughput, m.device = ms, throughput, device.type
+                m.latency_batch, m.memory_format = spec.latency_batch_size, layout
         if device.type == "cpu" and torch.cuda.is_available():
             for m, (ms, _) in zip(metrics, measure_latencies(
                     models, example, spec.latency_runs, spec.latency_warmup,
                     torch.device("cuda"), cancel, channels_last=bool(layout))):
                 m.latency_gpu_ms = ms
+
+    def explain(self, batches: Optional[tuple[int, ...]] = None,
+                progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelToken] = None) -> "Explanation":
+        """Why the current model is or is not faster than the original, measured: a latency sweep
+        over batch sizes and layouts, the storage format, sparse kernels here, and a verdict."""
+        from engine.explain import SWEEP_BATCHES, explain
+        spec = self.metrics_spec
+        explanation = explain(self.original, self.model, self.data.example_input,
+                              batches or SWEEP_BATCHES, runs=max(3, min(spec.latency_runs, 20)),
+                              warmup=min(spec.latency_warmup, 3), device=model_device(self.model),
+                              progress=progress, cancel=cancel)
+        for line in explanation.verdict:
+            self.log(line)
+        return explanation
 
     def measure_original(self, progress=None, cancel=None) -> ModelMetrics:
         if self.original_metrics is None:
@@ -203,6 +227,20 @@ class Session:
         self.history.append(record)
         return record
 
+    def record_model(self, label: str, model: nn.Module, recipe: Optional[dict] = None,
+                     progress: Optional[ProgressFn] = None,
+                     cancel: Optional[CancelToken] = None) -> RunRecord:
+        """Measures another model of this session's architecture (a checkpoint fine-tuned
+        elsewhere) beside the original and adds it to the run history; the live model stays."""
+        original = dataclasses.replace(self.measure_original(progress, cancel))
+        metrics = self.measure(model, progress, cancel, latency=False)
+        if self.metrics_spec.measure_latency:
+            self._measure_latency([original, metrics], [self.original, model], progress, cancel)
+        record = RunRecord(label, dict(recipe or {}), metrics, comparison_table(original, metrics),
+                           summarize_comparison(original, metrics))
+        self.history.append(record)
+        return record
+
     # ------------------------------------------------------------ changing the model
 
     def prune(self, spec: PruneSpec, progress: Optional[ProgressFn] = None,
@@ -234,6 +272,15 @@ class Session:
         self.current_metrics = None
         self.log(outcome.summary)
         return outcome
+
+    def preflight(self, spec: StructuredSpec, progress: Optional[ProgressFn] = None,
+                  cancel: Optional[CancelToken] = None) -> "PreflightReport":
+        """Which channel groups of the live model can be removed and which must stay whole, and
+        why; checked on a copy (see :mod:`engine.structured.preflight`)."""
+        from engine.structured.preflight import preflight
+        report = preflight(self.model, self.data.example_input(1), spec, progress, cancel)
+        self.log(report.summary)
+        return report
 
     def layer_widths(self) -> list[LayerWidth]:
         """Every conv/linear/norm layer's width in the original and in the current model."""

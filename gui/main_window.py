@@ -36,7 +36,9 @@ from gui.views.masks import MaskView
 from gui.views.sensitivity import SensitivityView
 from gui.views.training import TrainingView
 from gui.window.actions import WindowActions
+from gui.window.cluster import WindowCluster
 from gui.window.files import WindowFiles
+from gui.window.foresight import WindowForesight
 from gui.window.history import WindowHistory
 from gui.window.pairing import WindowPairing
 from gui.views.runs import RunsView
@@ -46,8 +48,7 @@ from gui.worker import EngineWorker, MetricsReport
 
 
 class MainWindow(WindowFiles, WindowPairing, WindowRuns, WindowHistory, WindowRefresh,
-                 WindowActions,
-                 QMainWindow):
+                 WindowActions, WindowCluster, WindowForesight, QMainWindow):
     request = Signal(object)  # Request, delivered to the worker's thread (queued)
     # re-emitted on the GUI thread once the window has taken in the worker's answer
     operation_finished = Signal(str)
@@ -77,6 +78,8 @@ class MainWindow(WindowFiles, WindowPairing, WindowRuns, WindowHistory, WindowRe
         self._build_status()
         self._start_worker()
         self._build_extras()
+        self._build_foresight()
+        self._build_cluster_actions()
         self._set_busy(None)
         self._fit_to_screen()
 

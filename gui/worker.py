@@ -129,6 +129,13 @@ class EngineWorker(WorkerHistory, QObject):
     log = Signal(str)
     sparsity_points = Signal(object)  # SparsityPoints, while a schedule runs
     sensitivity = Signal(object)      # engine.pruning.sensitivity.SensitivityResult
+    preflight = Signal(object)        # engine.structured.preflight.PreflightReport
+    explanation = Signal(object)      # engine.explain.Explanation
+    # engine.preview.SizePreview of the current model (it holds its own copy: the GUI thread only
+    # does arithmetic on it), or a one-line reason why this model has none
+    size_preview = Signal(object)
+    # (list[GroupPlan] or a one-line reason, layer -> original channels removed so far)
+    group_plans = Signal(object)
     runs = Signal(object)             # list[engine.runstore.StoredRun] of the open model
     steps_changed = Signal(object)    # list[str]: the undo history's step labels
     project_saved = Signal(str)
@@ -213,6 +220,7 @@ class EngineWorker(WorkerHistory, QObject):
         schedule: ScheduleSpec = r.args.get("schedule") or ScheduleSpec()
         structured: StructuredSpec = r.args.get("structured") or StructuredSpec()
         if structured.enabled:
+            self.preflight.emit(self.session.preflight(structured, self.progress.emit, r.token))
             self.session.remove_channels(structured, self.progress.emit, r.token)
         elif schedule.kind != "oneshot":
             on_step, on_epoch, flush = self._live_callbacks()
@@ -337,6 +345,37 @@ class EngineWorker(WorkerHistory, QObject):
         if spec.verify:
             self.verified.emit(self.session.verify_export(written, spec.kinds, self.progress.emit))
 
+    def _do_preflight(self, r: Request) -> None:
+        self.preflight.emit(self.session.preflight(r.args["spec"], self.progress.emit, r.token))
+
+    def _do_group_plans(self, r: Request) -> None:
+        """The dependency groups and the channels the given settings would remove (a copy)."""
+        from engine.structured.preflight import plan_groups
+        removed = dict(self.session.structured.removed_channels) if self.session.structured else {}
+        try:
+            plans = plan_groups(self.session.model, self.session.data.example_input(1), r.args["spec"],
+                                data=self.session.data, cancel=r.token)
+        except Exception as exc:   # the preview is a hint: a model it cannot trace gets a reason
+            plans = f"No channel groups for this model: {str(exc).splitlines()[0][:160]}"
+        self.group_plans.emit((plans, removed))
+
+    def _do_explain(self, r: Request) -> None:
+        self.explanation.emit(self.session.explain(progress=self.progress.emit, cancel=r.token))
+
+    def _do_cluster_job(self, r: Request) -> None:
+        from engine.cluster_job import write_cluster_job
+        self.exported.emit(write_cluster_job(self.session, r.args["recipe"], r.args["folder"],
+                                             r.args["settings"]))
+
+    def _do_open_results(self, r: Request) -> None:
+        """A checkpoint fine-tuned elsewhere: a new run in the Compare tab; the live model stays."""
+        from engine.cluster_job import open_results
+        record = open_results(self.session, r.args["path"], self.progress.emit, r.token)
+        self.metrics.emit(MetricsReport(self.session.original_metrics, record.metrics,
+                                        record.table, record.summary, record))
+        self.log.emit(f"{record.label}: accuracy {record.metrics.accuracy:.2%}\n"
+                      + format_table(record.table))
+
     def _do_matrix(self, r: Request) -> None:
         self.watch = (r.args["name"], r.args["what"])
         self._emit_matrix()
@@ -366,6 +405,23 @@ class EngineWorker(WorkerHistory, QObject):
         self._emit_snapshots()
         self.model_changed.emit(describe_model(self.session.model, self.session.loaded.description))
         self._emit_details()
+        self._emit_size_preview()
+
+    def _emit_size_preview(self) -> None:
+        """Records what the size/MACs preview needs from the current model (one traced forward
+        and its dependency groups); a model channel removal cannot trace still gets the mask
+        preview."""
+        from engine.preview import SizePreview
+        example = self.session.data.example_input(1)
+        preview = None
+        for channels in (True, False):
+            try:
+                preview = SizePreview.build(self.session.model, example, channels=channels)
+                preview.sort_magnitudes()   # here, not on the GUI thread at the first global preview
+                break
+            except Exception as exc:   # an untraceable model: say why instead of a preview
+                preview = f"no size preview for this model ({type(exc).__name__})"
+        self.size_preview.emit(preview)
 
     def _emit_snapshots(self) -> None:
         self.snapshot.emit(self.session.snapshot())

@@ -92,7 +92,8 @@ def test_measure_current_times_the_original_beside_the_pruned_model(lenet, tiny_
 
     monkeypatch.setattr(session_module, "measure_latencies", fake_latencies)
     monkeypatch.setattr(session_module.torch.cuda, "is_available", lambda: False)
-    session = Session(LoadedModel(lenet, "LeNet"), tiny_data, MetricsSpec(latency_runs=2))
+    session = Session(LoadedModel(lenet, "LeNet"), tiny_data,
+                      MetricsSpec(latency_runs=2, latency_layout="nchw"))
     session.measure_original()
     assert calls == [[session.original]]
     session.prune(PruneSpec(sparsity=0.5))
@@ -148,3 +149,31 @@ def test_channels_last_timing_is_stated_and_applies_to_image_batches_only(lenet,
     from engine.metrics import is_image_batch
     assert is_image_batch(torch.zeros(2, 1, 28, 28))
     assert not is_image_batch(torch.zeros(2, 25, dtype=torch.int64))   # token batches stay as is
+
+
+def test_by_default_each_model_is_timed_in_its_faster_layout_and_the_table_says_which(
+        lenet, tiny_data, monkeypatch):
+    """Both layouts of both models in one interleaved run; each model keeps its faster one."""
+    import engine.metrics as metrics_module
+    import engine.session as session_module
+    from engine.config import MetricsSpec
+    from engine.models.sources import LoadedModel
+    from engine.session import Session
+    runs = []
+
+    def fake_time(models, example, runs_, warmup, sync=None, cancel=None):
+        runs.append([type(m).__name__ for m in models])
+        # original: NCHW faster (1 ms vs 2 ms); pruned: channels-last faster (0.5 ms vs 3 ms)
+        return [0.001, 0.003, 0.002, 0.0005][:len(models)]
+
+    monkeypatch.setattr(metrics_module, "time_interleaved", fake_time)
+    monkeypatch.setattr(session_module.torch.cuda, "is_available", lambda: False)
+    session = Session(LoadedModel(lenet, "LeNet"), tiny_data, MetricsSpec(latency_runs=2))
+    session.measure_original()
+    session.prune(PruneSpec(sparsity=0.5))
+    current = session.measure_current()
+    assert runs[-1] == ["LeNet", "LeNet", "_ChannelsLastInput", "_ChannelsLastInput"]
+    assert (session.original_metrics.memory_format, current.memory_format) == ("NCHW", "channels_last")
+    assert session.original_metrics.latency_ms == 1.0 and current.latency_ms == 0.5
+    row = next(r for r in session.comparison() if r.metric.startswith("Latency"))
+    assert row.metric == "Latency (batch 1, cpu, faster layout: original NCHW, pruned channels_last)"

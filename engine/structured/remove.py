@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
@@ -60,6 +60,8 @@ class StructuredOutcome:
     settings: dict[str, Any] = field(default_factory=dict)
     # layers kept whole because removing their group's channels broke the model: name -> why
     kept_whole: dict[str, str] = field(default_factory=dict)
+    # layer -> the indices of its original output channels that were removed (sorted)
+    removed_channels: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def changed_layers(self) -> list[LayerWidth]:
@@ -79,7 +81,8 @@ class StructuredOutcome:
                 "params_after": self.params_after, "macs_before": self.macs_before,
                 "macs_after": self.macs_after, "output_shape": list(self.output_shape),
                 "protected": list(self.protected), "settings": dict(self.settings),
-                "kept_whole": dict(self.kept_whole), "summary": self.summary}
+                "kept_whole": dict(self.kept_whole), "removed_channels": dict(self.removed_channels),
+                "summary": self.summary}
 
     @property
     def summary(self) -> str:
@@ -192,6 +195,47 @@ def _wrap_library_error(exc: Exception, stage: str, retryable: bool = False) -> 
     return error
 
 
+@dataclass
+class GroupTry:
+    """One dependency group as torch-pruning handed it over: the layers whose channels are removed
+    together, as plain data (the pre-flight check and the group preview read it)."""
+    root: Optional[str]                   # the layer whose output channels the group is built on
+    members: list[tuple[str, str]]        # (layer, "out" or "in"): which side of it loses channels
+    ops: list[str]                        # every node type in the group, library ops included
+    out_channels: dict[str, list[int]]    # layer -> output-channel indices removed (current numbering)
+    widths: dict[str, int]                # layer -> its output width before this group
+    removed: dict[str, list[int]] = field(default_factory=dict)   # same, in original numbering
+    error: str = ""                       # why removing it broke the model, if it did
+
+    @classmethod
+    def describe(cls, group, names: dict[nn.Module, str]) -> "GroupTry":
+        members, ops, out_channels, widths = [], [], {}, {}
+        for item in group:
+            module = item.dep.target.module
+            ops.append(type(module).__name__)
+            name = names.get(module)
+            if name is None:
+                continue
+            side = "out" if getattr(item.dep.handler, "__name__", "") == "prune_out_channels" else "in"
+            if (name, side) not in members:
+                members.append((name, side))
+            if side == "out" and name not in out_channels:
+                out_channels[name] = sorted(int(i) for i in item.idxs)
+                widths[name] = _out_width(module)
+        return cls(names.get(group[0].dep.target.module), members, ops, out_channels, widths)
+
+
+GroupHook = Callable[[GroupTry], None]
+
+
+def _out_width(module: nn.Module) -> int:
+    for attr in ("out_channels", "out_features", "num_features", "num_channels"):
+        if isinstance(getattr(module, attr, None), int):
+            return getattr(module, attr)
+    weight = getattr(module, "weight", None)
+    return int(weight.shape[0]) if isinstance(weight, torch.Tensor) else 0
+
+
 # How many layers the fallback may keep whole before it gives up: each costs one more trace.
 MAX_KEPT_WHOLE = 32
 
@@ -234,19 +278,49 @@ def prune_channels(model: nn.Module, example_input, spec: StructuredSpec,
     before_configs = layer_configs(base)
     params_before, macs_before = _count(base, example)
 
+    pruned, kept_whole, removed = remove_with_fallback(base, example, spec, protected,
+                                                       expected_shape, progress, cancel, data, log)
+    params_after, macs_after = _count(pruned, example)
+    return StructuredOutcome(
+        model=pruned, layers=compare_widths(before_configs, layer_configs(pruned)),
+        params_before=params_before, params_after=params_after,
+        macs_before=macs_before, macs_after=macs_after,
+        output_shape=expected_shape, protected=protected, kept_whole=kept_whole,
+        removed_channels=removed,
+        settings={"ratio": spec.ratio, "importance": spec.importance, "scope": spec.scope,
+                  "round_to": spec.round_to, "max_layer_ratio": spec.max_layer_ratio,
+                  "iterative_steps": spec.iterative_steps})
+
+
+def remove_with_fallback(base: nn.Module, example, spec: StructuredSpec, protected: list[str],
+                         expected_shape: tuple[int, ...], progress: Optional[ProgressFn] = None,
+                         cancel: Optional[CancelToken] = None, data=None,
+                         log=lambda _m: None, check_each_group: bool = False,
+                         on_group: Optional[GroupHook] = None,
+                         ) -> tuple[nn.Module, dict[str, str], dict[str, list[int]]]:
+    """Removes channels from a copy of ``base`` (already plain: masks folded, in eval mode).
+
+    The first try runs at full speed unless ``check_each_group``; when it breaks the model, the run
+    is repeated checking the forward pass after each group, and the root layer of a group that
+    breaks it is kept whole (at most MAX_KEPT_WHOLE of them). Returns (the smaller model, kept
+    whole: layer -> why, removed: layer -> original output-channel indices removed). ``on_group``
+    sees every group of the successful try and every group that broke (see :class:`GroupTry`)."""
     kept_whole: dict[str, str] = {}
-    checking = False      # the first try runs at full speed; retries check after every group
+    checking = check_each_group
     while True:
         pruned = copy.deepcopy(base)
+        tries: list[GroupTry] = []
         try:
-            _remove_channels(pruned, example, spec, protected + list(kept_whole), expected_shape,
-                             checking, progress, cancel, data)
+            removed = _remove_channels(pruned, example, spec, protected + list(kept_whole),
+                                       expected_shape, checking, progress, cancel, data, tries)
             break
         except _GroupBroke as broke:
             if broke.root is None or broke.root in kept_whole or len(kept_whole) >= MAX_KEPT_WHOLE:
                 raise _wrap_library_error(broke.cause, "remove channels") from None
             reason = _first_line(broke.cause)
             kept_whole[broke.root] = reason
+            if on_group is not None:
+                on_group(tries[-1])
             log(f"channel removal: keeping {broke.root} whole ({reason})")
         except StructuredError as failed:
             if checking or not failed.retryable:
@@ -254,24 +328,20 @@ def prune_channels(model: nn.Module, example_input, spec: StructuredSpec,
             log(f"channel removal broke the model ({failed.cause}); retrying group by group, "
                 f"keeping whole any layer whose channels cannot be removed consistently")
         checking = True
-
-    params_after, macs_after = _count(pruned, example)
-    return StructuredOutcome(
-        model=pruned, layers=compare_widths(before_configs, layer_configs(pruned)),
-        params_before=params_before, params_after=params_after,
-        macs_before=macs_before, macs_after=macs_after,
-        output_shape=expected_shape, protected=protected, kept_whole=kept_whole,
-        settings={"ratio": spec.ratio, "importance": spec.importance, "scope": spec.scope,
-                  "round_to": spec.round_to, "max_layer_ratio": spec.max_layer_ratio,
-                  "iterative_steps": spec.iterative_steps})
+    if on_group is not None:
+        for group in tries:
+            on_group(group)
+    return pruned, kept_whole, removed
 
 
 def _remove_channels(pruned: nn.Module, example, spec: StructuredSpec, ignored: list[str],
                      expected_shape: tuple[int, ...], check_each_group: bool,
-                     progress: Optional[ProgressFn], cancel: Optional[CancelToken], data) -> None:
+                     progress: Optional[ProgressFn], cancel: Optional[CancelToken], data,
+                     tries: list["GroupTry"]) -> dict[str, list[int]]:
     """One try: removes channels from ``pruned`` in place, leaving ``ignored`` modules' output
-    channels alone. With ``check_each_group`` a group that breaks the forward pass raises
-    :class:`_GroupBroke` naming its root layer."""
+    channels alone, and appends each group it prunes to ``tries``. With ``check_each_group`` a
+    group that breaks the forward pass raises :class:`_GroupBroke` naming its root layer. Returns
+    layer -> the original output-channel indices removed."""
     import torch_pruning as tp
 
     modules = dict(pruned.named_modules())
@@ -289,6 +359,8 @@ def _remove_channels(pruned: nn.Module, example, spec: StructuredSpec, ignored: 
     except Exception as exc:
         raise _wrap_library_error(exc, "trace the channel dependencies") from None
 
+    # each layer's surviving original output channels, to report removed indices in original terms
+    surviving: dict[str, list[int]] = {}
     for step in range(spec.iterative_steps):
         if cancel is not None:
             cancel.raise_if_cancelled()
@@ -302,15 +374,22 @@ def _remove_channels(pruned: nn.Module, example, spec: StructuredSpec, ignored: 
         for i, group in enumerate(groups, 1):
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            root = names.get(group[0].dep.target.module)
+            tried = GroupTry.describe(group, names)
+            tries.append(tried)
             try:
                 group.prune()
                 if check_each_group:
                     _check_runs(pruned, example, expected_shape)
             except Exception as exc:
+                tried.error = _first_line(exc)
                 if check_each_group:
-                    raise _GroupBroke(root, exc) from None
+                    raise _GroupBroke(tried.root, exc) from None
                 raise _wrap_library_error(exc, "remove channels", retryable=True) from None
+            for layer, idxs in tried.out_channels.items():
+                before = surviving.get(layer) or list(range(tried.widths[layer]))
+                gone = set(idxs)
+                surviving[layer] = [c for i, c in enumerate(before) if i not in gone]
+                tried.removed[layer] = sorted(set(before) - set(surviving[layer]))
             tracker.update(i, f"step {step + 1}/{spec.iterative_steps}")
     pruned.zero_grad(set_to_none=True)
     for name, param in pruned.named_parameters():
@@ -323,6 +402,13 @@ def _remove_channels(pruned: nn.Module, example, spec: StructuredSpec, ignored: 
         _check_runs(pruned, example, expected_shape)
     except Exception as exc:
         raise _wrap_library_error(exc, "produce a model that still runs", retryable=True) from None
+    return {layer: sorted(set(range(_original_width(tries, layer))) - set(kept))
+            for layer, kept in surviving.items()}
+
+
+def _original_width(tries: list["GroupTry"], layer: str) -> int:
+    """A layer's output width before the first group that touched it."""
+    return next(t.widths[layer] for t in tries if layer in t.widths)
 
 
 def _check_runs(model: nn.Module, example, expected_shape: tuple[int, ...]) -> None:

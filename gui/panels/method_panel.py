@@ -296,6 +296,13 @@ class MethodPanel(QWidget):
         # applied (fine-tuning settings below still do)
         self.prune_box = prune_box
         structured_box.toggled.connect(self._on_structured)
+        # predicted size and MACs of what the settings above would leave (gui.window.foresight)
+        self.preview_label = QLabel()
+        self.preview_label.setObjectName("size_preview")
+        self.preview_label.setWordWrap(True)
+        self.preview_label.setToolTip("Predicted from the layer shapes while you edit, before "
+                                      "anything is pruned; Compare shows the measured values after")
+        layout.addWidget(self.preview_label)
         layout.addWidget(ft_box)
         self.finetune_box = ft_box
         layout.addStretch(1)

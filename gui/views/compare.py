@@ -97,6 +97,12 @@ class CompareView(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(QLabel("Run history (every finished run):"))
         buttons.addStretch(1)
+        self.explain_button = QPushButton("Why is it not faster?")
+        self.explain_button.setToolTip(
+            "Measure the current model against the original over batch sizes 1-64 in NCHW and "
+            "channels-last, show how the pruned weights are stored, whether sparse kernels exist "
+            "here, and a verdict with the numbers")
+        buttons.addWidget(self.explain_button)
         buttons.addWidget(self.copy_button)
         buttons.addWidget(self.save_button)
 

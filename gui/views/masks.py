@@ -65,6 +65,10 @@ class MaskView(QWidget):
         # on its own row under the picture: its text changes length as the mouse moves, and in
         # the top row it set a wide minimum for the whole window
         self.hover = QLabel("Hover a pixel for its index and value")
+        # the selected layer's channel group and the channels it would lose (gui.window.foresight)
+        self.group_note = QLabel()
+        self.group_note.setObjectName("group_note")
+        self.group_note.setWordWrap(True)
         self.corner_toggle = QCheckBox("Corner before / after")
         self.corner_toggle.setChecked(True)
         self.corner_toggle.setToolTip("The 5×5 top-left corner of the parameter as numbers, in the "
@@ -110,6 +114,7 @@ class MaskView(QWidget):
         layout.addLayout(top)
         layout.addLayout(middle, 1)
         layout.addWidget(self.hover)
+        layout.addWidget(self.group_note)
         layout.addLayout(bottom)
         self.corner_toggle.toggled.connect(self.corner_box.setVisible)
 

@@ -54,6 +54,7 @@ class SensitivityView(QWidget):
     carries the (possibly edited) proposal {parameter: sparsity} to write into the targets."""
     propose_failed = Signal(str, str)
     apply_requested = Signal(object)
+    proposal_changed = Signal(object)   # the proposal {parameter: sparsity} after each edit
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -268,6 +269,7 @@ class SensitivityView(QWidget):
             self.rows[name] = box
         self._refresh_drops()
         self._update_buttons()
+        self.proposal_changed.emit(dict(self.proposal))
 
     def set_layer_sparsity(self, name: str, value: float) -> None:
         """Edits one row as a user would (the box shows percent)."""
@@ -276,6 +278,7 @@ class SensitivityView(QWidget):
     def _edit(self, name: str, value: float) -> None:
         self.proposal[name] = value
         self._refresh_drops()
+        self.proposal_changed.emit(dict(self.proposal))
 
     def overall_sparsity(self) -> float:
         """The proposal's sparsity over the scanned layers, counted by weights."""

@@ -13,7 +13,7 @@ from gui.heap import settle_heap
 from gui.worker import Request
 
 # operations that change or measure the model: the window is busy while one runs
-QUIET_OPS = {"matrix", "group"}
+QUIET_OPS = {"matrix", "group", "group_plans"}
 # the loader's message when a file is no state_dict: the window then offers to trust the pickle
 PICKLE_HINT = "probably a whole pickled model"
 
@@ -41,9 +41,10 @@ class WindowRuns:
         loaded = self.model_panel.info is not None
         for action in (self.prune_action, self.finetune_action, self.measure_action,
                        self.revert_action, self.export_action, self.back_action,
-                       self.save_project_action):
+                       self.save_project_action, self.preflight_action):
             action.setEnabled(idle and loaded)
         self.finetune_action.setEnabled(idle and loaded and self.labels_available)
+        self.compare.explain_button.setEnabled(idle and loaded)
         for action in (self.open_model_action, self.open_data_action, self.open_demo_action,
                        self.open_recipe_action, self.open_text_demo_action,
                        self.open_project_action):

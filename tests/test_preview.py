@@ -1,0 +1,102 @@
+"""The instant size and compute preview: predicted from shapes, it must equal what the comparison
+table then measures on the pruned model, and answer fast enough for a slider."""
+import copy
+import statistics
+import time
+
+import pytest
+import torch
+
+from engine.config import PruneSpec, StructuredSpec
+from engine.metrics import count_macs, count_parameters, storage_bytes
+from engine.models.architectures import build_architecture
+from engine.preview import SizePreview
+from engine.pruning.apply import prune_model
+from engine.pruning.base import PruneContext
+from engine.structured.remove import prune_channels
+
+FIELDS = ("params", "nonzero_params", "dense_bytes", "sparse_bytes", "macs", "effective_macs")
+
+
+def measured(model, example) -> dict[str, int]:
+    params, nonzero = count_parameters(model)
+    dense, sparse = storage_bytes(model)
+    macs, effective = count_macs(model, example)
+    return dict(params=params, nonzero_params=nonzero, dense_bytes=dense, sparse_bytes=sparse,
+                macs=macs, effective_macs=effective)
+
+
+def predicted(prediction) -> dict[str, int]:
+    return {f: getattr(prediction, f) for f in FIELDS}
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    demo = build_architecture("lenet").eval()
+    resnet = build_architecture("resnet18", 10).eval()
+    return {"demo": (demo, torch.randn(1, 1, 28, 28)), "resnet18": (resnet, torch.randn(1, 3, 64, 64))}
+
+
+@pytest.fixture(scope="module")
+def previews(models):
+    return {name: SizePreview.build(model, x) for name, (model, x) in models.items()}
+
+
+@pytest.mark.parametrize("name", ["demo", "resnet18"])
+@pytest.mark.parametrize("spec", [StructuredSpec(ratio=0.5), StructuredSpec(ratio=0.3, round_to=8)],
+                         ids=["half", "30pc-round8"])
+def test_channel_removal_preview_equals_measurement(models, previews, name, spec):
+    model, x = models[name]
+    prediction = previews[name].channels(spec)
+    assert prediction.exact and prediction.macs < measured(model, x)["macs"]
+    pruned = prune_channels(model, x, spec).model
+    truth = measured(pruned, x)
+    # the file's zip records are aligned to 64 bytes: with new shapes that padding may move
+    tensors = len(pruned.state_dict())
+    assert abs(prediction.dense_bytes - truth.pop("dense_bytes")) < 64 * tensors
+    assert {k: v for k, v in predicted(prediction).items() if k != "dense_bytes"} == truth
+
+
+@pytest.mark.parametrize("name", ["demo", "resnet18"])
+@pytest.mark.parametrize("spec", [PruneSpec(sparsity=0.6), PruneSpec(sparsity=0.7, scope="global"),
+                                  PruneSpec(granularity="filter", sparsity=0.3)],
+                         ids=["local", "global", "filter"])
+def test_mask_preview_equals_measurement(models, previews, name, spec):
+    model, x = models[name]
+    pruned = copy.deepcopy(model)
+    prune_model(pruned, spec, PruneContext(pruned))
+    prediction = previews[name].masks(spec)
+    assert prediction.exact
+    assert predicted(prediction) == measured(pruned, x)
+
+
+def test_per_layer_ratios_are_previewed(models, previews):
+    model, x = models["demo"]
+    spec = PruneSpec(sparsity=0.2, per_layer={"conv1.weight": 0.9, "fc1.weight": 0.5})
+    pruned = copy.deepcopy(model)
+    prune_model(pruned, spec, PruneContext(pruned))
+    assert predicted(previews["demo"].masks(spec)) == measured(pruned, x)
+
+
+def test_a_global_split_by_other_scores_is_marked_as_an_estimate(previews):
+    prediction = previews["demo"].masks(PruneSpec(method="random", sparsity=0.5, scope="global"))
+    assert not prediction.exact and "global scope" in prediction.note
+    assert not previews["demo"].channels(StructuredSpec(ratio=0.5, scope="global")).exact
+
+
+def test_predictions_answer_within_100_ms(previews):
+    """A slider asks on every move: after the first call of a kind, each answer is arithmetic."""
+    preview = previews["resnet18"]
+    preview.sort_magnitudes()   # the worker does this right after build
+    for spec in (PruneSpec(sparsity=0.5), PruneSpec(sparsity=0.5, scope="global"),
+                 StructuredSpec(ratio=0.5)):
+        ask = preview.masks if isinstance(spec, PruneSpec) else preview.channels
+        ask(spec)
+        times = []
+        for ratio in (0.1, 0.3, 0.5, 0.7, 0.9):
+            started = time.perf_counter()
+            ask(type(spec)(**{**spec.__dict__, ("sparsity" if isinstance(spec, PruneSpec)
+                                                else "ratio"): ratio}))
+            times.append(time.perf_counter() - started)
+        assert statistics.median(times) < 0.1, times
