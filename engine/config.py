@@ -32,7 +32,7 @@ MAX_COUNT = 2 ** 31 - 1
 
 MODEL_SOURCES = ("demo", "torchvision", "state_dict", "python", "pickle", "text_demo", "hf")
 DATA_SOURCES = ("demo", "imagefolder", "mnist", "fashionmnist", "cifar10",
-                "text_demo", "text_csv", "text_tsv", "hf_tsv")
+                "text_demo", "text_csv", "text_tsv", "hf_tsv", "none")
 TEXT_DATA_SOURCES = ("text_demo", "text_csv", "text_tsv", "hf_tsv")
 SCOPES = ("local", "global")
 OPTIMIZERS = ("sgd", "adam")
@@ -134,12 +134,20 @@ class DataSpec:
     tokenizer_path: Optional[str] = None
     example_tokens: Optional[int] = None
     val_fraction: float = 0.1
+    # source "none" (no-data mode, engine.data.synthetic): one input's shape without the batch,
+    # e.g. [3, 224, 224] or [64] tokens; null infers it from the model
+    input_shape: Optional[list[int]] = None
 
     def validate(self) -> None:
         _choice("data.source", self.source, DATA_SOURCES)
+        if self.input_shape is not None and (not self.input_shape
+                                             or any(n < 1 for n in self.input_shape)):
+            raise RecipeError("data.input_shape must list one or more sizes, each at least 1")
+        if self.input_shape is not None and self.source != "none":
+            raise RecipeError("data.input_shape is for data.source 'none' (synthetic inputs)")
         if not 0.0 <= self.val_fraction <= 0.5:
             raise RecipeError(f"data.val_fraction must be in [0, 0.5], got {self.val_fraction}")
-        if self.source not in ("demo", "text_demo") and not self.root:
+        if self.source not in ("demo", "text_demo", "none") and not self.root:
             raise RecipeError(f"data.root (a local folder) is required when data.source is "
                               f"'{self.source}'")
         if self.image_size < 4:

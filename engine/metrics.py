@@ -63,6 +63,7 @@ class ModelMetrics:
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     input_note: str = ""        # what one example is beyond its batch size, e.g. "64 tokens"
     nonfinite: int = 0          # NaN/inf values in its parameters and buffers (engine.finite)
+    labelled: bool = True       # False in no-data mode: accuracy and the like were not measured
 
     @property
     def sparsity(self) -> float:
@@ -331,10 +332,24 @@ def macs_by_layer(model: nn.Module, example_input) -> tuple[int, dict[str, int],
     return dense, {names[m]: macs for m, macs in layer_macs.items()}, model
 
 
+def _detach_masked_weights(model: nn.Module) -> None:
+    """A masked weight (``weight = weight_orig * weight_mask``, set by the pruning hook at each
+    forward) computed with gradients on is not a graph leaf, and deepcopy refuses such tensors.
+    Its detached value is the same numbers; the hook recomputes it at the next forward anyway."""
+    from torch.nn.utils import prune
+    for module in model.modules():
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, prune.BasePruningMethod):   # containers included
+                value = getattr(module, hook._tensor_name, None)
+                if isinstance(value, torch.Tensor) and value.grad_fn is not None:
+                    setattr(module, hook._tensor_name, value.detach())
+
+
 def _plain_copy(model: nn.Module) -> nn.Module:
     """A deep copy with masks folded in, so profiling sees ordinary weights (the prune hooks would
     otherwise show up as extra multiplications)."""
     from engine.pruning.apply import make_permanent
+    _detach_masked_weights(model)
     clone = copy.deepcopy(model)
     make_permanent(clone)
     return clone
@@ -466,10 +481,25 @@ class TableRow:
     note: str = ""
 
 
+# The note of a row that needs labels in no-data mode; its cells read NO_DATA instead of a number.
+NO_DATA = "no data"
+NO_DATA_NOTE = "needs labelled data: the model was opened without data"
+
+
+def cell_text(row: "TableRow", value: Optional[float]) -> str:
+    """One cell: "no data" for a row that needs labels in no-data mode, else the formatted value."""
+    return NO_DATA if row.note == NO_DATA_NOTE else format_value(value, row.unit)
+
+
 def comparison_table(original: ModelMetrics, pruned: ModelMetrics) -> list[TableRow]:
     rows: list[TableRow] = []
 
+    unlabelled = not (original.labelled and pruned.labelled)
+
     def quality(metric, a, b, unit="%", scale=100.0):
+        if unlabelled:   # shown, but as "no data" rather than a number
+            rows.append(TableRow(metric, None, None, None, unit, "higher", NO_DATA_NOTE))
+            return
         if a is None or b is None:
             return
         rows.append(TableRow(metric, a * scale, b * scale, (b / a) if a else None, unit, "higher"))
@@ -485,7 +515,9 @@ def comparison_table(original: ModelMetrics, pruned: ModelMetrics) -> list[Table
                              "the model has non-finite weights: outputs may be NaN"))
     quality("Accuracy", original.accuracy, pruned.accuracy)
     quality("Macro F1", original.f1, pruned.f1)
-    if original.loss is not None and pruned.loss is not None:
+    if unlabelled:
+        quality("Loss", None, None, "")
+    elif original.loss is not None and pruned.loss is not None:
         rows.append(TableRow("Loss", original.loss, pruned.loss,
                              (original.loss / pruned.loss) if pruned.loss else None, "", "lower"))
     cost("Parameters", original.params, pruned.params, "",
@@ -585,7 +617,7 @@ def format_ratio(ratio: Optional[float]) -> str:
 
 def format_table(rows: list[TableRow]) -> str:
     header = ("Metric", "Original", "Pruned", "Ratio")
-    body = [(r.metric, format_value(r.original, r.unit), format_value(r.pruned, r.unit),
+    body = [(r.metric, cell_text(r, r.original), cell_text(r, r.pruned),
              format_ratio(r.ratio)) for r in rows]
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(4)]
     lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]

@@ -19,9 +19,10 @@ import numpy as np
 
 from engine import distributed
 from engine.config import Recipe
+from engine.data.synthetic import NEEDS_LABELS
 from engine.explain import Explanation
 from engine.finetune import EpochResult, FinetuneResult
-from engine.metrics import (ModelMetrics, TableRow, comparison_table, layer_sparsity,
+from engine.metrics import (NO_DATA, ModelMetrics, TableRow, comparison_table, layer_sparsity,
                             resolve_device)
 from engine.progress import CancelToken, ProgressFn
 from engine.pruning.sensitivity import SensitivityResult, propose_ratios
@@ -72,6 +73,30 @@ def _check_before_loading(recipe: Recipe) -> None:
         raise ValueError(f"prune.plugin: file not found: {recipe.prune.plugin}")
 
 
+def _accuracy(metrics: ModelMetrics) -> str:
+    return f"{metrics.accuracy:.2%}" if metrics.accuracy is not None else NO_DATA
+
+
+def _check_no_data(recipe: Recipe) -> None:
+    """No-data mode runs what needs no labels; a recipe asking for more is refused before loading."""
+    if recipe.data.source != "none":
+        return
+    from engine.pruning.apply import criterion_needs_data
+    wanted = [what for what, asked in (
+        ("fine-tuning (finetune.epochs)", recipe.finetune.epochs > 0),
+        ("a sensitivity scan (prune.sensitivity)",
+         recipe.prune.sensitivity is not None and not recipe.structured.enabled),
+        (f"the '{recipe.schedule.kind}' schedule", recipe.schedule.kind != "oneshot"
+         and not recipe.structured.enabled),
+        (f"criterion '{recipe.prune.method}'", not recipe.structured.enabled
+         and criterion_needs_data(recipe.prune)),
+        ("'taylor' importance", recipe.structured.enabled
+         and recipe.structured.importance == "taylor")) if asked]
+    if wanted:
+        raise ValueError(f"data.source 'none' has no labels: {', '.join(wanted)} "
+                         f"{NEEDS_LABELS.split(' (')[0]}")
+
+
 def _check_after_loading(recipe: Recipe, session: Session) -> None:
     check_recipe_for_model(recipe, session.model)   # the window runs the same check
     if recipe.export.path and "shapes" in recipe.export.kinds and session.loaded.arch is None:
@@ -87,13 +112,14 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
     """``explain`` adds a measured "why is it (not) faster?" (:mod:`engine.explain`)."""
     recipe.validate()
     _check_before_loading(recipe)
+    _check_no_data(recipe)
     cancel = cancel or CancelToken()
     session = Session.open(recipe.model, recipe.data, recipe.metrics, recipe.seed, log)
     _check_after_loading(recipe, session)
     corner_name, corner_size = recipe.metrics.show_corner, recipe.metrics.corner_size
     corner_before = weight_corner(session.model, corner_name, corner_size) if corner_name else None
     original = session.measure_original(progress, cancel)
-    log(f"original: accuracy {original.accuracy:.2%}")
+    log(f"original: accuracy {_accuracy(original)}")
     from dataclasses import replace
     prune_spec = recipe.prune
     sensitivity = proposed = None
@@ -113,7 +139,7 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
             session.make_permanent()
         final = session.measure_current(progress, cancel)
         original = session.original_metrics  # latency re-timed beside the final model
-        log(f"after the {recipe.schedule.kind} schedule: accuracy {final.accuracy:.2%}, sparsity "
+        log(f"after the {recipe.schedule.kind} schedule: accuracy {_accuracy(final)}, sparsity "
             f"{schedule.sparsity_trace[-1][1]:.2%} of the selected weights")
         result = RecipeResult(original, None, final, comparison_table(original, final), None, None,
                               layer_sparsity=schedule.layer_sparsity, schedule=schedule,
@@ -139,7 +165,7 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
     after_prune = session.measure_current(progress, cancel)
     # measure_current re-times the original beside the model it compares with: keep each pair
     original_beside_pruned = original = session.original_metrics
-    log(f"after pruning: accuracy {after_prune.accuracy:.2%}")
+    log(f"after pruning: accuracy {_accuracy(after_prune)}")
     ft = agreement = None
     final = after_prune
     if finetune_needed:
@@ -149,7 +175,7 @@ def run_recipe(recipe: Recipe, progress: Optional[ProgressFn] = None,
             session.make_permanent()
         final = session.measure_current(progress, cancel)
         original = session.original_metrics
-        log(f"after fine-tuning: accuracy {final.accuracy:.2%}")
+        log(f"after fine-tuning: accuracy {_accuracy(final)}")
     result = RecipeResult(original, after_prune, final, comparison_table(original, final),
                           comparison_table(original_beside_pruned, after_prune), ft,
                           layer_sparsity=sparsity, structured=structured, sensitivity=sensitivity,

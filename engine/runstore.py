@@ -103,8 +103,9 @@ def model_identity(model: nn.Module) -> str:
     for key, value in model.state_dict().items():
         value = value.detach().cpu().contiguous()
         digest.update(f"{key}:{value.dtype}:{tuple(value.shape)}".encode())
-        # reshape: a 0-dim tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+        # reshape(-1): a 0-dim tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes()
+                      if value.numel() else b"")
     return digest.hexdigest()
 
 

@@ -26,6 +26,7 @@ from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs
                             layer_sparsity, measure_latencies, measure_latencies_fastest_layout,
                             model_device, resolve_device, storage_bytes, summarize_comparison,
                             to_device)
+from engine.models.fit import PairMismatch
 from engine.models.sources import LoadedModel, load_model
 from engine.outputs import (RunFile, check_outputs, data_inputs, export_outputs, model_inputs,
                             model_source)
@@ -86,8 +87,21 @@ class Session:
     def open(cls, model_spec: ModelSpec, data_spec: DataSpec, metrics: Optional[MetricsSpec] = None,
              seed: int = 0, log: Callable[[str], None] = lambda _m: None) -> "Session":
         loaded = load_model(model_spec, seed)
-        _check_text_pairing(loaded, data_spec)
-        data = load_data(data_spec, vocab=loaded.vocab, tokenizer=loaded.tokenizer)
+        if data_spec.source == "none":   # no-data mode: synthetic inputs shaped for this model
+            from engine.data.synthetic import synthetic_data
+            data_spec.validate()
+            data = synthetic_data(data_spec, loaded.model, loaded)
+        else:
+            try:
+                _check_text_pairing(loaded, data_spec)
+            except ValueError as exc:
+                raise PairMismatch.between(str(exc), "text", loaded, model_spec) from None
+            data = load_data(data_spec, vocab=loaded.vocab, tokenizer=loaded.tokenizer)
+            check_data(data)   # a data problem is reported as one, not blamed on the model
+            try:
+                check_pair(loaded.model, data)
+            except PairMismatch as exc:   # say what would fit, so the window can ask for it
+                raise exc.with_fit(loaded, model_spec) from None
         if data_spec.vectors_path:
             from engine.text.vectors import fill_embedding
             embedding = getattr(loaded.model, "embedding", None)
@@ -101,7 +115,6 @@ class Session:
         if session.nonfinite:
             log(f"warning: the model has non-finite weights: {describe_nonfinite(session.nonfinite)}"
                 f". It opens for inspection; its outputs may be NaN. Pruning keeps NaN weights.")
-        session.check_compatible()
         log(f"loaded {loaded.description}; data: {data.description} "
             f"({len(data.train)} train / "
             + (f"{len(data.val)} validation / " if data.val is not None else "")
@@ -110,44 +123,44 @@ class Session:
 
     def check_compatible(self) -> None:
         """Runs one sample through the model so a model/data mismatch is reported at load time in
-        plain words, not as a shape error in the middle of a run."""
-        if len(self.data.test) == 0:
-            raise DataError(f"the test split of {self.data.description} is empty, so nothing can be "
-                            f"measured: add samples, or give a separate test (or val) folder")
-        try:
-            example = self.data.example_input(1)
-        except Exception as exc:   # a data problem, not the model's: say so and name the file
-            raise DataError(f"the data cannot be read ({self.data.description}): "
-                            f"{one_line(exc, 200)}") from None
-        try:
-            with torch.no_grad():
-                out = forward_batch(self.model, to_device(example, model_device(self.model)))
-        except Exception as exc:
-            raise ValueError(f"the model cannot take this data's input of shape "
-                             f"{tuple(self.data.input_shape)}: {str(exc).splitlines()[0]}") from None
-        if out.dim() != 2 or out.shape[1] != self.data.num_classes:
-            raise ValueError(f"the model outputs {tuple(out.shape[1:])} scores per sample but the "
-                             f"data has {self.data.num_classes} classes")
+        plain words, not as a shape error in the middle of a run; a data problem first, as such."""
+        if self.data.has_labels:
+            check_data(self.data)
+        check_pair(self.model, self.data)
 
     # ------------------------------------------------------------ measuring
 
     @stoppable
     def measure(self, model: Optional[nn.Module] = None, progress: Optional[ProgressFn] = None,
-                cancel: Optional[CancelToken] = None, latency: Optional[bool] = None) -> ModelMetrics:
+                cancel: Optional[CancelToken] = None, latency: Optional[bool] = None,
+                on_figures: Optional[Callable[[ModelMetrics], None]] = None) -> ModelMetrics:
+        """Measures the cheap figures first (parameters, size, MACs), then accuracy, then latency;
+        ``on_figures`` gets a copy of the metrics after each step, so a table can fill in."""
         model = model if model is not None else self.model
         spec = self.metrics_spec
-        loader = self.data.loader("test", eval_batch_size(model, self.data))
-        result = evaluate(model, loader, self.data.num_classes, progress, cancel)
+        report = on_figures or (lambda _m: None)
         params, nonzero = count_parameters(model)
         dense, sparse = storage_bytes(model)
-        example = self.data.example_input(1)
-        macs, effective = count_macs(model, example)
-        m = ModelMetrics(input_note=self.data.input_note,
-                         accuracy=result.accuracy, loss=result.loss, f1=result.f1,
-                         precision=result.precision, recall=result.recall, params=params,
-                         nonzero_params=nonzero, dense_bytes=dense, sparse_bytes=sparse, macs=macs,
-                         effective_macs=effective, latency_batch=spec.latency_batch_size,
-                         layer_sparsity=layer_sparsity(model), nonfinite=nonfinite_count(model))
+        m = ModelMetrics(input_note=self.data.input_note, params=params, nonzero_params=nonzero,
+                         dense_bytes=dense, sparse_bytes=sparse,
+                         latency_batch=spec.latency_batch_size,
+                         layer_sparsity=layer_sparsity(model), labelled=self.data.has_labels,
+                         nonfinite=nonfinite_count(model))
+        report(dataclasses.replace(m))
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if progress is not None:
+            progress(Progress("Counting MACs", 0, 0))
+        m.macs, m.effective_macs = count_macs(model, self.data.example_input(1))
+        report(dataclasses.replace(m))
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if self.data.has_labels:
+            loader = self.data.loader("test", eval_batch_size(model, self.data))
+            result = evaluate(model, loader, self.data.num_classes, progress, cancel)
+            m.accuracy, m.loss, m.f1 = result.accuracy, result.loss, result.f1
+            m.precision, m.recall = result.precision, result.recall
+            report(dataclasses.replace(m))
         if latency if latency is not None else spec.measure_latency:
             self._measure_latency([m], [model], progress, cancel)
         return m
@@ -200,11 +213,15 @@ class Session:
         return self.original_metrics
 
     @stoppable
-    def measure_current(self, progress=None, cancel=None) -> ModelMetrics:
+    def measure_current(self, progress=None, cancel=None,
+                        on_figures: Optional[Callable[[ModelMetrics, ModelMetrics], None]] = None
+                        ) -> ModelMetrics:
         """Measures the current model; its latency is timed interleaved with the original's, and the
-        original's latency is updated from the same run, so the ratio compares like with like."""
+        original's latency is updated from the same run, so the ratio compares like with like.
+        ``on_figures(original, current)`` gets the current model's figures as they are measured."""
         original = self.measure_original(progress, cancel)
-        current = self.measure(self.model, progress, cancel, latency=False)
+        current = self.measure(self.model, progress, cancel, latency=False,
+                               on_figures=(lambda m: on_figures(original, m)) if on_figures else None)
         if self.metrics_spec.measure_latency:
             original = dataclasses.replace(original)
             self._measure_latency([original, current], [self.original, self.model], progress, cancel)
@@ -250,7 +267,7 @@ class Session:
         """Prunes the live model. On any failure the model is restored to its state before the call,
         so an error never leaves half the layers masked."""
         with model_transaction(self):
-            ctx = PruneContext(self.model, seed=spec.seed, data=self.data,
+            ctx = PruneContext(self.model, seed=spec.seed, data=self.labelled_data,
                                device=model_device(self.model), progress=progress, cancel=cancel,
                                log=self.log)
             outcome = prune_model(self.model, spec, ctx)
@@ -266,7 +283,7 @@ class Session:
         back the original."""
         with model_transaction(self, copy_model=False):   # prune_channels works on a copy
             outcome = prune_channels(self.model, self.data.example_input(1), spec, progress, cancel,
-                                     data=self.data, log=self.log)
+                                     data=self.labelled_data, log=self.log)
             self._replace_model(outcome.model)
             self.structured = outcome
         self.current_metrics = None
@@ -313,6 +330,7 @@ class Session:
                  on_step: Optional[Callable[[int, float], None]] = None,
                  after_step: Optional[Callable[[nn.Module], None]] = None,
                  best_from_step: int = 0) -> FinetuneResult:
+        self.require_labels("fine-tuning")
         device = resolve_device(spec.device)
         with model_transaction(self) as restore_point:
             self.model.to(device)
@@ -347,6 +365,8 @@ class Session:
         """Prunes (and fine-tunes) the live model following ``schedule``; see
         :func:`engine.scheduling.run_schedule`."""
         from engine.scheduling import run_schedule
+        if schedule.kind != "oneshot" or finetune_spec.epochs:
+            self.require_labels(f"the {schedule.kind} schedule")
         with model_transaction(self):   # its prune and fine-tune steps share this restore point
             return run_schedule(self, prune_spec, finetune_spec, schedule, progress, cancel,
                                 on_epoch, on_step, on_sparsity, on_round)
@@ -358,9 +378,21 @@ class Session:
         """Prunes each selected layer alone over ``grid`` on a copy of the live model (which is left
         untouched) and measures test accuracy; see :mod:`engine.pruning.sensitivity`."""
         from engine.pruning.sensitivity import scan
+        self.require_labels("the sensitivity scan")
         with model_transaction(self, copy_model=False):   # the scan prunes a copy
             return scan(self.model, self.data, spec, grid, progress, cancel, max_eval_batches,
                         self.log)
+
+    @property
+    def labelled_data(self) -> Optional[DataBundle]:
+        """The data for steps that need labels or real samples; None in no-data mode, which those
+        steps (gradient criteria, Taylor importance, slimming) refuse with their own message."""
+        return self.data if self.data.has_labels else None
+
+    def require_labels(self, what: str) -> None:
+        if not self.data.has_labels:
+            from engine.data.synthetic import NEEDS_LABELS
+            raise ValueError(f"{what} {NEEDS_LABELS}")
 
     def make_permanent(self) -> int:
         with model_transaction(self):
@@ -508,6 +540,36 @@ class Session:
         for line in report.lines():
             self.log("verify: " + line)
         return report
+
+
+def check_data(data: DataBundle) -> None:
+    """Refuses data that cannot be measured: an empty test split, or an example that cannot be
+    read (the message names the file)."""
+    if len(data.test) == 0:
+        raise DataError(f"the test split of {data.description} is empty, so nothing can be "
+                        f"measured: add samples, or give a separate test (or val) folder")
+    try:
+        data.example_input(1)
+    except Exception as exc:   # a data problem, not the model's: say so and name the file
+        raise DataError(f"the data cannot be read ({data.description}): "
+                        f"{one_line(exc, 200)}") from None
+
+
+def check_pair(model: nn.Module, data: DataBundle) -> None:
+    """Runs one sample through the model so a model/data mismatch is reported at load time in
+    plain words (a PairMismatch), not as a shape error in the middle of a run."""
+    try:
+        with torch.no_grad():
+            out = forward_batch(model, to_device(data.example_input(1), model_device(model)))
+    except Exception as exc:
+        raise PairMismatch(f"the model cannot take this data's input of shape "
+                           f"{tuple(data.input_shape)}: {str(exc).splitlines()[0]}", "input",
+                           data_classes=data.num_classes,
+                           data_shape=tuple(data.input_shape)) from None
+    if out.dim() != 2 or out.shape[1] != data.num_classes:
+        raise PairMismatch(f"the model outputs {tuple(out.shape[1:])} scores per sample but the "
+                           f"data has {data.num_classes} classes", "classes",
+                           data_classes=data.num_classes, data_shape=tuple(data.input_shape))
 
 
 def _check_text_pairing(loaded: LoadedModel, data_spec: DataSpec) -> None:

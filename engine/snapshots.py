@@ -50,11 +50,12 @@ def take_snapshot(model: nn.Module, label: str = "", bins: int = 64,
     for t in prunable_targets(model):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        w = t.weight().detach().float().reshape(-1).cpu()
+        weight = t.weight().detach()   # computed once: a masked weight is a product each time
+        w = weight.float().reshape(-1).cpu()
         nonzero = int(torch.count_nonzero(w))
         finite = torch.isfinite(w)
         nonfinite = w.numel() - int(finite.sum())
-        layers.append(LayerInfo(t.name, t.module_type, tuple(t.weight().shape), w.numel(), nonzero))
+        layers.append(LayerInfo(t.name, t.module_type, tuple(weight.shape), w.numel(), nonzero))
         if not histograms:
             continue
         if w.numel() > max_samples:

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QMessageBox, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from engine.config import (DATA_SOURCES, EXPORT_KINDS, MODEL_SOURCES, TEXT_DATA_SOURCES, DataSpec,
-                           ExportSpec, MetricsSpec, ModelSpec)
+                           ExportSpec, MetricsSpec, ModelSpec, RecipeError)
 
 EXTRA_EXPORT_HELP = {
     "shapes": "<name>.shapes.json: the layer shapes, from which PruneLab rebuilds a channel-pruned "
@@ -75,8 +75,11 @@ DATA_SOURCE_HELP = {
     "text_csv": "AG_NEWS-format CSV (label 1-based, title, description) in a local folder.",
     "text_tsv": "text<TAB>label files (0-based labels) in a local folder.",
     "hf_tsv": "text<TAB>label files read through a Hugging Face model's tokenizer.",
+    "none": "No data: the model opens on synthetic inputs of the shape below. Pruning by weights, "
+            "channel removal, masks, size, MACs, latency and export work; accuracy, fine-tuning "
+            "and data-driven methods need labelled data.",
 }
-BUILT_IN_DATA = ("demo", "text_demo")
+BUILT_IN_DATA = ("demo", "text_demo", "none")
 IMAGE_DATA = ("imagefolder", "mnist", "fashionmnist", "cifar10")
 # text sources read with PruneLab's own tokenizer and a vocabulary (a BiLSTM's)
 VOCAB_DATA = ("text_demo", "text_csv", "text_tsv")
@@ -159,8 +162,18 @@ class _SourceDialog(QDialog):
         self.help = QLabel()
         self.help.setWordWrap(True)
         self.form = QFormLayout()
+        self.note = QLabel()   # why this dialog was opened (asking for the other half of a pair)
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("font-weight: bold")
+        self.note.setVisible(False)
+        self.form.addRow(self.note)
         self.form.addRow("Source:", self.source)
         self.form.addRow("", self.help)
+
+    def set_note(self, text: str) -> None:
+        self.note.setText(text)
+        self.note.setVisible(bool(text))
+        QTimer.singleShot(0, self._fit_height)
 
     def _finish(self, current_source: str, width: int) -> None:
         """Adds the buttons, selects ``current_source`` and sizes the dialog; call after the rows."""
@@ -302,11 +315,16 @@ class OpenDataDialog(_SourceDialog):
         self.tokenizer_path = _PathRow("Tokenizer folder", None, folder=True)
         self.tokenizer_path.edit.setText(current.tokenizer_path or "")
         self.tokenizer_path.setToolTip("A Hugging Face tokenizer folder; empty: the model's own")
+        self.input_shape = QLineEdit(format_shape(current.input_shape))
+        self.input_shape.setPlaceholderText("from the model, e.g. 3x224x224")
+        self.input_shape.setToolTip("One synthetic input's shape without the batch (3x224x224 for "
+                                    "an image, 64 for 64 tokens); empty: inferred from the model")
         for label, widget in (("Folder:", self.root), ("Image size:", self.image_size),
                               ("Channels:", self.channels), ("Max tokens:", self.text_max_len),
                               ("Measure at:", self.example_tokens),
                               ("Vocabulary:", self.vocab_path), ("Word vectors:", self.vectors_path),
-                              ("Tokenizer:", self.tokenizer_path), ("Batch size:", self.batch_size),
+                              ("Tokenizer:", self.tokenizer_path), ("Input shape:", self.input_shape),
+                              ("Batch size:", self.batch_size),
                               ("Test samples:", self.max_eval), ("Validation:", self.val_fraction)):
             self.form.addRow(label, widget)
         self._finish(current.source, 520)
@@ -322,6 +340,9 @@ class OpenDataDialog(_SourceDialog):
         for widget in (self.vocab_path, self.vectors_path):
             self.form.setRowVisible(widget, source in VOCAB_DATA)
         self.form.setRowVisible(self.tokenizer_path, source == "hf_tsv")
+        self.form.setRowVisible(self.input_shape, source == "none")
+        for widget in (self.batch_size, self.max_eval, self.val_fraction):
+            self.form.setRowVisible(widget, source != "none")
 
     def spec(self) -> DataSpec:
         source = self.source.currentData()
@@ -337,7 +358,24 @@ class OpenDataDialog(_SourceDialog):
                         vocab_path=(self.vocab_path.text() or None) if vocab else None,
                         vectors_path=(self.vectors_path.text() or None) if vocab else None,
                         tokenizer_path=(self.tokenizer_path.text() or None)
-                        if source == "hf_tsv" else None)
+                        if source == "hf_tsv" else None,
+                        input_shape=parse_shape(self.input_shape.text()) if source == "none" else None)
+
+
+def format_shape(shape) -> str:
+    return "x".join(str(n) for n in shape) if shape else ""
+
+
+def parse_shape(text: str) -> Optional[list[int]]:
+    """"3x224x224", "3, 224, 224" or "64" as a list of sizes; empty: None (inferred). A size that
+    is not a whole number raises RecipeError, which the window shows as it shows any bad setting."""
+    parts = [p for p in text.replace(",", "x").replace("×", "x").replace(" ", "x").split("x") if p]
+    if not parts:
+        return None
+    try:
+        return [int(p) for p in parts]
+    except ValueError:
+        raise RecipeError(f"input shape '{text}': sizes are whole numbers, e.g. 3x224x224") from None
 
 
 def confirm_overwrite(parent: Optional[QWidget], path: str) -> bool:

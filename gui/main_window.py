@@ -45,15 +45,16 @@ from gui.window.foresight import WindowForesight
 from gui.window.guard import WindowGuard
 from gui.window.layout import WindowLayout
 from gui.window.history import WindowHistory
+from gui.window.pairing import WindowPairing
 from gui.views.runs import RunsView
 from gui.window.refresh import PROGRESS_REFRESH_MS, WindowRefresh
 from gui.window.runs import WindowRuns
 from gui.worker import EngineWorker, MetricsReport
 
 
-class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowActions,
-                 WindowCluster, WindowForesight, WindowGuard, WindowFit, WindowLayout,
-                 QMainWindow):
+class MainWindow(WindowFiles, WindowPairing, WindowRuns, WindowHistory, WindowRefresh,
+                 WindowActions, WindowCluster, WindowForesight, WindowGuard, WindowFit,
+                 WindowLayout, QMainWindow):
     request = Signal(object)  # Request, delivered to the worker's thread (queued)
     # re-emitted on the GUI thread once the window has taken in the worker's answer
     operation_finished = Signal(str)
@@ -75,6 +76,7 @@ class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowAc
         self.last_error: Optional[str] = None
         self.error_box: Optional[QMessageBox] = None
         self._pending_open: Optional[tuple[ModelSpec, DataSpec]] = None
+        self.labels_available = True   # False in no-data mode (gui.window.refresh)
 
         self._build_views()
         self._build_panels()
@@ -191,6 +193,8 @@ class MainWindow(WindowFiles, WindowRuns, WindowHistory, WindowRefresh, WindowAc
         w.progress.connect(self._on_progress)
         w.finished.connect(self._on_finished)
         w.stopped.connect(self._on_stopped)
+        w.mismatch.connect(self._on_mismatch)
+        w.partial_metrics.connect(self.compare.show_partial)
         w.failed.connect(self._on_failed)
         w.exported.connect(self._on_exported)
         w.log.connect(self.log_view.append)

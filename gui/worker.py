@@ -22,7 +22,8 @@ from engine.config import (DataSpec, ExportSpec, FinetuneSpec, MetricsSpec, Mode
                            ScheduleSpec, StructuredSpec)
 from engine.finetune import EpochResult
 from engine.messages import one_line
-from engine.metrics import ModelMetrics, TableRow, format_table
+from engine.metrics import NO_DATA, ModelMetrics, TableRow, comparison_table, format_table
+from engine.models.fit import DataFit, PairMismatch
 from engine.model_info import ModelInfo, describe_model
 from engine.progress import Cancelled, CancelToken, Progress
 from engine.session import RunRecord, Session
@@ -47,6 +48,20 @@ class SessionInfo:
     original_snapshot: WeightSnapshot
     model_spec: Optional[ModelSpec]
     data_spec: Optional[DataSpec]
+    has_labels: bool = True     # False in no-data mode: what needs labels is greyed out
+
+
+@dataclass(frozen=True)
+class PairInfo:
+    """A model and data that do not go together (engine.models.fit.PairMismatch) as plain data:
+    what would fit the model (``fit``) and what the data is, so the window asks for the other half."""
+    message: str
+    kind: str
+    fit: Optional[DataFit]
+    data_classes: Optional[int]
+    data_shape: Optional[tuple[int, ...]]
+    model_spec: ModelSpec
+    data_spec: DataSpec
 
 
 @dataclass(frozen=True)
@@ -127,6 +142,8 @@ class EngineWorker(WorkerHistory, QObject):
     project_saved = Signal(str)
     verified = Signal(object)         # engine.verify.VerifyReport
     threshold = Signal(object)        # float: a global magnitude prune's |w| threshold; None
+    mismatch = Signal(object)         # PairInfo, just before ``failed`` for an open
+    partial_metrics = Signal(object)  # list[TableRow] while measuring: the figures so far
 
     SNAPSHOT_INTERVAL_S = 0.25
 
@@ -181,8 +198,13 @@ class EngineWorker(WorkerHistory, QObject):
         model_spec: ModelSpec = r.args["model"]
         data_spec: DataSpec = r.args["data"]
         self.progress.emit(Progress("Opening", 0, 0, model_spec.path or model_spec.source))
-        session = Session.open(model_spec, data_spec, r.args.get("metrics") or MetricsSpec(),
-                               r.args.get("seed", 0), self.log.emit)
+        try:
+            session = Session.open(model_spec, data_spec, r.args.get("metrics") or MetricsSpec(),
+                                   r.args.get("seed", 0), self.log.emit)
+        except PairMismatch as exc:   # the window asks for the other half, then ``failed`` follows
+            self.mismatch.emit(PairInfo(str(exc), exc.kind, exc.fit, exc.data_classes,
+                                        exc.data_shape, model_spec, data_spec))
+            raise
         self._adopt(session, model_spec, data_spec)
 
     def _do_adopt(self, r: Request) -> None:
@@ -194,7 +216,7 @@ class EngineWorker(WorkerHistory, QObject):
         self.session = session
         self.opened.emit(SessionInfo(describe_model(session.model, session.loaded.description),
                                      session.data.description, session.original_snapshot,
-                                     model_spec, data_spec))
+                                     model_spec, data_spec, session.data.has_labels))
         self._emit_state()
         self._emit_runs()
         if not self.warmed_up:
@@ -375,14 +397,17 @@ class EngineWorker(WorkerHistory, QObject):
     def _measure_and_record(self, r: Request, label: str, store: bool = True) -> None:
         session = self.session
         session.measure_original(self.progress.emit, r.token)
-        current = session.measure_current(self.progress.emit, r.token)
+        current = session.measure_current(
+            self.progress.emit, r.token,
+            on_figures=lambda o, c: self.partial_metrics.emit(comparison_table(o, c)))
         original = session.original_metrics  # its latency is re-timed beside the current model's
         recipe = r.args.get("recipe")
         record = session.record_run(label, recipe.to_dict() if recipe is not None else None)
         self.metrics.emit(MetricsReport(original, current, record.table, record.summary, record))
         if store:   # a restored run or a step back is already in the store
             self._store_run(record)
-        self.log.emit(f"{label}: accuracy {current.accuracy:.2%}, "
+        accuracy = f"{current.accuracy:.2%}" if current.accuracy is not None else NO_DATA
+        self.log.emit(f"{label}: accuracy {accuracy}, "
                       f"{current.sparsity:.1%} of parameters are zero\n"
                       + format_table(record.table) + "\n" + " ".join(record.summary))
 

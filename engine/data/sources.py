@@ -47,6 +47,11 @@ class DataBundle:
             raise ValueError(f"this data has no '{name}' split")
         return datasets[name]
 
+    @property
+    def has_labels(self) -> bool:
+        """False for no-data mode (engine.data.synthetic): nothing that needs labels can run."""
+        return True
+
     def collate_fn(self):
         return None
 
@@ -72,6 +77,9 @@ def load_data(spec: DataSpec, vocab: Optional[Any] = None, tokenizer: Optional[A
     """``vocab``/``tokenizer``: the loaded text model's own (see ``LoadedModel``), used unless the
     spec names one, so text is encoded the way the model was trained."""
     spec.validate()
+    if spec.source == "none":
+        raise DataError("data.source 'none' is made from the model (Session.open, or "
+                        "engine.data.synthetic.synthetic_data)")
     if spec.source in TEXT_DATA_SOURCES:
         from engine.text.sources import load_text_data
         bundle = load_text_data(spec, vocab, tokenizer)

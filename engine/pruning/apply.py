@@ -50,6 +50,14 @@ def _reject_unknown_options(spec: PruneSpec, criterion, granularity) -> None:
                             else " (it takes no options)"))
 
 
+def criterion_needs_data(spec: PruneSpec) -> bool:
+    """Whether the spec's criterion needs training data (gradients, Hessians, slimming); False
+    for a plugin's method not loaded yet (it says so itself when it runs)."""
+    if spec.method not in CRITERIA:
+        return False
+    return bool(CRITERIA.create(spec.method, spec.options).needs_data)
+
+
 @torch.no_grad()
 def prune_model(model: nn.Module, spec: PruneSpec, ctx: PruneContext) -> PruneOutcome:
     spec.validate()

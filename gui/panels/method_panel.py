@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 import engine.pruning
 from engine.config import (OPTIMIZERS, SCOPES, STRUCTURED_IMPORTANCES, STRUCTURED_SCOPES,
                            FinetuneSpec, PruneSpec, ScheduleSpec, StructuredSpec)
+from engine.data.synthetic import NEEDS_LABELS
 from engine.pruning import apply as _apply  # noqa: F401  (registers the built-in components)
 from engine.pruning.schedules import SCHEDULES
 from engine.registry import Option, Registry
@@ -91,6 +92,24 @@ def fill_components(combo: QComboBox, registry: Registry) -> None:
         combo.addItem(component.label or component.name, component.name)
         combo.setItemData(combo.count() - 1, component.description, Qt.ItemDataRole.ToolTipRole)
     compact(combo)
+
+
+def _needs_data(registry: Registry, name: str) -> bool:
+    """Whether a criterion with its default options needs training data (gradients, slimming)."""
+    try:
+        return bool(registry.create(name).needs_data)
+    except Exception:   # a user's method that cannot be built with defaults: it says so itself
+        return False
+
+
+def _move_off_disabled(combo: QComboBox) -> None:
+    """Selects the first enabled item when the current one was greyed out."""
+    if combo.currentIndex() < 0 or combo.model().item(combo.currentIndex()).isEnabled():
+        return
+    for i in range(combo.count()):
+        if combo.model().item(i).isEnabled():
+            combo.setCurrentIndex(i)
+            return
 
 
 def option_widget(option: Option, value: Any) -> QWidget:
@@ -285,6 +304,7 @@ class MethodPanel(QWidget):
                                       "anything is pruned; Compare shows the measured values after")
         layout.addWidget(self.preview_label)
         layout.addWidget(ft_box)
+        self.finetune_box = ft_box
         layout.addStretch(1)
         self.scope.currentIndexChanged.connect(self._on_scope)
         self.schedule.currentIndexChanged.connect(self._on_schedule)
@@ -342,7 +362,36 @@ class MethodPanel(QWidget):
             fill_components(combo, self.registries[field])
             combo.setCurrentIndex(max(0, combo.findData(current)))
             combo.blockSignals(False)
+        self._apply_data_availability()
         self._on_component()
+
+    def set_data_available(self, available: bool) -> None:
+        """No-data mode: the criteria, schedules, importance and fine-tuning that need labelled
+        data are greyed out (their tooltip says why) and the choice moves off them."""
+        self.data_available = available
+        self._apply_data_availability()
+
+    def _apply_data_availability(self) -> None:
+        available = getattr(self, "data_available", True)
+        why = f"Unavailable: {NEEDS_LABELS}"
+        combo, registry = self.component_boxes.get("method"), self.registries.get("method")
+        if combo is not None:
+            for i in range(combo.count()):
+                needs = _needs_data(registry, combo.itemData(i))
+                combo.model().item(i).setEnabled(available or not needs)
+                combo.setItemData(i, why if needs and not available
+                                  else registry.get(combo.itemData(i)).description,
+                                  Qt.ItemDataRole.ToolTipRole)
+            _move_off_disabled(combo)
+        for i in range(self.schedule.count()):
+            trains = self.schedule.itemData(i) != "oneshot"   # the others prune and fine-tune
+            self.schedule.model().item(i).setEnabled(available or not trains)
+        _move_off_disabled(self.schedule)
+        taylor = self.st_importance.findText("taylor")
+        self.st_importance.model().item(taylor).setEnabled(available)
+        _move_off_disabled(self.st_importance)
+        self.finetune_box.setEnabled(available)
+        self.finetune_box.setToolTip("" if available else f"Fine-tuning {NEEDS_LABELS}")
 
     def plugin_path(self) -> Optional[str]:
         """The method file the chosen criterion came from, None for a built-in."""

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.io import atomic_write_text
-from engine.metrics import ModelMetrics, format_ratio, format_value
+from engine.metrics import NO_DATA, ModelMetrics, cell_text, format_ratio, format_value
 from engine.structured.semistructured import SemiStructuredReport
 from engine.structured.shapes import LayerWidth
 from gui.worker import MetricsReport
@@ -34,6 +34,7 @@ HISTORY_COLUMNS = (
     ("Eff. MACs", lambda m: m.effective_macs, ""),
     ("Latency", lambda m: m.latency_ms, "ms"),
 )
+LABELLED_HISTORY_COLUMNS = 2   # the first columns need labels: "no data" in no-data mode
 WIDTH_COLUMNS = ("Layer", "Type", "In", "Out", "Out kept")
 WIDTHS_MAX_HEIGHT = 480
 DETAILS_MIN_WIDTH = 300   # room for the 2:4 report's lines
@@ -177,11 +178,23 @@ class CompareView(QWidget):
         self.reports.append(report)
         self.original = report.original
         self.title.setText(f"Latest run: {report.record.label}")
-        self.table.setRowCount(len(report.table))
-        for row, r in enumerate(report.table):
+        self._fill_table(report.table)
+        self.summary.setText(" ".join(report.summary))
+        self._fill_history()
+
+    def show_partial(self, rows: list) -> None:
+        """The figures measured so far (parameters and size first, then MACs, then accuracy),
+        while the rest are still being measured; the finished report replaces them."""
+        self.title.setText("Measuring… the table fills in as each figure is measured")
+        self._fill_table(rows)
+        self.summary.setText("")
+
+    def _fill_table(self, table: list) -> None:
+        self.table.setRowCount(len(table))
+        for row, r in enumerate(table):
             self.table.setItem(row, 0, _item(r.metric, align_right=False))
-            self.table.setItem(row, 1, _item(format_value(r.original, r.unit)))
-            self.table.setItem(row, 2, _item(format_value(r.pruned, r.unit)))
+            self.table.setItem(row, 1, _item(cell_text(r, r.original)))
+            self.table.setItem(row, 2, _item(cell_text(r, r.pruned)))
             ratio = _item(format_ratio(r.ratio))
             # timings jitter by several percent between runs: colour only a clear change
             noise = 0.1 if r.unit in ("ms", "samples/s") else 0.005
@@ -191,14 +204,12 @@ class CompareView(QWidget):
             note = _item(r.note, align_right=False)
             note.setToolTip(r.note)
             self.table.setItem(row, 4, note)
-        self.summary.setText(" ".join(report.summary))
         # the table takes the height of its rows; the history gets the rest
         self.table.resizeRowsToContents()
         height = (self.table.horizontalHeader().sizeHint().height()
                   + self.table.verticalHeader().length() + 2 * self.table.frameWidth())
         self.table.setMinimumHeight(height)
         self.table.setMaximumHeight(height)
-        self._fill_history()
 
     def mark_stale(self, message: str) -> None:
         """The model changed without a measurement (Revert): says so over the table, and greys the
@@ -284,7 +295,10 @@ class CompareView(QWidget):
         for i, (label, metrics) in enumerate(rows):
             self.history.setItem(i, 0, _item(label, align_right=False))
             for j, (_, getter, unit) in enumerate(HISTORY_COLUMNS, start=1):
-                self.history.setItem(i, j, _item(format_value(getter(metrics), unit)))
+                value = getter(metrics)
+                unmeasured = value is None and metrics is not None and not metrics.labelled \
+                    and j <= LABELLED_HISTORY_COLUMNS
+                self.history.setItem(i, j, _item(NO_DATA if unmeasured else format_value(value, unit)))
 
     # ------------------------------------------------------------ data out
 

@@ -12,10 +12,12 @@ from engine.config import TEXT_DATA_SOURCES, DataSpec, ModelSpec, Recipe, Recipe
 from engine.bundle import SUFFIX as PROJECT_SUFFIX
 from engine.messages import one_line
 from engine.models.checkpoints import STATE_DICT_SUFFIXES
+from engine.models.fit import checkpoint_classes, data_spec_for_folder, is_model_folder
 from engine.text.bilstm import read_sidecar
 from engine.text.sources import suggested_data
 from engine.validation import check_recipe_for_parameters
 from gui.dialogs import OpenDataDialog, OpenModelDialog, confirm_trust
+from gui.window.pairing import CHOSE_MODEL
 
 RECENT_LIMIT = 10
 
@@ -41,19 +43,26 @@ class WindowFiles:
         return self.submit("open", model=model_spec, data=data_spec, metrics=self.metrics_spec,
                            seed=self.method_panel.seed.value())
 
-    def open_model(self, spec: ModelSpec) -> bool:
-        """Asks for trust first when the model source runs code from the file. A text model
-        opened while the data is not text for it comes with the data it is usually paired with."""
+    def confirm_code(self, spec: ModelSpec) -> bool:
+        """Asks for trust when the model source runs code from the file (False: refused)."""
         if spec.source in ("pickle", "python") and spec.path:
             what = "a pickled model" if spec.source == "pickle" else "a Python model file"
             if not confirm_trust(self, spec.path, what):
                 return self._declined_trust(spec.path)
             if spec.source == "pickle":
                 spec.trust_pickle = True
+        return True
+
+    def open_model(self, spec: ModelSpec) -> bool:
+        """Asks for trust first when the model source runs code from the file. A text model
+        opened while the data is not text for it comes with the data it is usually paired with;
+        a model that does not fit the open data is kept and the data asked for (gui.window.pairing)."""
+        if not self.confirm_code(spec):
+            return False
         data = self.data_for_model(spec)
         if data is None:
             return self._ask_data_for(spec)
-        return self.open_session(spec, data)
+        return self.open_pair(spec, data, CHOSE_MODEL)
 
     def open_model_dialog(self) -> None:
         from engine.models.architectures import architecture_names
@@ -64,24 +73,55 @@ class WindowFiles:
     def open_data_dialog(self) -> None:
         dialog = OpenDataDialog(self, self.data_spec)
         if dialog.exec():
-            self.open_session(self.model_spec or ModelSpec(), dialog.spec())
+            try:
+                data = dialog.spec()
+            except RecipeError as exc:
+                self.show_error("Cannot open", str(exc))
+                return
+            self.open_data_path(data)
 
     def open_path(self, path: str) -> bool:
-        """A dropped or recent file: a recipe, a Python model file or a checkpoint."""
+        """A dropped or recent path: a recipe, a Python model file, a checkpoint, a Hugging Face
+        model folder, or a data folder (images in class folders, TSV/CSV texts)."""
         p = Path(path)
-        suffix = p.suffix.lower()
-        if p.is_dir():   # a Hugging Face model folder (config.json, weights, tokenizer)
-            return self.open_model(ModelSpec(source="hf", path=path))
-        if suffix == ".json":
+        if p.suffix.lower() == ".json":
             return self.open_recipe(path)
-        if suffix == PROJECT_SUFFIX:
+        if p.suffix.lower() == PROJECT_SUFFIX:
             return self.open_project(path)
+        data = data_spec_for_folder(p)
+        if data is not None:
+            return self.open_data_path(data)
+        spec = self.model_spec_for_path(p)
+        if spec is None:
+            self.show_error("Cannot open this file", f"{p.name}: PruneLab opens checkpoints "
+                            f"({', '.join(STATE_DICT_SUFFIXES)}), Python model files, Hugging Face "
+                            f"model folders, data folders and recipes (.json).")
+            return False
+        return self.open_model(spec) if spec.source else False
+
+    def open_paths(self, paths: list[str]) -> bool:
+        """Several dropped paths: a model and a data folder open together as a pair."""
+        data = [d for d in (data_spec_for_folder(p) for p in paths) if d is not None]
+        models = [p for p in paths if data_spec_for_folder(p) is None]
+        if len(data) == 1 and len(models) == 1:
+            spec = self.model_spec_for_path(Path(models[0]))
+            if spec is None or not spec.source or not self.confirm_code(spec):
+                return False
+            return self.open_pair(spec, data[0], CHOSE_MODEL)
+        return self.open_path(paths[0])
+
+    def model_spec_for_path(self, p: Path) -> Optional[ModelSpec]:
+        """The model a path holds; None when it holds none; a spec with no source when the user
+        cancelled a question about it."""
+        path, suffix = str(p), p.suffix.lower()
+        if p.is_dir() and is_model_folder(p):   # config.json, weights, tokenizer
+            return ModelSpec(source="hf", path=path)
         if suffix == ".py":
             factory, ok = QInputDialog.getText(self, "Python model", f"Class or factory in {p.name}:")
             if not ok or not factory.strip():
-                return False
-            return self.open_model(ModelSpec(source="python", path=path, factory=factory.strip(),
-                                             num_classes=(self.model_spec or ModelSpec()).num_classes))
+                return ModelSpec(source="")
+            return ModelSpec(source="python", path=path, factory=factory.strip(),
+                             num_classes=(self.model_spec or ModelSpec()).num_classes)
         if suffix in STATE_DICT_SUFFIXES:
             current = self.model_spec or ModelSpec()
             arch = current.arch if current.source in ("state_dict", "torchvision", "demo") else "lenet"
@@ -89,12 +129,10 @@ class WindowFiles:
             shapes = p.with_name(f"{p.stem}.shapes.json")
             if is_bilstm_checkpoint(p):
                 arch = "bilstm"
-            return self.open_model(ModelSpec(source="state_dict", path=path, arch=arch,
-                                             num_classes=current.num_classes,
-                                             shapes=str(shapes) if shapes.is_file() else None))
-        self.show_error("Cannot open this file", f"{p.name}: PruneLab opens checkpoints "
-                        f"({', '.join(STATE_DICT_SUFFIXES)}), Python model files and recipes (.json).")
-        return False
+            return ModelSpec(source="state_dict", path=path, arch=arch,
+                             num_classes=checkpoint_classes(p) or current.num_classes,
+                             shapes=str(shapes) if shapes.is_file() else None)
+        return None
 
     def open_recipe(self, path: str) -> bool:
         """Applies a recipe only when all of it is valid: the same checks as the CLI (recipe on its
@@ -158,7 +196,7 @@ class WindowFiles:
             if not confirm_trust(self, model.path, "a model"):
                 return self._declined_trust(model.path)
             model.trust_pickle = model.source == "pickle"
-        return self.open_session(model, data)
+        return self.open_pair(model, data, CHOSE_MODEL)
 
     def _apply_pending_selection(self) -> None:
         pending = getattr(self, "_pending_selection", None)
@@ -201,15 +239,17 @@ class WindowFiles:
 
     def dragEnterEvent(self, event) -> None:
         urls = event.mimeData().urls()
-        if urls and all(u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in
-                        (*STATE_DICT_SUFFIXES, ".json", ".py", PROJECT_SUFFIX) for u in urls[:1]):
+        if urls and all(u.isLocalFile() and (Path(u.toLocalFile()).is_dir() or
+                                             Path(u.toLocalFile()).suffix.lower() in
+                                             (*STATE_DICT_SUFFIXES, ".json", ".py", PROJECT_SUFFIX))
+                        for u in urls[:2]):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        urls = event.mimeData().urls()
-        if urls and urls[0].isLocalFile():
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
             event.acceptProposedAction()
-            self.open_path(urls[0].toLocalFile())
+            self.open_paths(paths[:2])
 
     def recent_files(self) -> list[dict]:
         try:

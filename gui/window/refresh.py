@@ -2,6 +2,7 @@
 progress, group sparsity) shown in the panels and views."""
 from __future__ import annotations
 
+from engine.data.synthetic import NEEDS_LABELS
 from engine.progress import Progress
 from gui.panels.model_tree import describe_group
 from gui.window.runs import QUIET_OPS
@@ -39,6 +40,17 @@ class WindowRefresh:
         self._progress_timer.stop()   # a pending "Opening…" refresh must not overwrite this
         self._latest_progress = None
         self.status_label.setText(f"{info.model.description}; {info.data_description}")
+        self.set_labels_available(info.has_labels)
+
+    def set_labels_available(self, available: bool) -> None:
+        """No-data mode greys out what needs labels, each control saying why in its tooltip."""
+        self.labels_available = available
+        self.method_panel.set_data_available(available)
+        for action in (self.finetune_action, self.scan_action):
+            tip = action.property("tip_with_data") or action.toolTip()
+            action.setProperty("tip_with_data", tip)
+            action.setToolTip(tip if available else f"Unavailable: {NEEDS_LABELS}")
+        self._set_busy(self.busy_op)
 
     def _on_model_changed(self, info) -> None:
         """New sparsities after a run; a new tree when channel removal changed the shapes."""

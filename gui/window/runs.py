@@ -7,7 +7,7 @@ from typing import Optional
 
 from PySide6.QtCore import QTimer
 
-from engine.config import DataSpec, ExportSpec, ModelSpec, Recipe, RecipeError
+from engine.config import DataSpec, ExportSpec, FinetuneSpec, ModelSpec, Recipe, RecipeError
 from gui.dialogs import MeasurementDialog
 from gui.heap import settle_heap
 from gui.worker import Request
@@ -43,6 +43,7 @@ class WindowRuns:
                        self.revert_action, self.export_action, self.back_action,
                        self.save_project_action, self.preflight_action):
             action.setEnabled(idle and loaded)
+        self.finetune_action.setEnabled(idle and loaded and self.labels_available)
         self.compare.explain_button.setEnabled(idle and loaded)
         for action in (self.open_model_action, self.open_data_action, self.open_demo_action,
                        self.open_recipe_action, self.open_text_demo_action,
@@ -66,7 +67,9 @@ class WindowRuns:
         return Recipe(name="PruneLab GUI run", model=self.model_spec or ModelSpec(),
                       data=self.data_spec or DataSpec(),
                       prune=self.method_panel.prune_spec(include, self.model_panel.per_layer()),
-                      finetune=self.method_panel.finetune_spec(), metrics=self.metrics_spec,
+                      finetune=self.method_panel.finetune_spec() if self.labels_available
+                      else FinetuneSpec(epochs=0),   # no-data mode: nothing to fine-tune on
+                      metrics=self.metrics_spec,
                       export=ExportSpec(path=str(self.last_export[0]) if self.last_export else None),
                       seed=self.method_panel.seed.value(),
                       structured=self.method_panel.structured_spec(),
@@ -235,7 +238,9 @@ class WindowRuns:
     def _on_failed(self, op: str, message: str) -> None:
         if op not in QUIET_OPS:
             self._set_busy(None)
-        if op == "open" and PICKLE_HINT in message and self._pending_open is not None:
+        if self._take_mismatch(op):
+            self.status_label.setText(f"The model and the data do not fit: {message}")
+        elif op == "open" and PICKLE_HINT in message and self._pending_open is not None:
             model, data = self._pending_open
             QTimer.singleShot(0, lambda: self._offer_pickle(model, data, message))
         else:
@@ -259,7 +264,8 @@ class WindowRuns:
         self.sensitivity.apply_requested.connect(self.apply_layer_targets)
         # available exactly when Prune (scan) or Open (loading code) is
         self.prune_action.changed.connect(
-            lambda: self.scan_action.setEnabled(self.prune_action.isEnabled()))
+            lambda: self.scan_action.setEnabled(self.prune_action.isEnabled()
+                                                and self.labels_available))
         self.open_model_action.changed.connect(
             lambda: self.load_method_action.setEnabled(self.open_model_action.isEnabled()))
         self.operation_finished.connect(self._after_method_tool)
