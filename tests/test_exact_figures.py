@@ -5,6 +5,7 @@ import copy
 import os
 from fractions import Fraction
 
+import pytest
 import torch
 from torch import nn
 from torch.nn.utils import prune
@@ -134,7 +135,11 @@ def test_random_initialisation_follows_the_recipe_seed(tmp_path):
     a, b, c = (s.model.state_dict() for s in (first, second, other))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["conv1.weight"], c["conv1.weight"])   # the seed is what decides
-    assert first.measure(latency=False).loss == second.measure(latency=False).loss
+    # same weights, same figures: the evaluation batch size is chosen by timing one pass, so the
+    # loss is summed in batches that may differ, which moves it in the seventh digit only
+    m1, m2 = first.measure(latency=False), second.measure(latency=False)
+    assert m1.accuracy == m2.accuracy
+    assert m1.loss == pytest.approx(m2.loss, rel=1e-6)
 
 
 def test_nm_summary_states_what_each_layer_got_and_why(lenet):
