@@ -190,6 +190,7 @@ def run_app(case: str, work: Path, steps: int, device: str) -> dict:
     settings = QSettings(str(work / f"{case}-settings.ini"), QSettings.Format.IniFormat)
     settings.setValue("run_store", str(work / f"{case}-runs"))   # not the user's run history
     window = MainWindow(settings)
+    window.ask = lambda parent, title, text, confirm: True   # a script: no one to answer
     window.metrics_spec = MetricsSpec(latency_runs=3, latency_warmup=1, latency_batch_size=1)
     window.show()
     ended: list[tuple[str, str, float]] = []   # (how, op, when)
