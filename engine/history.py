@@ -7,6 +7,7 @@ original (:func:`engine.runstore.restore_model`): no re-load of the source model
 """
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 import weakref
@@ -70,7 +71,7 @@ class History:
         _, path, _ = self._steps.pop()
         path.unlink(missing_ok=True)
         if not self._steps:
-            return _fresh(original), None
+            return copy.deepcopy(original), None
         from safetensors.torch import load_file
         step, path, meta = self._steps[-1]
         return restore_model(original, load_file(str(path)), meta), step
@@ -80,7 +81,3 @@ class History:
             path.unlink(missing_ok=True)
         self._steps.clear()
 
-
-def _fresh(original: nn.Module) -> nn.Module:
-    import copy
-    return copy.deepcopy(original)

@@ -257,8 +257,8 @@ class EngineWorker(WorkerHistory, QObject):
         else:
             self.session.prune(spec, self.progress.emit, r.token)
             self.threshold.emit(global_magnitude_threshold(self.session.model, spec))
+        self._emit_state()   # the charts first: writing the undo step takes seconds at full size
         self.session.record_step(r.args.get("label", "prune"), "prune")
-        self._emit_state()
         self._emit_steps()
         self._measure_and_record(r, r.args.get("label", "prune"))
 
@@ -271,8 +271,8 @@ class EngineWorker(WorkerHistory, QObject):
         flush()
         if result.cancelled:
             raise Cancelled("stopped by the user")
+        self._emit_state()   # the charts first: writing the undo step takes seconds at full size
         self.session.record_step(r.args.get("label", "fine-tune"), "finetune")
-        self._emit_state()
         self._emit_steps()
         self._measure_and_record(r, r.args.get("label", "fine-tune"))
 
