@@ -80,6 +80,9 @@ class Session:
         self.steps = History()   # undo: each operation's result, on disk, newest last
         self.structured: Optional[StructuredOutcome] = None   # the last channel removal
         self.nonfinite = nonfinite_tensors(self.model)   # NaN/inf tensors at opening (engine.finite)
+        # counts changes to the live model; a Stop or failure puts it back with the model, so a
+        # view can tell "exactly as before" without comparing weights (engine.transaction)
+        self.model_version = 0
 
     # ------------------------------------------------------------ loading
 
@@ -271,6 +274,7 @@ class Session:
                                device=model_device(self.model), progress=progress, cancel=cancel,
                                log=self.log)
             outcome = prune_model(self.model, spec, ctx)
+            self.model_version += 1
         self.current_metrics = None
         return outcome
 
@@ -339,6 +343,8 @@ class Session:
                                   on_epoch, on_step, after_step, best_from_step, restore_point)
             finally:
                 self.model.to("cpu")
+            if not result.cancelled or result.best_epoch is not None:
+                self.model_version += 1   # a Stop before the first epoch loaded the weights back
         self.current_metrics = None
         for e in result.epochs:
             self.log(f"epoch {e.epoch}: train loss {e.train_loss:.4f}, "
@@ -397,6 +403,7 @@ class Session:
     def make_permanent(self) -> int:
         with model_transaction(self):
             n = make_permanent(self.model)
+            self.model_version += 1
         self.log(f"made {n} mask(s) permanent")
         return n
 
@@ -455,6 +462,7 @@ class Session:
 
     def _replace_model(self, model: nn.Module) -> None:
         self.model = model
+        self.model_version += 1
         self.loaded = dataclasses.replace(self.loaded, model=model)
 
     def _text_sidecar_writer(self, path: Path) -> Callable[[], list[Path]]:

@@ -46,10 +46,12 @@ class ModelModes:
 def model_transaction(session: "Session", copy_model: bool = True) -> Iterator[Optional[nn.Module]]:
     """Yields the restore point (a copy of the live model, or None where the operation works on a
     copy itself or an outer transaction already holds one). On any exception the session gets its
-    model, its last channel removal and its measurements back, and the exception propagates."""
+    model, its last channel removal, its measurements and its ``model_version`` back, and the
+    exception propagates."""
     depth = getattr(session, "_transaction_depth", 0)
     restore_point = copy.deepcopy(session.model) if copy_model and depth == 0 else None
     saved = (session.model, session.loaded, session.structured, session.current_metrics)
+    version = session.model_version
     session._transaction_depth = depth + 1
     try:
         yield restore_point
@@ -58,6 +60,7 @@ def model_transaction(session: "Session", copy_model: bool = True) -> Iterator[O
             session.model, session.loaded, session.structured, session.current_metrics = saved
             if restore_point is not None:
                 session._replace_model(restore_point)
+            session.model_version = version   # exactly as before, so views need not re-read it
         raise
     finally:
         session._transaction_depth = depth

@@ -158,6 +158,11 @@ class EngineWorker(WorkerHistory, QObject):
         self.group_names: Optional[list[str]] = None
         self.warmed_up = False
         self.running_token: Optional[CancelToken] = None
+        # the session's model_version the charts last showed in full (_emit_state), that state's
+        # snapshot, and the snapshot sent last (live charts while training may differ from it)
+        self.charted_version: Optional[int] = None
+        self.settled_snapshot: Optional[WeightSnapshot] = None
+        self.last_snapshot: Optional[WeightSnapshot] = None
 
     # ------------------------------------------------------------ dispatch
 
@@ -167,6 +172,8 @@ class EngineWorker(WorkerHistory, QObject):
         # snapshots sent while the operation runs (live charts, schedule rounds) honour its Stop
         self.running_token = request.token
         try:
+            # a Stop pressed while the request waited behind the previous one's work
+            request.token.raise_if_cancelled()
             if request.op not in ("open", "adopt") and self.session is None:
                 raise ValueError("open a model and data first")
             recipe = request.args.get("recipe")
@@ -178,9 +185,13 @@ class EngineWorker(WorkerHistory, QObject):
             self.running_token = None
             self.log.emit(f"{request.op}: stopped by the user")
             # the model is already restored: say so at once (Stop within 1 s), then send the
-            # charts' state, which takes seconds for a model of tens of millions of weights
+            # charts' state, which takes seconds for a model of tens of millions of weights, only
+            # if the model is not exactly as the charts last showed it
             self.stopped.emit(request.op)
-            self._emit_state()
+            if self.session is not None and self.session.model_version == self.charted_version:
+                self._resend_settled_snapshot()
+            else:
+                self._emit_state()
             return
         except Exception as exc:  # every engine error becomes a dialog, never a dead thread
             message = one_line(exc)
@@ -214,6 +225,7 @@ class EngineWorker(WorkerHistory, QObject):
     def _adopt(self, session: Session, model_spec, data_spec) -> None:
         session.log = self.log.emit
         self.session = session
+        self.charted_version = None   # another session's versions count from 0 too
         self.opened.emit(SessionInfo(describe_model(session.model, session.loaded.description),
                                      session.data.description, session.original_snapshot,
                                      model_spec, data_spec, session.data.has_labels))
@@ -414,10 +426,12 @@ class EngineWorker(WorkerHistory, QObject):
     def _emit_state(self) -> None:
         if self.session is None:
             return
+        version = self.session.model_version
         self._emit_snapshots()
         self.model_changed.emit(describe_model(self.session.model, self.session.loaded.description))
         self._emit_details()
         self._emit_size_preview()
+        self.charted_version, self.settled_snapshot = version, self.last_snapshot
 
     def _emit_size_preview(self) -> None:
         """Records what the size/MACs preview needs from the current model (one traced forward
@@ -436,7 +450,18 @@ class EngineWorker(WorkerHistory, QObject):
         self.size_preview.emit(preview)
 
     def _emit_snapshots(self) -> None:
-        self.snapshot.emit(self.session.snapshot(cancel=self.running_token))
+        self.last_snapshot = self.session.snapshot(cancel=self.running_token)
+        self.snapshot.emit(self.last_snapshot)
+        self._emit_matrix()
+
+    def _resend_settled_snapshot(self) -> None:
+        """After a Stop that left the model as the charts last showed it: only live snapshots sent
+        during the operation (training, a schedule's rounds) are undone, by sending that state's
+        snapshot again; the size preview, widths and details still hold."""
+        if self.last_snapshot is self.settled_snapshot or self.settled_snapshot is None:
+            return
+        self.last_snapshot = self.settled_snapshot
+        self.snapshot.emit(self.settled_snapshot)
         self._emit_matrix()
 
     def _emit_matrix(self) -> None:

@@ -1,0 +1,113 @@
+"""After Stop the worker tells the window at once and re-takes the charts only when the model is not
+exactly as they last showed it (at ResNet-50 size a snapshot and a size preview take seconds)."""
+import pytest
+import torch
+
+from engine.config import FinetuneSpec, PruneSpec, StructuredSpec
+from engine.models.sources import LoadedModel
+from engine.progress import CancelToken
+from engine.session import Session
+from gui.worker import EngineWorker, Request
+
+
+@pytest.fixture
+def worker(qapp, lenet, tiny_data, tmp_path):
+    w = EngineWorker()
+    w.store_dir = str(tmp_path / "runs")
+    w.events = []
+    for name in ("snapshot", "size_preview", "model_changed", "layer_widths", "steps_changed",
+                 "metrics"):
+        getattr(w, name).connect(lambda value, name=name: w.events.append((name, value)))
+    w.finished.connect(lambda op: w.events.append(("finished", op)))
+    w.stopped.connect(lambda op: w.events.append(("stopped", op)))
+    w.failed.connect(lambda op, msg: w.events.append(("failed", msg)))
+    w.run(Request("adopt", {"session": Session(LoadedModel(lenet, "LeNet"), tiny_data)}))
+    return w
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _same(model, before) -> bool:
+    after = model.state_dict()
+    return after.keys() == before.keys() and all(torch.equal(after[k], v) for k, v in before.items())
+
+
+def _names(events):
+    return [name for name, _ in events]
+
+
+def _cancel_at_step(worker, step: int):
+    """A token that is cancelled as training reaches ``step`` (a Stop pressed mid-epoch)."""
+    token = CancelToken()
+    worker.steps.connect(lambda s: token.cancel() if s.steps[-1] >= step else None)
+    return token
+
+
+def _finetune(epochs=1, max_batches=None):
+    return FinetuneSpec(epochs=epochs, batch_size=16, device="cpu", max_batches_per_epoch=max_batches)
+
+
+def test_a_stop_before_the_operation_starts_touches_nothing(worker):
+    before, version = _state(worker.session.model), worker.session.model_version
+    worker.events.clear()
+    token = CancelToken()
+    token.cancel()   # pressed while the request waited behind the previous one
+    worker.run(Request("prune", {"spec": PruneSpec(method="l1", sparsity=0.5)}, token))
+    assert _names(worker.events) == ["stopped"]
+    assert _same(worker.session.model, before) and worker.session.model_version == version
+    assert worker.session.steps.steps == []   # no undo step written
+
+
+@pytest.mark.parametrize("request_args", [
+    ("prune", {"spec": PruneSpec(method="taylor", sparsity=0.5)}),
+    ("prune", {"spec": PruneSpec(method="l1", sparsity=0.5),
+               "structured": StructuredSpec(enabled=True, ratio=0.5)}),
+    ("measure", {}),
+], ids=["taylor prune", "channel removal", "measure"])
+def test_a_stop_that_restores_the_model_sends_no_new_charts(worker, request_args):
+    op, args = request_args
+    model_before = worker.session.model
+    before, version = _state(model_before), worker.session.model_version
+    worker.events.clear()
+    token = CancelToken()
+    # Stop in the middle of the operation's first forward pass on this thread
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(lambda m, a: token.cancel())
+    try:
+        worker.run(Request(op, args, token))
+    finally:
+        hook.remove()
+    assert _names(worker.events) == ["stopped"]
+    assert _same(worker.session.model, before) and worker.session.model_version == version
+    assert [type(m) for m in worker.session.model.modules()] == \
+        [type(m) for m in model_before.modules()]
+    assert worker.session.steps.steps == []
+
+
+def test_stopped_fine_tuning_sends_back_the_charts_of_the_model_as_it_was(worker):
+    worker.run(Request("prune", {"spec": PruneSpec(method="l1", sparsity=0.5)}))
+    settled = worker.settled_snapshot
+    before, version = _state(worker.session.model), worker.session.model_version
+    worker.SNAPSHOT_INTERVAL_S = 0.0   # a live snapshot after every step
+    worker.events.clear()
+    worker.run(Request("finetune", {"spec": _finetune()}, _cancel_at_step(worker, 3)))
+    names = _names(worker.events)
+    assert names[-2:] == ["stopped", "snapshot"] and names.count("snapshot") >= 2
+    assert worker.events[-1][1] is settled          # the charts as they were, not re-taken
+    assert "size_preview" not in names and "steps_changed" not in names
+    assert _same(worker.session.model, before) and worker.session.model_version == version
+    assert len(worker.session.steps.steps) == 1     # only the prune's undo step
+
+
+def test_a_stop_that_keeps_finished_epochs_takes_the_charts_again(worker):
+    version = worker.session.model_version
+    worker.events.clear()
+    # 12 training batches of 16 per epoch: Stop in the second epoch keeps the first
+    worker.run(Request("finetune", {"spec": _finetune(epochs=3)}, _cancel_at_step(worker, 14)))
+    names = _names(worker.events)
+    assert "stopped" in names
+    after_stop = names[names.index("stopped"):]
+    assert {"snapshot", "size_preview", "model_changed"} <= set(after_stop)
+    assert worker.session.model_version == version + 1
+    assert worker.charted_version == worker.session.model_version
