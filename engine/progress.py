@@ -41,6 +41,13 @@ class CancelToken:
             raise Cancelled("stopped by the user")
 
 
+def check_stop(cancel: Optional[CancelToken]) -> None:
+    """A Stop point in work that runs no module forward (a global ranking of millions of scores,
+    one layer's masks after another): raises :class:`Cancelled` if ``cancel`` was cancelled."""
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+
+
 @contextlib.contextmanager
 def stop_inside_passes(cancel: Optional[CancelToken],
                        model: Optional[nn.Module] = None) -> Iterator[None]:

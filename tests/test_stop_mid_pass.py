@@ -193,3 +193,36 @@ def test_a_snapshot_taken_during_an_operation_honours_its_stop():
     token.cancel()
     with pytest.raises(Cancelled):
         take_snapshot(model, cancel=token)
+
+
+class _StopInRanking(CancelToken):
+    """Cancels itself at the first Stop point inside the global ranking of scores (where a
+    ResNet-50's 25M scores take seconds and no module forward runs)."""
+
+    def raise_if_cancelled(self) -> None:
+        import traceback
+        if any(f.filename.endswith("threshold.py") for f in traceback.extract_stack()):
+            self.cancel()
+        super().raise_if_cancelled()
+
+
+def test_a_global_prune_stops_inside_the_ranking_of_millions_of_scores(tiny_data):
+    from engine.pruning.threshold import lowest_k_mask
+    scores = torch.rand(1 << 21)
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        lowest_k_mask(scores, 1000, token)
+    assert int(lowest_k_mask(scores, 1000, CancelToken()).sum()) == 1000
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 1400), nn.ReLU(), nn.Linear(1400, 10))
+    session = Session(LoadedModel(model, "wide net"), tiny_data)   # 1.1M weights: ranked in steps
+    before = {k: v.clone() for k, v in session.model.state_dict().items()}
+    token = _StopInRanking()
+    with pytest.raises(Cancelled):
+        session.prune(PruneSpec(method="l1", scope="global", sparsity=0.5), cancel=token)
+    assert token.cancelled
+    after = session.model.state_dict()
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[k], v) for k, v in before.items())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Optional
 
 import torch
 from torch import nn
@@ -16,6 +17,7 @@ from torch.nn.utils import prune
 
 from engine.config import PruneSpec
 from engine.finite import nan_scores_kept
+from engine.progress import CancelToken, check_stop
 from engine.pruning import builtins as _builtins  # noqa: F401  (registers the built-ins)
 from engine.pruning.base import CRITERIA, GRANULARITIES, PruneContext, PruneError
 from engine.pruning.targets import PruneTarget, prunable_targets, select_targets
@@ -92,9 +94,11 @@ def prune_model(model: nn.Module, spec: PruneSpec, ctx: PruneContext) -> PruneOu
             scores = criterion.scores(targets, ctx)
         # NaN importance counts as +inf, i.e. kept (engine.finite says why)
         scores = [_respect_existing_mask(t, nan_scores_kept(s)) for t, s in zip(targets, scores)]
+        check_stop(ctx.cancel)
         masks, how = _masks_from_scores(targets, scores, granularity, spec, ctx)
 
     for target, mask in zip(targets, masks):
+        check_stop(ctx.cancel)   # some layers masked already: the caller's transaction undoes them
         prune.custom_from_mask(target.module, target.param_name,
                                mask.to(device=target.raw_weight().device,
                                        dtype=target.raw_weight().dtype))
@@ -128,10 +132,14 @@ def _masks_from_scores(targets, scores, granularity, spec: PruneSpec, ctx: Prune
                              "sparsity applies across the selected layers")
         if not granularity.supports_global:
             raise PruneError(f"granularity '{spec.granularity}' can only be applied locally")
-        return (_global_masks(targets, scores, granularity, spec.sparsity, spec.min_density),
+        return (_global_masks(targets, scores, granularity, spec.sparsity, spec.min_density,
+                              ctx.cancel),
                 f"global {spec.sparsity:.0%}")
     sparsities = target_sparsities(targets, spec)
-    masks = [granularity.local_mask(s, sparsities[t.name]) for t, s in zip(targets, scores)]
+    masks = []
+    for target, layer_scores in zip(targets, scores):
+        check_stop(ctx.cancel)
+        masks.append(granularity.local_mask(layer_scores, sparsities[target.name]))
     return masks, "per-layer" if spec.per_layer else f"local {spec.sparsity:.0%}"
 
 
@@ -155,7 +163,8 @@ def _respect_existing_mask(target: PruneTarget, scores: torch.Tensor) -> torch.T
     return torch.where(mask.bool(), scores.to(torch.float32), torch.tensor(float("-inf")))
 
 
-def _global_masks(targets, scores, granularity, sparsity: float, min_density: float):
+def _global_masks(targets, scores, granularity, sparsity: float, min_density: float,
+                  cancel: Optional[CancelToken] = None):
     """One threshold across all selected layers (a single kthvalue over the concatenated group
     scores), then a per-layer floor: a layer that would keep less than ``min_density`` of its groups
     keeps exactly that, and the rest of the budget is redistributed over the other layers."""
@@ -171,10 +180,12 @@ def _global_masks(targets, scores, granularity, sparsity: float, min_density: fl
                          f"the target or the floor.")
     fixed: dict[int, int] = {}
     while True:
+        check_stop(cancel)
         free = [i for i in range(len(groups)) if i not in fixed]
         budget = total_to_prune - sum(fixed.values())
         flat = torch.cat([groups[i] for i in free]) if free else torch.empty(0)
-        pruned = lowest_k_mask(flat, min(budget, flat.numel())) if flat.numel() else flat.bool()
+        pruned = (lowest_k_mask(flat, min(budget, flat.numel()), cancel) if flat.numel()
+                  else flat.bool())
         if min_density == 0.0:
             break  # no floor to enforce: skip counting per layer (a pass over every weight)
         counts, offset = {}, 0
@@ -192,7 +203,8 @@ def _global_masks(targets, scores, granularity, sparsity: float, min_density: fl
         free_pruned[i] = pruned[offset:offset + sizes[i]]
         offset += sizes[i]
     for i, (s, g) in enumerate(zip(scores, groups)):
-        layer_pruned = free_pruned[i] if i in free_pruned else lowest_k_mask(g, fixed[i])
+        check_stop(cancel)
+        layer_pruned = free_pruned[i] if i in free_pruned else lowest_k_mask(g, fixed[i], cancel)
         masks.append((~granularity.expand(layer_pruned, s.shape)).to(torch.float32))
     return masks
 

@@ -5,11 +5,19 @@ Shared by every criterion and granularity (and by the torch-compatible helpers i
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor
 
+from engine.progress import CancelToken, check_stop as _check
 
-def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+# ``cancel`` is checked between the whole-tensor steps below: over a global ranking of a
+# ResNet-50's 25M scores each step takes a few tenths of a second, all of them several seconds.
+
+
+def lowest_k_mask(scores: torch.Tensor, k: int,
+                  cancel: Optional[CancelToken] = None) -> torch.Tensor:
     """Boolean mask (same shape as ``scores``) that is True for the k lowest scores.
 
     One ``kthvalue`` finds the threshold; everything strictly below it is selected and ties at the
@@ -24,7 +32,8 @@ def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
         return torch.ones_like(scores, dtype=torch.bool)
     if flat.dtype in (torch.float16, torch.bfloat16):
         flat = flat.float()
-    threshold, n_at_most = kth_smallest(flat, k)
+    threshold, n_at_most = kth_smallest(flat, k, cancel)
+    _check(cancel)
     if torch.isnan(threshold):  # NaN scores rank last, as kthvalue and topk rank them
         selected = ~torch.isnan(flat)
         tied = torch.nonzero(~selected, as_tuple=True)[0]
@@ -33,6 +42,7 @@ def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     else:
         selected = flat < threshold
         tied = torch.nonzero(flat == threshold, as_tuple=True)[0]
+    _check(cancel)
     selected[tied[:k - int(selected.sum())]] = True
     return selected.view_as(scores)
 
@@ -47,19 +57,22 @@ _BRACKET_MIN_NUMEL = 1 << 20
 _SAMPLE_SIZE = 1 << 16
 
 
-def kth_smallest(scores: Tensor, k: int) -> tuple[Tensor, int]:
+def kth_smallest(scores: Tensor, k: int,
+                 cancel: Optional[CancelToken] = None) -> tuple[Tensor, int]:
     """The k-th smallest score (1-based, NaN ranked last) and how many rank <= it."""
     if scores.numel() >= _BRACKET_MIN_NUMEL:
-        found = _kth_smallest_in_bracket(scores, k)
+        found = _kth_smallest_in_bracket(scores, k, cancel)
         if found is not None:
             return found
+        _check(cancel)
     threshold = torch.kthvalue(scores, k).values
     if torch.isnan(threshold):
         return threshold, scores.numel()
     return threshold, int(torch.count_nonzero(scores <= threshold))
 
 
-def _kth_smallest_in_bracket(scores: Tensor, k: int) -> tuple[Tensor, int] | None:
+def _kth_smallest_in_bracket(scores: Tensor, k: int,
+                             cancel: Optional[CancelToken] = None) -> tuple[Tensor, int] | None:
     """``_kth_smallest`` with ``kthvalue`` run on a small slice; None if that fails.
 
     ``kthvalue`` copies its whole input plus an int64 index per element before
@@ -83,11 +96,14 @@ def _kth_smallest_in_bracket(scores: Tensor, k: int) -> tuple[Tensor, int] | Non
     if torch.isnan(hi):
         # Every comparison with NaN is false, which would break the bracket below.
         return None
+    _check(cancel)
     below = scores < lo
     n_below = int(torch.count_nonzero(below))
+    _check(cancel)
     # Scores < lo are also <= hi, so the xor leaves exactly lo <= score <= hi.
     candidates = scores[torch.logical_xor(scores <= hi, below)]
     if not n_below < k <= n_below + candidates.numel():
         return None
+    _check(cancel)
     threshold = torch.kthvalue(candidates, k - n_below).values
     return threshold, n_below + int(torch.count_nonzero(candidates <= threshold))
