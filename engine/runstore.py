@@ -26,6 +26,7 @@ import json
 import sqlite3
 import time
 import uuid
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -35,6 +36,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from engine.io import atomic_write_bytes
+from engine.progress import CancelToken, check_stop
 from engine.structured.rebuild import resize_to
 from engine.structured.shapes import layer_configs
 
@@ -146,10 +148,29 @@ def restore_model(original: nn.Module, tensors: dict[str, torch.Tensor],
     return model.train(bool(meta.get("training", False)))
 
 
-def _encode_state(tensors: dict[str, torch.Tensor]) -> tuple[bytes, bool]:
+# compressed in pieces of this size, with a Stop check between them (a few tenths of a second
+# each on a busy machine): a ResNet-50 with masks is
+# 200 MB, several seconds of gzip in one call
+GZIP_PIECE = 4 << 20
+
+
+def _gzip(raw: bytes, cancel: Optional[CancelToken] = None) -> bytes:
+    """gzip at level 1 with a zero mtime, as ``gzip.compress(raw, 1, mtime=0)`` (same format)."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    view = memoryview(raw)
+    pieces = []
+    for start in range(0, len(raw), GZIP_PIECE):
+        check_stop(cancel)
+        pieces.append(packer.compress(view[start:start + GZIP_PIECE]))
+    pieces.append(packer.flush())
+    return b"".join(pieces)
+
+
+def _encode_state(tensors: dict[str, torch.Tensor],
+                  cancel: Optional[CancelToken] = None) -> tuple[bytes, bool]:
     from safetensors.torch import save
     raw = save(tensors)
-    packed = gzip.compress(raw, compresslevel=1, mtime=0)
+    packed = _gzip(raw, cancel)
     if len(packed) <= len(raw) * (1 - COMPRESS_MIN_SAVING):
         return packed, True
     return raw, False
@@ -195,10 +216,14 @@ class RunStore:
     def add(self, label: str, model: nn.Module, *, recipe: Optional[dict] = None,
             metrics: Optional[dict] = None, layer_sparsity: Optional[dict] = None,
             layer_widths: Optional[dict] = None, model_description: str = "",
-            source: tuple[Optional[str], Optional[str]] = (None, None)) -> int:
-        """Stores one run; returns its id. The state file lands first, then the row."""
+            source: tuple[Optional[str], Optional[str]] = (None, None),
+            cancel: Optional[CancelToken] = None) -> int:
+        """Stores one run; returns its id. The state file lands first, then the row. A Stop
+        (``cancel``) before the file is written leaves the store as it was."""
         tensors, meta = capture_state(model)
-        data, compressed = _encode_state(tensors)
+        check_stop(cancel)
+        data, compressed = _encode_state(tensors, cancel)
+        check_stop(cancel)
         meta["compressed"] = compressed
         return self._insert(data, meta, label=label, recipe=recipe or {}, metrics=metrics or {},
                             layer_sparsity=layer_sparsity or {}, layer_widths=layer_widths or {},

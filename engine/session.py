@@ -438,7 +438,8 @@ class Session:
             self._identity = model_identity(self.original)
         return self._identity
 
-    def save_run(self, store: "RunStore", record: RunRecord) -> int:
+    def save_run(self, store: "RunStore", record: RunRecord,
+                 cancel: Optional[CancelToken] = None) -> int:
         """Keeps ``record`` and the current model in ``store`` (survives restarts)."""
         path = str(self.loaded.source_path) if self.loaded.source_path is not None else None
         widths = {w.name: [w.out_before, w.out_after] for w in self.layer_widths() if w.changed}
@@ -446,7 +447,7 @@ class Session:
                          metrics=dataclasses.asdict(record.metrics),
                          layer_sparsity=record.metrics.layer_sparsity, layer_widths=widths,
                          model_description=self.loaded.description,
-                         source=(path, self.identity()))
+                         source=(path, self.identity()), cancel=cancel)
 
     def restore_run(self, store: "RunStore", run_id: int) -> None:
         """Replaces the model by a stored run's (bit-identical); it is one more undo step."""

@@ -25,7 +25,7 @@ from engine.messages import one_line
 from engine.metrics import NO_DATA, ModelMetrics, TableRow, comparison_table, format_table
 from engine.models.fit import DataFit, PairMismatch
 from engine.model_info import ModelInfo, describe_model
-from engine.progress import Cancelled, CancelToken, Progress
+from engine.progress import Cancelled, CancelToken, Progress, check_stop, stop_inside_passes
 from engine.session import RunRecord, Session
 from engine.pruning.targets import group_sparsity
 from engine.snapshots import WeightSnapshot, weight_corner, weight_matrix
@@ -163,6 +163,7 @@ class EngineWorker(WorkerHistory, QObject):
         self.charted_version: Optional[int] = None
         self.settled_snapshot: Optional[WeightSnapshot] = None
         self.last_snapshot: Optional[WeightSnapshot] = None
+        self.pending_step: Optional[tuple[str, str]] = None   # (label, op) not yet in the history
 
     # ------------------------------------------------------------ dispatch
 
@@ -171,6 +172,7 @@ class EngineWorker(WorkerHistory, QObject):
         handler: Callable[[Request], None] = getattr(self, f"_do_{request.op}")
         # snapshots sent while the operation runs (live charts, schedule rounds) honour its Stop
         self.running_token = request.token
+        self.pending_step = None
         try:
             # a Stop pressed while the request waited behind the previous one's work
             request.token.raise_if_cancelled()
@@ -192,6 +194,7 @@ class EngineWorker(WorkerHistory, QObject):
                 self._resend_settled_snapshot()
             else:
                 self._emit_state()
+            self._record_pending_step()   # a change the Stop came after is still one undo step
             return
         except Exception as exc:  # every engine error becomes a dialog, never a dead thread
             message = one_line(exc)
@@ -269,9 +272,7 @@ class EngineWorker(WorkerHistory, QObject):
         else:
             self.session.prune(spec, self.progress.emit, r.token)
             self.threshold.emit(global_magnitude_threshold(self.session.model, spec))
-        self._emit_state()   # the charts first: writing the undo step takes seconds at full size
-        self.session.record_step(r.args.get("label", "prune"), "prune")
-        self._emit_steps()
+        self._after_change(r.args.get("label", "prune"), "prune")
         self._measure_and_record(r, r.args.get("label", "prune"))
 
     def _do_finetune(self, r: Request) -> None:
@@ -283,9 +284,7 @@ class EngineWorker(WorkerHistory, QObject):
         flush()
         if result.cancelled:
             raise Cancelled("stopped by the user")
-        self._emit_state()   # the charts first: writing the undo step takes seconds at full size
-        self.session.record_step(r.args.get("label", "fine-tune"), "finetune")
-        self._emit_steps()
+        self._after_change(r.args.get("label", "fine-tune"), "finetune")
         self._measure_and_record(r, r.args.get("label", "fine-tune"))
 
     def _live_callbacks(self):
@@ -423,13 +422,31 @@ class EngineWorker(WorkerHistory, QObject):
                       f"{current.sparsity:.1%} of parameters are zero\n"
                       + format_table(record.table) + "\n" + " ".join(record.summary))
 
+    def _after_change(self, label: str, op: str) -> None:
+        """The charts first (writing the undo step takes seconds at full size), then the undo
+        step. Both honour the operation's Stop; the Stop handler then completes them."""
+        self.pending_step = (label, op)
+        self._emit_state()
+        self._record_pending_step()
+
+    def _record_pending_step(self) -> None:
+        if self.pending_step is not None and self.session is not None:
+            label, op = self.pending_step
+            self.pending_step = None
+            self.session.record_step(label, op)
+            self._emit_steps()
+
     def _emit_state(self) -> None:
+        """Every view of the current model. During an operation each stage honours its Stop
+        (seconds in all at ResNet-50 size); after one, nothing stops it."""
         if self.session is None:
             return
         version = self.session.model_version
         self._emit_snapshots()
+        check_stop(self.running_token)
         self.model_changed.emit(describe_model(self.session.model, self.session.loaded.description))
         self._emit_details()
+        check_stop(self.running_token)
         self._emit_size_preview()
         self.charted_version, self.settled_snapshot = version, self.last_snapshot
 
@@ -442,9 +459,14 @@ class EngineWorker(WorkerHistory, QObject):
         preview = None
         for channels in (True, False):
             try:
-                preview = SizePreview.build(self.session.model, example, channels=channels)
-                preview.sort_magnitudes()   # here, not on the GUI thread at the first global preview
+                with stop_inside_passes(self.running_token):   # its traced forwards
+                    preview = SizePreview.build(self.session.model, example, channels=channels,
+                                                cancel=self.running_token)
+                # here, not on the GUI thread at the first global preview
+                preview.sort_magnitudes(cancel=self.running_token)
                 break
+            except Cancelled:
+                raise
             except Exception as exc:   # an untraceable model: say why instead of a preview
                 preview = f"no size preview for this model ({type(exc).__name__})"
         self.size_preview.emit(preview)

@@ -31,7 +31,7 @@ class WorkerHistory:
         if store is None:
             return
         try:
-            self.session.save_run(store, record)
+            self.session.save_run(store, record, self.running_token)   # a Stop skips it
         except (OSError, RunStoreError) as exc:
             self.log.emit(f"run not kept in the history: {exc}")
         self._emit_runs()

@@ -148,3 +148,21 @@ def test_a_killed_writer_loses_at_most_the_run_being_written(tmp_path):
         store.prune_orphans()
         named = {r.state_file for r in runs}
         assert {f.name for f in (store_dir / "states").iterdir()} == named
+
+
+def test_state_compressed_in_pieces_reads_back_and_a_stop_writes_nothing(tmp_path, monkeypatch):
+    import gzip
+
+    from engine import runstore
+    from engine.progress import Cancelled, CancelToken
+    raw = bytes(range(256)) * 5000 + bytes(3_000_000)
+    monkeypatch.setattr(runstore, "GZIP_PIECE", 100_000)   # many pieces
+    assert gzip.decompress(runstore._gzip(raw)) == raw
+    model = torch.nn.Linear(50, 20)
+    token = CancelToken()
+    token.cancel()
+    with RunStore(tmp_path / "store") as store:
+        with pytest.raises(Cancelled):
+            store.add("stopped", model, cancel=token)
+        assert store.runs() == []
+        assert list((tmp_path / "store").rglob("*.safetensors*")) == []

@@ -111,3 +111,31 @@ def test_a_stop_that_keeps_finished_epochs_takes_the_charts_again(worker):
     assert {"snapshot", "size_preview", "model_changed"} <= set(after_stop)
     assert worker.session.model_version == version + 1
     assert worker.charted_version == worker.session.model_version
+
+
+def test_a_stop_during_the_charts_after_a_prune_keeps_the_prune_whole(worker):
+    """Stop pressed once the masks are in: answered at once, and the pruned model still gets its
+    charts and its undo step; only the measuring is skipped."""
+    token = CancelToken()
+    worker.snapshot.connect(lambda _s: token.cancel())   # while the charts are being sent
+    worker.events.clear()
+    worker.run(Request("prune", {"spec": PruneSpec(method="l1", sparsity=0.5)}, token))
+    names = _names(worker.events)
+    stopped = names.index("stopped")
+    assert {"snapshot", "size_preview", "model_changed", "steps_changed"} <= set(names[stopped:])
+    assert "metrics" not in names and "finished" not in names
+    assert [s.op for s in worker.session.steps.steps] == ["prune"]
+    assert worker.session.model_version == 1 and worker.charted_version == 1
+    assert worker.session.is_pruned
+
+
+def test_a_stop_while_the_run_is_written_to_the_store_leaves_it_out(worker, tmp_path):
+    token = CancelToken()
+    worker.metrics.connect(lambda _m: token.cancel())   # measured; the store write comes next
+    worker.events.clear()
+    worker.run(Request("prune", {"spec": PruneSpec(method="l1", sparsity=0.5)}, token))
+    names = _names(worker.events)
+    assert names[-1] == "stopped" and "metrics" in names
+    assert worker._run_store().runs() == []
+    assert list((tmp_path / "runs").rglob("*.safetensors*")) == []
+    assert [s.op for s in worker.session.steps.steps] == ["prune"]
