@@ -149,8 +149,7 @@ def restore_model(original: nn.Module, tensors: dict[str, torch.Tensor],
 
 
 # compressed in pieces of this size, with a Stop check between them (a few tenths of a second
-# each on a busy machine): a ResNet-50 with masks is
-# 200 MB, several seconds of gzip in one call
+# each on a busy machine): a ResNet-50 with masks is 200 MB, several seconds of gzip in one call
 GZIP_PIECE = 4 << 20
 
 
