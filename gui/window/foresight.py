@@ -21,6 +21,7 @@ from gui.worker import Request
 
 # Editing a spin box fires on every step; the preview is recomputed at most this often.
 PREVIEW_REFRESH_MS = 30
+GROUP_REFRESH_MS = 300
 GROUP_COLOUR = QColor(255, 236, 170)
 
 
@@ -85,6 +86,17 @@ class WindowForesight:
                        panel.st_round_to.valueChanged, panel.structured_box.toggled,
                        panel.changed, self.model_panel.selection_changed):
             signal.connect(self._preview_timer.start)
+        # the strip follows the channel-removal settings; each change re-plans on a copy of the
+        # model (a trace), so a drag of the ratio asks once it settles, one request at a time
+        self._group_timer = QTimer(self)
+        self._group_timer.setSingleShot(True)
+        self._group_timer.setInterval(GROUP_REFRESH_MS)
+        self._group_timer.timeout.connect(self._request_group)
+        self._group_pending = False
+        for signal in (panel.st_ratio.valueChanged, panel.st_importance.currentIndexChanged,
+                       panel.st_scope.currentIndexChanged, panel.st_round_to.valueChanged,
+                       panel.st_max_layer.valueChanged):
+            signal.connect(self._group_timer.start)
         self.sensitivity.proposal_changed.connect(self.preview_proposal)
         self.sensitivity.apply_requested.connect(lambda _targets: self._preview_timer.start())
         self.model_panel.param_selected.connect(self.show_group)
@@ -122,7 +134,8 @@ class WindowForesight:
             self.status_label.setText(" ".join(self.last_explanation.verdict[:1]))
         elif op in ("open", "adopt", "open_project"):
             self._group_layer = None   # a new model: its layers are not the old one's
-        elif self.group_plans is None and getattr(self, "_group_layer", None):
+            self._group_pending = False
+        elif self.group_plans is None and self._group_layer:
             self._request_group()   # the model changed: show the selected layer's group again
 
     # ------------------------------------------------------------ size and MACs preview
@@ -185,23 +198,31 @@ class WindowForesight:
         self._request_group()
 
     def _request_group(self) -> None:
-        spec = self.method_panel.structured_spec()
+        if self._group_layer is None or self._group_pending:
+            return   # nothing selected, or an answer is on its way (it asks again if stale)
+        try:
+            spec = self.method_panel.structured_spec()
+        except RecipeError:   # settings being edited into something invalid: keep what is shown
+            return
         if self.group_plans is None or self._plans_for != spec:
             if self.busy_op is None and self.model_panel.info is not None:
                 self._plans_for = spec
+                self._group_pending = True
                 self.request.emit(Request("group_plans", {"spec": spec}))
             return
         self._show_group_plan()
 
     def _on_group_plans(self, answer) -> None:
+        self._group_pending = False
         plans, self.removed_channels = answer
         if isinstance(plans, str):
             self.masks.group_strip.clear()
             self.masks.group_note.setText(plans)
             return
         self.group_plans = plans
-        if getattr(self, "_group_layer", None):
+        if self._group_layer:
             self._show_group_plan()
+            self._request_group()   # the settings changed while it was planned: plan again
 
     def _show_group_plan(self) -> None:
         live = {id(item) for item in self.model_panel.module_items.values()}

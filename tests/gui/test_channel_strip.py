@@ -81,6 +81,15 @@ def test_demo_strip_shows_the_preview_then_the_removed_original_indices(qtbot, d
     assert _hover(strip, row, kept[0]).endswith(f"channel {kept[0]} of 16 (original numbering), kept")
     image = _check_pixels(strip, row, {PLANNED: planned, KEPT: kept})
     assert _pixel(image, strip.strip, row, planned[0]) != _pixel(image, strip.strip, row, kept[0])
+    # the strip follows the ratio without selecting the layer again
+    w.method_panel.st_ratio.setValue(25.0)
+    qtbot.waitUntil(lambda: "4 would be removed by L1 at 25%" in strip.caption.text(),
+                    timeout=30_000)
+    assert strip.strip.cells(PLANNED, row) == _engine_plan(w, "conv2").remove["conv2"]
+    w.method_panel.st_ratio.setValue(50.0)
+    qtbot.waitUntil(lambda: "8 would be removed by L1 at 50%" in strip.caption.text(),
+                    timeout=30_000)
+    assert strip.strip.cells(PLANNED, row) == planned
     # the indices stay copyable as text
     assert "would remove indices" in w.masks.group_note.text()
     assert w.masks.group_note.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
