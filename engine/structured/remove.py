@@ -418,6 +418,22 @@ def _remove_channels(pruned: nn.Module, example, spec: StructuredSpec, ignored: 
             for layer, kept in surviving.items()}
 
 
+def in_original_numbering(earlier: "StructuredOutcome", later: "StructuredOutcome") -> dict[str, list[int]]:
+    """The channels two removals in a row took, by the first model's channel numbers (``later``
+    numbers the channels ``earlier`` left). When ``later`` did not start from ``earlier``'s
+    result (a step back in between), its own numbering is all that is known."""
+    left = {w.name: w.out_after for w in earlier.layers}
+    if any(left.get(w.name, w.out_before) != w.out_before for w in later.layers):
+        return dict(later.removed_channels)
+    combined = {layer: list(indices) for layer, indices in earlier.removed_channels.items()}
+    for layer, indices in later.removed_channels.items():
+        gone = set(combined.get(layer, []))
+        width = next(w.out_before for w in later.layers if w.name == layer) + len(gone)
+        survivors = [c for c in range(width) if c not in gone]
+        combined[layer] = sorted(gone | {survivors[i] for i in indices})
+    return combined
+
+
 def _unrankable_group(pruner, names: dict[nn.Module, str]) -> Optional[tuple["GroupTry", Exception]]:
     """The first group whose channel importance cannot be computed, described, and the error."""
     for group in pruner.DG.get_all_groups(ignored_layers=pruner.ignored_layers,

@@ -56,6 +56,8 @@ class StripRow:
 def layer_states(width_now: int, planned: list[int], removed_before: list[int]) -> np.ndarray:
     """The states of a layer's original channels: ``removed_before`` are original indices,
     ``planned`` indices of the ``width_now`` channels it has now (the survivors in order)."""
+    if removed_before and max(removed_before) >= width_now + len(removed_before):
+        removed_before = []   # not this model's history (it cannot be): draw what is known
     states = np.zeros(width_now + len(removed_before), dtype=np.uint8)
     states[list(removed_before)] = REMOVED
     survivors = np.flatnonzero(states == KEPT)
