@@ -8,6 +8,7 @@ from torch import nn
 from engine.config import StructuredSpec
 from engine.structured.preflight import preflight
 from engine.structured.remove import prune_channels
+from tests.test_preflight import _state
 
 
 class SelfAttention(nn.Module):
@@ -63,10 +64,6 @@ class WithCustomLayer(nn.Module):
 
 TOKENS = torch.randn(1, 4, 8)
 IMAGE = torch.randn(1, 1, 28, 28)
-
-
-def _state(model):
-    return {k: v.clone() for k, v in model.state_dict().items()}
 
 
 def test_preflight_keeps_a_head_count_attribute_group_whole_and_says_why():

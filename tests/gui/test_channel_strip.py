@@ -7,14 +7,14 @@ import time
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QColor, QMouseEvent, QPalette
+from PySide6.QtGui import QColor, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from engine.config import DataSpec, ModelSpec
 from engine.structured.preflight import group_of, plan_groups
 from gui.views.channel_strip import (KEPT, PLANNED, REMOVED, ChannelGroupStrip, StripRow,
                                      strip_colours)
-from tests.gui.conftest import OPEN_TIMEOUT_MS, wait_done
+from tests.gui.conftest import OPEN_TIMEOUT_MS, dark_palette, wait_done
 
 
 def _engine_plan(w, layer):
@@ -156,12 +156,7 @@ def test_resnet18_downsample_group_strip_matches_the_engine(qtbot, resnet_window
 
     # a dark theme: the cells and the gaps follow the palette
     light = w.palette()
-    dark = QPalette(light)
-    for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
-        dark.setColor(group, QPalette.ColorRole.Base, QColor(30, 30, 30))
-        dark.setColor(group, QPalette.ColorRole.Window, QColor(45, 45, 45))
-        dark.setColor(group, QPalette.ColorRole.Text, QColor(230, 230, 230))
-        dark.setColor(group, QPalette.ColorRole.WindowText, QColor(230, 230, 230))
+    dark = dark_palette(light)
     w.setPalette(dark)
     image = _check_pixels(strip, row, {REMOVED: removed, KEPT: strip.strip.cells(KEPT, row)})
     gap = strip.strip.cell_rect(row, 0).bottomLeft() + QPoint(0, 2)   # between two rows
