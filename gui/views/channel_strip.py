@@ -265,15 +265,25 @@ class ChannelGroupStrip(QWidget):
 
     def set_rows(self, rows: list[StripRow], caption: str) -> None:
         self.strip.set_rows(rows)
-        visible = min(len(rows), MAX_VISIBLE_ROWS)
-        bar = self.scroll.horizontalScrollBar().sizeHint().height()
-        self.scroll.setFixedHeight(visible * (ROW_HEIGHT + ROW_GAP) + TICK_BAND + bar)
-        self.names.setFixedHeight(self.scroll.height())
         self._caption_text = caption
+        self.setVisible(bool(rows))
+        self._fit_height()
         self._show_caption()
         self.hover.setText("Hover a cell for its channel index")
-        self.setVisible(bool(rows))
         self.names.update()
+
+    def _fit_height(self) -> None:
+        """Tall enough for the rows (up to MAX_VISIBLE_ROWS) and, when the cells are wider than
+        the view, the horizontal scroll bar."""
+        visible = min(len(self.strip.rows), MAX_VISIBLE_ROWS)
+        wide = self.strip.channels * MIN_CELL > self.width() - NAME_WIDTH
+        bar = self.scroll.horizontalScrollBar().sizeHint().height() if wide else 0
+        self.scroll.setFixedHeight(visible * (ROW_HEIGHT + ROW_GAP) + TICK_BAND + bar)
+        self.names.setFixedHeight(self.scroll.height())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_height()
 
     def clear(self) -> None:
         self.strip.set_rows([])
