@@ -230,16 +230,10 @@ def test_layout_and_method_settings_are_remembered_and_fit_small_screens(qtbot, 
 def test_plots_follow_a_dark_palette_and_back(qtbot, demo_window):
     import pyqtgraph as pg
     from PySide6.QtCore import QRect
-    from PySide6.QtGui import QColor, QPalette
+    from tests.gui.conftest import dark_palette
     w = demo_window
     light = w.palette()
-    dark = QPalette(light)
-    for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
-        dark.setColor(group, QPalette.ColorRole.Base, QColor(30, 30, 30))
-        dark.setColor(group, QPalette.ColorRole.Window, QColor(45, 45, 45))
-        dark.setColor(group, QPalette.ColorRole.Text, QColor(230, 230, 230))
-        dark.setColor(group, QPalette.ColorRole.WindowText, QColor(230, 230, 230))
-    w.setPalette(dark)   # as a system theme switch does: a PaletteChange event
+    w.setPalette(dark_palette(light))   # as a system theme switch does: a PaletteChange event
     qtbot.wait(20)
     for view in (w.histograms.big, w.density.plot, w.training.acc_plot, w.sensitivity.plot):
         assert view.backgroundBrush().color().lightness() < 60
