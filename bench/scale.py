@@ -184,7 +184,8 @@ def run_app(case: str, work: Path, steps: int, device: str) -> dict:
         return True
 
     def stall_ms(first_beat: int) -> float:
-        b = beats[first_beat:]
+        # from the last beat before the phase began: a stall spanning its start counts too
+        b = beats[max(0, first_beat - 1):]
         return max((y - x for x, y in zip(b, b[1:])), default=0.0) * 1000
 
     settings = QSettings(str(work / f"{case}-settings.ini"), QSettings.Format.IniFormat)
