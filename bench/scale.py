@@ -184,7 +184,8 @@ def run_app(case: str, work: Path, steps: int, device: str) -> dict:
         return True
 
     def stall_ms(first_beat: int) -> float:
-        b = beats[first_beat:]
+        # from the last beat before the phase began: a stall spanning its start counts too
+        b = beats[max(0, first_beat - 1):]
         return max((y - x for x, y in zip(b, b[1:])), default=0.0) * 1000
 
     settings = QSettings(str(work / f"{case}-settings.ini"), QSettings.Format.IniFormat)
@@ -201,7 +202,9 @@ def run_app(case: str, work: Path, steps: int, device: str) -> dict:
     snapshots: list[float] = []
     window.worker.snapshot.connect(lambda _s: snapshots.append(time.perf_counter()))
     progress: list[tuple[float, object]] = []
-    window.worker.progress.connect(lambda p: progress.append((time.perf_counter(), p)))
+    threads_seen: list[int] = []   # torch's thread count while the worker reports progress
+    window.worker.progress.connect(lambda p: (progress.append((time.perf_counter(), p)),
+                                              threads_seen.append(torch.get_num_threads())))
     result: dict = {"phases": {}, "stops": {}}
 
     def run_to_end(label: str, start, timeout_s: float = 1800) -> tuple[str, str, float]:
@@ -249,7 +252,8 @@ def run_app(case: str, work: Path, steps: int, device: str) -> dict:
         result["steps_per_s"] = (ticks[-1][1] - ticks[0][1]) / (ticks[-1][0] - ticks[0][0])
     else:
         result["steps_per_s"] = None
-    result["threads"] = torch.get_num_threads()
+    # the count fine-tuning ran with (the window lowers it again afterwards)
+    result["threads"] = max(threads_seen[n_progress:], default=torch.get_num_threads())
 
     stop_cases = [
         ("fine-tuning", dict(max_batches=0), window.finetune_action.trigger),

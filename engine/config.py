@@ -30,10 +30,6 @@ MAX_RECIPE_DEPTH = 32
 MAX_COUNT = 2 ** 31 - 1
 
 
-MODEL_SOURCES = ("demo", "torchvision", "state_dict", "python", "pickle", "text_demo", "hf")
-DATA_SOURCES = ("demo", "imagefolder", "mnist", "fashionmnist", "cifar10",
-                "text_demo", "text_csv", "text_tsv", "hf_tsv", "none")
-TEXT_DATA_SOURCES = ("text_demo", "text_csv", "text_tsv", "hf_tsv")
 SCOPES = ("local", "global")
 OPTIMIZERS = ("sgd", "adam")
 EXPORT_FORMATS = ("pt", "safetensors")
@@ -74,25 +70,19 @@ class ModelSpec:
     arch_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        _choice("model.source", self.source, MODEL_SOURCES)
-        if self.source == "hf" and not self.path:
-            raise RecipeError("model.path (a local Hugging Face model folder) is required when "
-                              "model.source is 'hf'")
-        if self.source in ("state_dict", "python", "pickle") and not self.path:
-            raise RecipeError(f"model.path is required when model.source is '{self.source}'")
-        if self.source == "python" and not self.factory:
-            raise RecipeError("model.factory (a class or function name in model.path) is required "
-                              "when model.source is 'python'")
-        if self.source == "pickle" and not self.trust_pickle:
-            raise RecipeError("model.source 'pickle' runs code from the file; set model.trust_pickle "
-                              "to true only for a file you trust")
+        from engine.models.sources import MODEL_SOURCE_REGISTRY   # plain Python, no torch
+        source = _source("model", self, MODEL_SOURCE_REGISTRY)
+        _require_fields("model", self, source)
+        source.check(self)
         if self.num_classes < 1:
             raise RecipeError("model.num_classes must be at least 1")
-        if self.weights and self.source != "python":
-            raise RecipeError("model.weights (a state_dict file) goes with model.source 'python'; "
-                              "other sources take their weights from model.path")
-        if self.shapes is not None and self.source != "state_dict":
-            raise RecipeError("model.shapes (a layer-shapes JSON) goes with model.source 'state_dict'")
+        if self.weights and "weights" not in source.takes:
+            raise RecipeError(f"model.weights (a state_dict file) goes with model.source "
+                              f"{_taken_by(MODEL_SOURCE_REGISTRY, 'weights')}; other sources take "
+                              f"their weights from model.path")
+        if self.shapes is not None and "shapes" not in source.takes:
+            raise RecipeError(f"model.shapes (a layer-shapes JSON) goes with model.source "
+                              f"{_taken_by(MODEL_SOURCE_REGISTRY, 'shapes')}")
 
 
 @dataclass
@@ -139,17 +129,17 @@ class DataSpec:
     input_shape: Optional[list[int]] = None
 
     def validate(self) -> None:
-        _choice("data.source", self.source, DATA_SOURCES)
+        from engine.data.sources import DATA_SOURCE_REGISTRY   # plain Python, no torch
+        source = _source("data", self, DATA_SOURCE_REGISTRY)
         if self.input_shape is not None and (not self.input_shape
                                              or any(n < 1 for n in self.input_shape)):
             raise RecipeError("data.input_shape must list one or more sizes, each at least 1")
-        if self.input_shape is not None and self.source != "none":
-            raise RecipeError("data.input_shape is for data.source 'none' (synthetic inputs)")
+        if self.input_shape is not None and "input_shape" not in source.takes:
+            raise RecipeError(f"data.input_shape is for data.source "
+                              f"{_taken_by(DATA_SOURCE_REGISTRY, 'input_shape')} (synthetic inputs)")
         if not 0.0 <= self.val_fraction <= 0.5:
             raise RecipeError(f"data.val_fraction must be in [0, 0.5], got {self.val_fraction}")
-        if self.source not in ("demo", "text_demo", "none") and not self.root:
-            raise RecipeError(f"data.root (a local folder) is required when data.source is "
-                              f"'{self.source}'")
+        _require_fields("data", self, source)
         if self.image_size < 4:
             raise RecipeError("data.image_size must be at least 4")
         if self.channels not in (1, 3):
@@ -172,7 +162,7 @@ class DataSpec:
             raise RecipeError("data.vocab_min_freq must be at least 1")
         if self.vocab_max_size is not None and self.vocab_max_size < 5:
             raise RecipeError("data.vocab_max_size must be at least 5 (4 special tokens + 1 word)")
-        if self.source not in TEXT_DATA_SOURCES:
+        if not source.text:
             for key in ("vocab_path", "vectors_path", "tokenizer_path"):
                 if getattr(self, key):
                     raise RecipeError(f"data.{key} applies to text data only, not data.source "
@@ -561,6 +551,37 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 def _json_type(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
             type(None): "null"}.get(type(value), "a number")
+
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    """``MODEL_SOURCES``, ``DATA_SOURCES``, ``TEXT_DATA_SOURCES``: the names registered in
+    engine.models.sources and engine.data.sources, in their order, read when asked (those packages
+    import this module, so they cannot be read while it loads)."""
+    if name == "MODEL_SOURCES":
+        from engine.models.sources import MODEL_SOURCE_REGISTRY
+        return tuple(MODEL_SOURCE_REGISTRY.names())
+    if name in ("DATA_SOURCES", "TEXT_DATA_SOURCES"):
+        from engine.data.sources import DATA_SOURCE_REGISTRY
+        return tuple(s.name for s in DATA_SOURCE_REGISTRY if s.text or name == "DATA_SOURCES")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _source(section: str, spec: Any, registry: Any) -> Any:
+    """The registered source ``spec.source`` names; an unknown name is a one-line message."""
+    _choice(f"{section}.source", spec.source, tuple(registry.names()))
+    return registry.get(spec.source)
+
+
+def _require_fields(section: str, spec: Any, source: Any) -> None:
+    """A one-line message naming the first field the source requires and the spec lacks."""
+    for key, what in source.requires.items():
+        if not getattr(spec, key):
+            raise RecipeError(f"{what} is required when {section}.source is '{source.name}'")
+
+
+def _taken_by(registry: Any, key: str) -> str:
+    """The sources that read the optional field ``key``, quoted: "'python'"."""
+    return " or ".join(f"'{s.name}'" for s in registry if key in s.takes)
 
 
 def _choice(where: str, value: str, choices: tuple[str, ...]) -> None:

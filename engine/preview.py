@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -136,6 +136,22 @@ class SizePreview:
             check_stop(cancel)
             preview._record_groups(plain, example_input, exclude)
         return preview
+
+    def for_weights_of(self, model: nn.Module) -> Optional["SizePreview"]:
+        """This preview for ``model`` as it is now, when only weights changed since it was built
+        (a mask prune, fine-tuning, Back to a masked step): the traced graph, the MACs and the
+        dependency groups depend on shapes alone and are kept, so a new state costs a copy of the
+        weights instead of a traced forward and a dependency graph (1.4 s on ResNet-50, most of it
+        holding the GIL). None when any shape or key changed (channel removal): build again."""
+        from engine.metrics import _plain_copy
+        state = effective_state(model)
+        if {t.name: t.shape for t in self.tensors} != {k: tuple(v.shape) for k, v in state.items()}:
+            return None
+        tensors = [replace(t, nonzero=int(torch.count_nonzero(state[t.name])))
+                   for t in self.tensors]
+        # a new copy, not the old one updated: the GUI thread may be reading the old preview
+        return replace(self, tensors=tensors, model=_plain_copy(model).cpu().eval(),
+                       _group_counts=dict(self._group_counts), _sorted_magnitudes={})
 
     def _record_graph(self, model: nn.Module, example_input) -> None:
         from torchprofile.handlers import HANDLER_MAP
@@ -293,6 +309,13 @@ class SizePreview:
             if name not in self._sorted_magnitudes and name in state:
                 values = np.sort(state[name].detach().abs().float().reshape(-1).numpy())
                 self._sorted_magnitudes[name] = values.view(np.int32)
+
+    def release_weights(self) -> None:
+        """Drops the copy's weights once every prunable weight's magnitudes are sorted: the
+        predictions need its structure (names, shapes) only, and a held copy of ResNet-50's
+        weights is 100 MB the window would keep for nothing."""
+        self.sort_magnitudes()
+        self.model = self.model.to("meta")
 
     def _group_count(self, granularity, spec: PruneSpec, shape: torch.Size) -> int:
         """How many groups the granularity makes of a weight of this shape (cached: a slider

@@ -36,7 +36,7 @@ from engine.pruning.base import PruneContext
 from engine.snapshots import WeightSnapshot, histogram_ranges, take_snapshot
 from engine.structured.exporters import export_all
 from engine.transaction import model_transaction
-from engine.structured.remove import StructuredOutcome, prune_channels
+from engine.structured.remove import StructuredOutcome, in_original_numbering, prune_channels
 from engine.structured.semistructured import (SemiStructuredAvailability, SemiStructuredReport,
                                               convert_semi_structured, semi_structured_availability)
 from engine.structured.shapes import LayerWidth, layer_widths
@@ -289,6 +289,8 @@ class Session:
             outcome = prune_channels(self.model, self.data.example_input(1), spec, progress, cancel,
                                      data=self.labelled_data, log=self.log)
             self._replace_model(outcome.model)
+            if self.structured is not None:   # a second removal: keep the original numbering
+                outcome.removed_channels = in_original_numbering(self.structured, outcome)
             self.structured = outcome
         self.current_metrics = None
         self.log(outcome.summary)
@@ -426,8 +428,10 @@ class Session:
         model, step = self.steps.back(self.original)
         self._replace_model(model)
         self.current_metrics = None
-        if not any(w.changed for w in self.layer_widths()):
-            self.structured = None
+        widths = {w.name: w.out_after for w in self.layer_widths()}
+        if self.structured is not None and widths != {w.name: w.out_after
+                                                      for w in self.structured.layers}:
+            self.structured = None   # not the model the last removal made (nor one fine-tuned from it)
         self.log(f"back to {step.label if step else 'the original'}")
         return step
 

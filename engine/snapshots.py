@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -53,8 +55,10 @@ def take_snapshot(model: nn.Module, label: str = "", bins: int = 64,
         weight = t.weight().detach()   # computed once: a masked weight is a product each time
         w = weight.float().reshape(-1).cpu()
         nonzero = int(torch.count_nonzero(w))
-        finite = torch.isfinite(w)
-        nonfinite = w.numel() - int(finite.sum())
+        # the sum of a finite tensor is finite unless it overflows, so one reduction clears the
+        # usual case; only then are the non-finite values counted (a pass over 25M weights less)
+        total = float(w.sum(dtype=torch.float64))
+        nonfinite = 0 if math.isfinite(total) else w.numel() - int(torch.isfinite(w).sum())
         layers.append(LayerInfo(t.name, t.module_type, tuple(weight.shape), w.numel(), nonzero))
         if not histograms:
             continue

@@ -10,8 +10,10 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QMessageBox, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from engine.config import (DATA_SOURCES, EXPORT_KINDS, MODEL_SOURCES, TEXT_DATA_SOURCES, DataSpec,
-                           ExportSpec, MetricsSpec, ModelSpec, RecipeError)
+from engine.config import (EXPORT_KINDS, TEXT_DATA_SOURCES, DataSpec, ExportSpec, MetricsSpec,
+                           ModelSpec, RecipeError)
+from engine.data.sources import DATA_SOURCE_REGISTRY
+from engine.models.sources import MODEL_SOURCE_REGISTRY
 
 EXTRA_EXPORT_HELP = {
     "shapes": "<name>.shapes.json: the layer shapes, from which PruneLab rebuilds a channel-pruned "
@@ -23,66 +25,21 @@ EXTRA_EXPORT_HELP = {
 }
 
 CHECKPOINT_FILTER = "Checkpoints (*.pt *.pth *.bin *.ckpt *.safetensors);;All files (*)"
-MODEL_SOURCE_HELP = {
-    "demo": "The built-in LeNet trained on the built-in digits.",
-    "torchvision": "A torchvision architecture by name, random init or with weights from a local "
-                   "state_dict file.",
-    "state_dict": "An architecture by name plus a state_dict file (.pt/.pth/.safetensors). Loaded "
-                  "as data (weights_only): safe for untrusted files. Architecture 'bilstm': a PruneLab "
-                  "BiLSTM text checkpoint with its .json (vocabulary, sizes) beside it.",
-    "python": "A class or factory function in your own Python file, with its weights from a "
-              "separate state_dict file if given (.pt/.pth/.safetensors, loaded as data). "
-              "Importing the Python file runs its code: you will be asked to confirm you trust it.",
-    "pickle": "A whole pickled model (torch.save(model)). Unpickling runs code from the file: you "
-              "will be asked to confirm you trust it.",
-    "text_demo": "The built-in BiLSTM trained on the built-in 4-class news texts (use the text_demo "
-                 "data).",
-    "hf": "A local Hugging Face sequence-classification folder (config.json, weights, tokenizer; "
-          "needs the 'bert' extra). Loaded as data: no code from the folder runs.",
-}
+# the source lists and their help texts come from the registries (one module per source)
+MODEL_SOURCE_HELP = {s.name: s.description for s in MODEL_SOURCE_REGISTRY}
 # what the source lists show; the ids (recipes' "source") stay the items' data
-MODEL_SOURCE_NAMES = {
-    "demo": "Built-in demo (LeNet, digits)",
-    "torchvision": "torchvision architecture",
-    "state_dict": "Architecture + weights file (state_dict)",
-    "python": "Python file (class or factory)",
-    "pickle": "Whole pickled model",
-    "text_demo": "Built-in text demo (BiLSTM)",
-    "hf": "Hugging Face model folder",
-}
-DATA_SOURCE_NAMES = {
-    "demo": "Built-in digits",
-    "imagefolder": "Image folder (one sub-folder per class)",
-    "mnist": "MNIST (local folder)",
-    "fashionmnist": "FashionMNIST (local folder)",
-    "cifar10": "CIFAR-10 (local folder)",
-    "text_demo": "Built-in news texts",
-    "text_csv": "News CSV (AG_NEWS format)",
-    "text_tsv": "Text TSV (text, label)",
-    "hf_tsv": "Text TSV, Hugging Face tokenizer",
-}
+MODEL_SOURCE_NAMES = {s.name: s.label for s in MODEL_SOURCE_REGISTRY}
+DATA_SOURCE_NAMES = {s.name: s.label for s in DATA_SOURCE_REGISTRY}
+DATA_SOURCE_HELP = {s.name: s.description for s in DATA_SOURCE_REGISTRY}
 # the architecture proposed for "torchvision" when the current one is PruneLab's own (lenet)
 DEFAULT_TORCHVISION_ARCH = "resnet18"
 # sources whose model comes with PruneLab, so no file is asked for
 BUILT_IN_MODELS = ("demo", "text_demo")
-DATA_SOURCE_HELP = {
-    "demo": "The built-in handwritten digits (1x28x28, 10 classes).",
-    "imagefolder": "A folder with one sub-folder of images per class (or train/ and val/ inside).",
-    "mnist": "MNIST in torchvision's layout under a local folder (never downloaded).",
-    "fashionmnist": "FashionMNIST in torchvision's layout under a local folder.",
-    "cifar10": "CIFAR-10 (cifar-10-batches-py) under a local folder.",
-    "text_demo": "The built-in 4-class news texts (for the text demo model).",
-    "text_csv": "AG_NEWS-format CSV (label 1-based, title, description) in a local folder.",
-    "text_tsv": "text<TAB>label files (0-based labels) in a local folder.",
-    "hf_tsv": "text<TAB>label files read through a Hugging Face model's tokenizer.",
-    "none": "No data: the model opens on synthetic inputs of the shape below. Pruning by weights, "
-            "channel removal, masks, size, MACs, latency and export work; accuracy, fine-tuning "
-            "and data-driven methods need labelled data.",
-}
-BUILT_IN_DATA = ("demo", "text_demo", "none")
-IMAGE_DATA = ("imagefolder", "mnist", "fashionmnist", "cifar10")
-# text sources read with PruneLab's own tokenizer and a vocabulary (a BiLSTM's)
-VOCAB_DATA = ("text_demo", "text_csv", "text_tsv")
+# data that needs no folder; image data (size and channels); text read with PruneLab's own
+# tokenizer and a vocabulary (a BiLSTM's)
+BUILT_IN_DATA = tuple(s.name for s in DATA_SOURCE_REGISTRY if "root" not in s.requires)
+IMAGE_DATA = tuple(s.name for s in DATA_SOURCE_REGISTRY if "image_size" in s.takes)
+VOCAB_DATA = tuple(s.name for s in DATA_SOURCE_REGISTRY if "vocab_path" in s.takes)
 TEXT_FILE_FILTER = "Vocabulary (*.json *.txt);;All files (*)"
 VECTORS_FILTER = "fastText vectors (*.vec *.txt);;All files (*)"
 
@@ -148,14 +105,13 @@ def _button_box(dialog: QDialog, accept: QDialogButtonBox.StandardButton) -> QDi
 class _SourceDialog(QDialog):
     """An Open dialog: a source combo box (each item's help as its tooltip and, for the chosen one,
     under the box), a form of rows shown by ``_on_source`` as the source needs them, Open/Cancel."""
-    source_help: dict[str, str] = {}
-    source_names: dict[str, str] = {}
-
-    def __init__(self, parent, title: str, sources: tuple[str, ...]) -> None:
+    def __init__(self, parent, title: str, registry) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
+        self.source_help = {s.name: s.description for s in registry}
+        self.source_names = {s.name: s.label for s in registry}
         self.source = QComboBox()
-        for s in sources:
+        for s in registry.names():
             self.source.addItem(self.source_names.get(s, s), s)
             self.source.setItemData(self.source.count() - 1, self.source_help.get(s, s),
                                     Qt.ItemDataRole.ToolTipRole)
@@ -202,12 +158,9 @@ class _SourceDialog(QDialog):
 
 
 class OpenModelDialog(_SourceDialog):
-    source_help = MODEL_SOURCE_HELP
-    source_names = MODEL_SOURCE_NAMES
-
     def __init__(self, parent=None, current: Optional[ModelSpec] = None,
                  architectures: Optional[list[str]] = None) -> None:
-        super().__init__(parent, "Open model", MODEL_SOURCES)
+        super().__init__(parent, "Open model", MODEL_SOURCE_REGISTRY)
         current = current or ModelSpec()
         self.arch = QComboBox()
         self.arch.setEditable(True)
@@ -269,11 +222,8 @@ class OpenModelDialog(_SourceDialog):
 
 
 class OpenDataDialog(_SourceDialog):
-    source_help = DATA_SOURCE_HELP
-    source_names = DATA_SOURCE_NAMES
-
     def __init__(self, parent=None, current: Optional[DataSpec] = None) -> None:
-        super().__init__(parent, "Open data", DATA_SOURCES)
+        super().__init__(parent, "Open data", DATA_SOURCE_REGISTRY)
         current = current or DataSpec()
         self.root = _PathRow("Data folder", None, folder=True)
         self.root.edit.setText(current.root or "")

@@ -9,10 +9,12 @@ throttled so a fast model does not flood the GUI with repaints.
 """
 from __future__ import annotations
 
+import os
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -29,6 +31,7 @@ from engine.progress import Cancelled, CancelToken, Progress, check_stop, stop_i
 from engine.session import RunRecord, Session
 from engine.pruning.targets import group_sparsity
 from engine.snapshots import WeightSnapshot, weight_corner, weight_matrix
+from gui.heap import HEAVY_IMPORTS, import_quietly, imports_for
 from gui.worker_history import WorkerHistory
 
 
@@ -99,6 +102,27 @@ class SparsityPoints:
     sparsities: list[float]
 
 
+# From this many parameters up, training and pruning run on every core (see every_core)
+EVERY_CORE_PARAMETERS = 2_000_000
+
+
+@contextmanager
+def every_core(model: Optional[torch.nn.Module] = None) -> Iterator[None]:
+    """Training a big model on every core. The window otherwise leaves the GUI thread a core
+    (see MainWindow._start_worker), which halved ResNet-50's fine-tuning speed on 2 cores; its
+    ops take milliseconds to seconds, and the GUI thread taking a turn now and then costs them
+    little. A small model (fewer than EVERY_CORE_PARAMETERS parameters, ``model`` given) keeps
+    the window's count: its ops are microseconds long, a second thread gains nothing, and
+    threads waiting on each other for the GUI thread's turns stalled the window 200 ms."""
+    before = torch.get_num_threads()
+    small = model is not None and sum(p.numel() for p in model.parameters()) < EVERY_CORE_PARAMETERS
+    torch.set_num_threads(before if small else max(before, os.cpu_count() or before))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def warm_up_torch() -> None:
     """The first optimizer step imports torch._dynamo: about two seconds, partly while holding the
     GIL as shared libraries load, which froze the GUI thread for 150-250 ms at a time early in the
@@ -146,6 +170,10 @@ class EngineWorker(WorkerHistory, QObject):
     partial_metrics = Signal(object)  # list[TableRow] while measuring: the figures so far
 
     SNAPSHOT_INTERVAL_S = 0.25
+    # Live charts during training take at most this share of the worker's time: a snapshot of
+    # ResNet-50 (54 layers, 25M weights) takes about 0.4 s, and one per 4-second step slowed
+    # fine-tuning by a tenth.
+    SNAPSHOT_SHARE = 0.05
 
     def __init__(self) -> None:
         super().__init__()
@@ -157,6 +185,8 @@ class EngineWorker(WorkerHistory, QObject):
         # state (set from the GUI thread like watch)
         self.group_names: Optional[list[str]] = None
         self.warmed_up = False
+        # (session, the last SizePreview sent): reused for that session's states while shapes stay
+        self._size_preview: tuple = (None, None)
         self.running_token: Optional[CancelToken] = None
         # the session's model_version the charts last showed in full (_emit_state), that state's
         # snapshot, and the snapshot sent last (live charts while training may differ from it)
@@ -205,6 +235,12 @@ class EngineWorker(WorkerHistory, QObject):
             return
         self.running_token = None
         self.finished.emit(request.op)
+        if not self.warmed_up and self.session is not None:
+            # after the first model is ready, while the user looks at it: the first optimizer
+            # step's and the user's own model's imports (a request arriving now waits for this)
+            warm_up_torch()
+            import_quietly(HEAVY_IMPORTS)
+            self.warmed_up = True
 
     # ------------------------------------------------------------ operations
 
@@ -212,6 +248,7 @@ class EngineWorker(WorkerHistory, QObject):
         model_spec: ModelSpec = r.args["model"]
         data_spec: DataSpec = r.args["data"]
         self.progress.emit(Progress("Opening", 0, 0, model_spec.path or model_spec.source))
+        import_quietly(imports_for(model_spec.source))
         try:
             session = Session.open(model_spec, data_spec, r.args.get("metrics") or MetricsSpec(),
                                    r.args.get("seed", 0), self.log.emit)
@@ -234,9 +271,7 @@ class EngineWorker(WorkerHistory, QObject):
                                      model_spec, data_spec, session.data.has_labels))
         self._emit_state()
         self._emit_runs()
-        if not self.warmed_up:
-            warm_up_torch()
-            self.warmed_up = True
+
 
     def _do_prune(self, r: Request) -> None:
         """Masks (one-shot), a schedule (which also fine-tunes), or channel removal, as the
@@ -245,6 +280,13 @@ class EngineWorker(WorkerHistory, QObject):
         schedule: ScheduleSpec = r.args.get("schedule") or ScheduleSpec()
         structured: StructuredSpec = r.args.get("structured") or StructuredSpec()
         self.threshold.emit(None)   # a one-shot global magnitude prune below draws a new one
+        with every_core(self.session.model):
+            self._prune_and_show(r, spec, schedule, structured)
+        self._record_pending_step()
+        self._measure_and_record(r, r.args.get("label", "prune"))
+
+    def _prune_and_show(self, r: Request, spec: PruneSpec, schedule: ScheduleSpec,
+                        structured: StructuredSpec) -> None:
         if structured.enabled:
             self.preflight.emit(self.session.preflight(structured, self.progress.emit, r.token))
             self.session.remove_channels(structured, self.progress.emit, r.token)
@@ -271,28 +313,32 @@ class EngineWorker(WorkerHistory, QObject):
                 self.log.emit(f"schedule ended early: {result.stopped}")
         else:
             self.session.prune(spec, self.progress.emit, r.token)
+        self._show_change(r.args.get("label", "prune"), "prune")
+        if not structured.enabled and schedule.kind == "oneshot":
             self.threshold.emit(global_magnitude_threshold(self.session.model, spec))
-        self._after_change(r.args.get("label", "prune"), "prune")
-        self._measure_and_record(r, r.args.get("label", "prune"))
 
     def _do_finetune(self, r: Request) -> None:
         spec: FinetuneSpec = r.args["spec"]
         self.log.emit(f"fine-tuning {spec.epochs} epoch(s): {spec.optimizer}, lr {spec.lr:g}, "
                       f"batch {spec.batch_size}")
         on_step, on_epoch, flush = self._live_callbacks()
-        result = self.session.finetune(spec, self.progress.emit, r.token, on_epoch, on_step)
+        with every_core(self.session.model):
+            result = self.session.finetune(spec, self.progress.emit, r.token, on_epoch, on_step)
         flush()
         if result.cancelled:
             raise Cancelled("stopped by the user")
-        self._after_change(r.args.get("label", "fine-tune"), "finetune")
+        self._show_change(r.args.get("label", "fine-tune"), "finetune")
+        self._record_pending_step()
         self._measure_and_record(r, r.args.get("label", "fine-tune"))
 
     def _live_callbacks(self):
         """(on_step, on_epoch, flush) for training: batch losses and chart snapshots go out at
-        most every SNAPSHOT_INTERVAL_S, epochs at once."""
+        most every SNAPSHOT_INTERVAL_S, and snapshots no more often than keeps them within
+        SNAPSHOT_SHARE of the time; epochs at once."""
         pending_steps: list[int] = []
         pending_losses: list[float] = []
         last_sent = [time.monotonic()]
+        interval = [self.SNAPSHOT_INTERVAL_S]
 
         def flush() -> None:
             if pending_steps:
@@ -302,10 +348,12 @@ class EngineWorker(WorkerHistory, QObject):
 
         def throttled_snapshot() -> None:
             now = time.monotonic()
-            if now - last_sent[0] >= self.SNAPSHOT_INTERVAL_S:
-                last_sent[0] = now
+            if now - last_sent[0] >= interval[0]:
                 flush()
                 self._emit_snapshots()
+                last_sent[0] = time.monotonic()
+                interval[0] = max(self.SNAPSHOT_INTERVAL_S,
+                                  (last_sent[0] - now) / self.SNAPSHOT_SHARE)
 
         def on_step(step: int, loss: float) -> None:
             pending_steps.append(step)
@@ -422,12 +470,12 @@ class EngineWorker(WorkerHistory, QObject):
                       f"{current.sparsity:.1%} of parameters are zero\n"
                       + format_table(record.table) + "\n" + " ".join(record.summary))
 
-    def _after_change(self, label: str, op: str) -> None:
-        """The charts first (writing the undo step takes seconds at full size), then the undo
-        step. Both honour the operation's Stop; the Stop handler then completes them."""
+    def _show_change(self, label: str, op: str) -> None:
+        """The charts of a changed model, before its undo step (writing it takes seconds at full
+        size; the caller records it next). A Stop during the charts is answered at once and the
+        Stop handler completes both."""
         self.pending_step = (label, op)
         self._emit_state()
-        self._record_pending_step()
 
     def _record_pending_step(self) -> None:
         if self.pending_step is not None and self.session is not None:
@@ -455,20 +503,30 @@ class EngineWorker(WorkerHistory, QObject):
         and its dependency groups); a model channel removal cannot trace still gets the mask
         preview."""
         from engine.preview import SizePreview
+        session, last = self._size_preview
+        preview = (last.for_weights_of(self.session.model)
+                   if isinstance(last, SizePreview) and session is self.session else None)
+        if preview is not None:
+            preview.sort_magnitudes(cancel=self.running_token)   # seconds at ResNet-50 size
+            preview.release_weights()
+            self._size_preview = (self.session, preview)
+            self.size_preview.emit(preview)
+            return
         example = self.session.data.example_input(1)
-        preview = None
         for channels in (True, False):
             try:
                 with stop_inside_passes(self.running_token):   # its traced forwards
                     preview = SizePreview.build(self.session.model, example, channels=channels,
                                                 cancel=self.running_token)
-                # here, not on the GUI thread at the first global preview
+                # sorted here, not on the GUI thread at the first global preview
                 preview.sort_magnitudes(cancel=self.running_token)
+                preview.release_weights()
                 break
             except Cancelled:
                 raise
             except Exception as exc:   # an untraceable model: say why instead of a preview
                 preview = f"no size preview for this model ({type(exc).__name__})"
+        self._size_preview = (self.session, preview)
         self.size_preview.emit(preview)
 
     def _emit_snapshots(self) -> None:
@@ -558,8 +616,10 @@ def global_magnitude_threshold(model: torch.nn.Module, spec: PruneSpec) -> Optio
     for name in names:
         owner, _, leaf = name.rpartition(".")
         weight = getattr(model.get_submodule(owner) if owner else model, leaf)
-        kept = weight.detach().abs()[weight != 0]
-        if kept.numel():
-            value = float(kept.min())
+        # the least |w| among non-zeros, without gathering them (a copy of 25M weights)
+        magnitudes = weight.detach().abs()
+        magnitudes.masked_fill_(magnitudes == 0, float("inf"))
+        value = float(magnitudes.amin()) if magnitudes.numel() else float("inf")
+        if value != float("inf"):
             smallest = value if smallest is None else min(smallest, value)
     return smallest

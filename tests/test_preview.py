@@ -100,3 +100,29 @@ def test_predictions_answer_within_100_ms(previews):
                                                 else "ratio"): ratio}))
             times.append(time.perf_counter() - started)
         assert statistics.median(times) < 0.1, times
+
+
+@pytest.mark.parametrize("name", ["demo", "resnet18"])
+def test_a_preview_follows_new_weights_without_tracing_again(models, previews, name):
+    """After a mask prune the window reuses the traced preview with the new weights: its
+    predictions from there equal a fresh build's and what is then measured."""
+    model, x = models[name]
+    pruned = copy.deepcopy(model)
+    prune_model(pruned, PruneSpec(sparsity=0.5, scope="global"), PruneContext(pruned))
+    reused = previews[name].for_weights_of(pruned)
+    fresh = SizePreview.build(pruned, x)
+    assert reused is not None and reused.ops is previews[name].ops   # the trace was not redone
+    reused.release_weights()   # as the window holds it: structure and sorted magnitudes only
+    assert all(p.is_meta for p in reused.model.parameters())
+    spec = PruneSpec(sparsity=0.8, scope="global")
+    assert predicted(reused.masks(spec)) == predicted(fresh.masks(spec))
+    assert predicted(reused.masks(PruneSpec(sparsity=0.5, scope="global"))) == measured(pruned, x)
+    further = copy.deepcopy(pruned)
+    prune_model(further, spec, PruneContext(further))
+    assert predicted(reused.masks(spec)) == measured(further, x)
+
+
+def test_a_preview_is_built_again_when_shapes_change(models, previews):
+    model, x = models["resnet18"]
+    smaller = prune_channels(model, x, StructuredSpec(ratio=0.5)).model
+    assert previews["resnet18"].for_weights_of(smaller) is None

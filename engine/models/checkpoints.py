@@ -107,6 +107,12 @@ def load_into(model: nn.Module, state: "OrderedDict[str, torch.Tensor]", label: 
                               + "; ".join(problems))
 
 
+def half_dtype(state: "OrderedDict[str, torch.Tensor]") -> "torch.dtype | None":
+    """float16 or bfloat16 when every floating tensor of the checkpoint has that dtype."""
+    dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
+    return dtypes.pop() if len(dtypes) == 1 and dtypes & {torch.float16, torch.bfloat16} else None
+
+
 def load_pickled_model(path: str | Path, trusted: bool) -> nn.Module:
     path = Path(path).expanduser()
     if not trusted:

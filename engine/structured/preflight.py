@@ -57,11 +57,23 @@ def _inside_attention(group: GroupTry, model: nn.Module) -> bool:
     return any(member == h or member.startswith(h + ".") for member, _ in group.members for h in heads)
 
 
-def _custom_op(group: GroupTry, model: nn.Module) -> bool:
+def custom_layers(group: GroupTry, model: nn.Module) -> list[str]:
+    """The group's layers of a type from outside torch that hold parameters of their own: a
+    member, or the owner of a parameter torch-pruning found outside any layer it knows."""
     modules = dict(model.named_modules())
-    return any(not type(modules[name]).__module__.startswith("torch.") and
-               any(True for _ in modules[name].parameters(recurse=False))
-               for name, _ in group.members if name in modules)
+    owners = [name.rpartition(".")[0] for name in group.loose_parameters]
+    found = []
+    for name in [member for member, _ in group.members] + owners:
+        module = modules.get(name)
+        if (module is not None and name not in found
+                and not type(module).__module__.startswith("torch.")
+                and any(True for _ in module.parameters(recurse=False))):
+            found.append(name)
+    return found
+
+
+def _custom_op(group: GroupTry, model: nn.Module) -> bool:
+    return bool(custom_layers(group, model))
 
 
 # Checked in order; the first that applies names the reason.
@@ -79,8 +91,9 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
               "whole heads with per-model settings, use mask pruning, or exclude {root}",
               _inside_attention),
     Diagnosis("custom_op", "a custom layer torch-pruning cannot slice",
-              "a layer with its own parameters that torch-pruning has no rule for: register a "
-              "pruner for its type, or exclude {root}", _custom_op),
+              "{custom} holds its own parameters and torch-pruning has no rule for its type: "
+              "register a pruner for it (torch-pruning's customized_pruners), or exclude {root}",
+              _custom_op),
     Diagnosis("other", "removing its channels breaks the forward pass",
               "exclude {root} (structured.exclude), or read the error and make the shapes in "
               "forward follow the tensors", lambda _g, _m: True),
@@ -199,7 +212,9 @@ def preflight(model: nn.Module, example_input, spec: Optional[StructuredSpec] = 
             d = diagnose(group, base)
             groups.append(GroupCheck(group.root or "?", _member_labels(group),
                                      group.widths.get(group.root, 0), "kept whole", d.reason,
-                                     d.hint.format(root=group.root), group.error))
+                                     d.hint.format(root=group.root, custom=", ".join(
+                                         custom_layers(group, base)) or "a layer"),
+                                     group.error))
         else:
             groups.append(GroupCheck(group.root or "?", _member_labels(group),
                                      group.widths.get(group.root, 0), "prunable"))

@@ -206,15 +206,20 @@ class GroupTry:
     widths: dict[str, int]                # layer -> its output width before this group
     removed: dict[str, list[int]] = field(default_factory=dict)   # same, in original numbering
     error: str = ""                       # why removing it broke the model, if it did
+    # parameters torch-pruning found outside any layer it knows ("owner.attr"): a custom layer's
+    loose_parameters: list[str] = field(default_factory=list)
 
     @classmethod
     def describe(cls, group, names: dict[nn.Module, str]) -> "GroupTry":
-        members, ops, out_channels, widths = [], [], {}, {}
+        members, ops, out_channels, widths, loose = [], [], {}, {}, []
         for item in group:
             module = item.dep.target.module
             ops.append(type(module).__name__)
             name = names.get(module)
             if name is None:
+                if isinstance(module, nn.Parameter):
+                    loose += [f"{owner}.{attr}" if owner else attr for m, owner in names.items()
+                              for attr, p in m.named_parameters(recurse=False) if p is module]
                 continue
             side = "out" if getattr(item.dep.handler, "__name__", "") == "prune_out_channels" else "in"
             if (name, side) not in members:
@@ -222,7 +227,8 @@ class GroupTry:
             if side == "out" and name not in out_channels:
                 out_channels[name] = sorted(int(i) for i in item.idxs)
                 widths[name] = _out_width(module)
-        return cls(names.get(group[0].dep.target.module), members, ops, out_channels, widths)
+        return cls(names.get(group[0].dep.target.module), members, ops, out_channels, widths,
+                   loose_parameters=sorted(set(loose)))
 
 
 GroupHook = Callable[[GroupTry], None]
@@ -369,6 +375,12 @@ def _remove_channels(pruned: nn.Module, example, spec: StructuredSpec, ignored: 
         try:
             groups = list(pruner.step(interactive=True))
         except Exception as exc:
+            # step() ranks every group before handing any over, so one group whose channels
+            # cannot be ranked (a reshape by a head count, a custom layer) stops them all; name it
+            broken = _unrankable_group(pruner, names) if check_each_group else None
+            if broken is not None:
+                tries.append(broken[0])
+                raise _GroupBroke(broken[0].root, broken[1]) from None
             raise _wrap_library_error(exc, "remove channels", retryable=True) from None
         tracker = ProgressTracker("Removing channels", len(groups), progress)
         for i, group in enumerate(groups, 1):
@@ -404,6 +416,36 @@ def _remove_channels(pruned: nn.Module, example, spec: StructuredSpec, ignored: 
         raise _wrap_library_error(exc, "produce a model that still runs", retryable=True) from None
     return {layer: sorted(set(range(_original_width(tries, layer))) - set(kept))
             for layer, kept in surviving.items()}
+
+
+def in_original_numbering(earlier: "StructuredOutcome", later: "StructuredOutcome") -> dict[str, list[int]]:
+    """The channels two removals in a row took, by the first model's channel numbers (``later``
+    numbers the channels ``earlier`` left). When ``later`` did not start from ``earlier``'s
+    result (a step back in between), its own numbering is all that is known."""
+    left = {w.name: w.out_after for w in earlier.layers}
+    if any(left.get(w.name, w.out_before) != w.out_before for w in later.layers):
+        return dict(later.removed_channels)
+    combined = {layer: list(indices) for layer, indices in earlier.removed_channels.items()}
+    for layer, indices in later.removed_channels.items():
+        gone = set(combined.get(layer, []))
+        width = next(w.out_before for w in later.layers if w.name == layer) + len(gone)
+        survivors = [c for c in range(width) if c not in gone]
+        combined[layer] = sorted(gone | {survivors[i] for i in indices})
+    return combined
+
+
+def _unrankable_group(pruner, names: dict[nn.Module, str]) -> Optional[tuple["GroupTry", Exception]]:
+    """The first group whose channel importance cannot be computed, described, and the error."""
+    for group in pruner.DG.get_all_groups(ignored_layers=pruner.ignored_layers,
+                                          root_module_types=pruner.root_module_types):
+        try:
+            pruner.estimate_importance(group)
+        except Exception as exc:
+            tried = GroupTry.describe(group, names)
+            tried.out_channels = {}   # nothing was removed: it broke while ranking
+            tried.error = _first_line(exc)
+            return tried, exc
+    return None
 
 
 def _original_width(tries: list["GroupTry"], layer: str) -> int:

@@ -1,6 +1,7 @@
 """Per-layer weight histograms, before (original model) and after (now) overlaid on the same bins.
 
-All layers appear as small multiples; the selected layer is drawn large. Fed by throttled
+All layers appear as small multiples (gui/views/thumbnails.py, painted by one widget); the
+selected layer is drawn large. Fed by throttled
 :class:`~engine.snapshots.WeightSnapshot` s, so it follows pruning and fine-tuning live.
 """
 from __future__ import annotations
@@ -9,18 +10,15 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QScrollArea, QSplitter,
                                QVBoxLayout, QWidget)
 
 from engine.snapshots import LayerHistogram, WeightSnapshot
 from gui.combo import fit_popup
 from gui.views import CURRENT_COLOR, ORIGINAL_COLOR
+from gui.views.thumbnails import HistogramThumbnails
 
-SMALL_COLUMNS = 3
-SMALL_ROW_HEIGHT = 170
-SMALL_PER_SLICE = 1   # small plots built per turn of the event loop
-REDRAW_PER_SLICE = 12   # small plots redrawn per turn of the event loop
 
 
 def _pen(color, width=1.5):
@@ -117,12 +115,11 @@ class HistogramView(QWidget):
         self.big.showGrid(x=True, y=True, alpha=0.2)
         self.big_pair = _HistogramPair(self.big.getPlotItem(), legend=True)
 
-        self.grid = pg.GraphicsLayoutWidget()
-        self.grid.ci.setSpacing(6)
+        self.thumbnails = HistogramThumbnails()
+        self.thumbnails.setToolTip("Every layer's histogram; click one to draw it large.")
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
-        self.scroll.setWidget(self.grid)
-        self.small: dict[str, _HistogramPair] = {}
+        self.scroll.setWidget(self.thumbnails)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.big)
@@ -136,7 +133,7 @@ class HistogramView(QWidget):
 
         self.nonzero.toggled.connect(self._redraw)
         self.layer.currentTextChanged.connect(self._on_layer)
-        self.grid.scene().sigMouseClicked.connect(self._on_grid_click)
+        self.thumbnails.clicked.connect(self.select)
 
     # ------------------------------------------------------------ data in
 
@@ -149,7 +146,7 @@ class HistogramView(QWidget):
         self.layer.addItems(names)
         fit_popup(self.layer)
         self.layer.blockSignals(False)
-        self._build_small(names)
+        self.thumbnails.set_layers(names)
         self._redraw()
 
     def update_snapshot(self, snapshot: WeightSnapshot) -> None:
@@ -164,8 +161,8 @@ class HistogramView(QWidget):
     def set_threshold(self, value: Optional[float]) -> None:
         """Draws ±``value`` (a global magnitude threshold) on every histogram; None hides it."""
         self.threshold = value
-        for pair in (self.big_pair, *self.small.values()):
-            pair.set_threshold(value)
+        self.big_pair.set_threshold(value)
+        self.thumbnails.set_threshold(value)
         self.big_pair.plot.setTitle(self.layer.currentText() + (
             f"  (global threshold |w| = {value:.4g})" if value is not None else ""))
 
@@ -194,68 +191,13 @@ class HistogramView(QWidget):
 
     # ------------------------------------------------------------ drawing
 
-    def _build_small(self, names: list[str]) -> None:
-        """The small multiples are built a few per turn of the event loop: one plot costs 30-200 ms
-        (axes, view box, menu), so ResNet-50's 54 at once froze the window for seconds."""
-        self.grid.clear()
-        self.small.clear()
-        self._small_names = list(names)
-        self._build_generation = getattr(self, "_build_generation", 0) + 1
-        rows = max(1, (len(names) + SMALL_COLUMNS - 1) // SMALL_COLUMNS)
-        self.grid.setMinimumHeight(rows * SMALL_ROW_HEIGHT)
-        self._build_slice(self._build_generation)
-
-    def _build_slice(self, generation: int) -> None:
-        if generation != self._build_generation:   # a newer model's plots replaced these
-            return
-        nonzero_only = self.nonzero.isChecked()
-        for name in self._small_names[len(self.small):len(self.small) + SMALL_PER_SLICE]:
-            i = len(self.small)
-            plot = self.grid.addPlot(row=i // SMALL_COLUMNS, col=i % SMALL_COLUMNS, title=name)
-            plot.setTitle(name, size="9pt")
-            plot.getAxis("left").setStyle(showValues=False)
-            plot.getAxis("bottom").setStyle(tickFont=None)
-            plot.setMouseEnabled(x=False, y=False)
-            plot.hideButtons()
-            pair = self.small[name] = _HistogramPair(plot)
-            pair.set_threshold(self.threshold)
-            if self.original is not None:
-                after = self.current.histograms if self.current is not None else {}
-                pair.set(self.original.histograms.get(name), after.get(name), nonzero_only)
-        if len(self.small) < len(self._small_names):
-            QTimer.singleShot(0, self, lambda: self._build_slice(generation))
-
-    @property
-    def building(self) -> bool:
-        """Whether small plots are still being added (tests wait for the last)."""
-        return len(self.small) < len(getattr(self, "_small_names", ()))
-
     def _redraw(self, *_: object) -> None:
         if self.original is None:
             return
         self._draw_big()
-        self._redraw_generation = getattr(self, "_redraw_generation", 0) + 1
-        self._redraw_slice(self._redraw_generation, 0)
-
-    def _redraw_slice(self, generation: int, start: int) -> None:
-        """The small plots are redrawn a few per turn of the event loop (each setData lays its
-        plot out again: 2-3 ms, 150 ms for ResNet-50's 54 in one go); a newer snapshot arriving
-        meanwhile takes over."""
-        if generation != self._redraw_generation or self.original is None:
-            return
-        nonzero_only = self.nonzero.isChecked()
-        before = self.original.histograms
-        after = self.current.histograms if self.current is not None else {}
-        names = list(self.small)[start:start + REDRAW_PER_SLICE]
-        for name in names:
-            pair = self.small[name]
-            pair.set(before.get(name), after.get(name), nonzero_only)
-            bad = _nonfinite(after.get(name) or before.get(name))
-            pair.plot.setTitle(name + (f" ⚠ {bad:,} NaN/inf" if bad else ""), size="9pt",
-                               color="#c0392b" if bad else None)
-        if start + REDRAW_PER_SLICE < len(self.small):
-            following = start + REDRAW_PER_SLICE
-            QTimer.singleShot(0, self, lambda: self._redraw_slice(generation, following))
+        self.thumbnails.set_histograms(self.original.histograms,
+                                       self.current.histograms if self.current is not None else {},
+                                       self.nonzero.isChecked())
 
     def _draw_big(self) -> None:
         name = self.layer.currentText()
@@ -279,13 +221,6 @@ class HistogramView(QWidget):
         self._draw_big()
         if name:
             self.layer_selected.emit(name)
-
-    def _on_grid_click(self, event) -> None:
-        pos = event.scenePos()
-        for name, pair in self.small.items():
-            if pair.plot.sceneBoundingRect().contains(pos):
-                self.select(name)
-                return
 
 
 def _nonfinite(hist) -> int:

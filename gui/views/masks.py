@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QGroupBox, QHBoxLayout, QLa
 
 from engine.snapshots import format_matrix
 from gui.combo import compact, fit_popup
+from gui.views.channel_strip import ChannelGroupStrip
 from gui.views import shape_text
 from gui.worker import MatrixData
 
@@ -82,10 +83,13 @@ class MaskView(QWidget):
         # on its own row under the picture: its text changes length as the mouse moves, and in
         # the top row it set a wide minimum for the whole window
         self.hover = QLabel("Hover a pixel for its index and value")
-        # the selected layer's channel group and the channels it would lose (gui.window.foresight)
+        # the selected layer's channel group and the channels it would lose (gui.window.foresight):
+        # as a strip of cells, and as text with the index ranges to copy
+        self.group_strip = ChannelGroupStrip()
         self.group_note = QLabel()
         self.group_note.setObjectName("group_note")
         self.group_note.setWordWrap(True)
+        self.group_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.corner_toggle = QCheckBox("Corner before / after")
         self.corner_toggle.setChecked(True)
         self.corner_toggle.setToolTip("The 5×5 top-left corner of the parameter as numbers, in the "
@@ -132,6 +136,7 @@ class MaskView(QWidget):
         layout.addLayout(top)
         layout.addLayout(middle, 1)
         layout.addWidget(self.hover)
+        layout.addWidget(self.group_strip)
         layout.addWidget(self.group_note)
         layout.addLayout(bottom)
         self.corner_toggle.toggled.connect(self.corner_box.setVisible)
@@ -164,6 +169,8 @@ class MaskView(QWidget):
         self.block_items = []
         self.legend.setText("")
         self.hover.setText("Hover a pixel for its index and value")
+        self.group_strip.clear()
+        self.group_note.setText("")
         self._show_corner(MatrixData("", "weight", (), np.zeros((0, 0), dtype=np.float32),
                                      None, None))
 

@@ -16,10 +16,12 @@ from engine.config import RecipeError
 from engine.metrics import format_value
 from engine.preview import Prediction, SizePreview
 from engine.structured.preflight import GroupPlan, group_of
+from gui.views.channel_strip import PLANNED, REMOVED, strip_caption, strip_rows
 from gui.worker import Request
 
 # Editing a spin box fires on every step; the preview is recomputed at most this often.
 PREVIEW_REFRESH_MS = 30
+GROUP_REFRESH_MS = 300
 GROUP_COLOUR = QColor(255, 236, 170)
 
 
@@ -59,6 +61,7 @@ class WindowForesight:
         self.removed_channels: dict[str, list[int]] = {}
         self._plans_for = None           # the structured spec the plans were made for
         self._highlighted: list = []
+        self._group_layer: Optional[str] = None   # the layer whose channel group is shown
         self.report_dialog: Optional[TextDialog] = None
         self.preflight_action = self._action(
             "Pre-fli&ght check", self.run_preflight, None,
@@ -83,6 +86,17 @@ class WindowForesight:
                        panel.st_round_to.valueChanged, panel.structured_box.toggled,
                        panel.changed, self.model_panel.selection_changed):
             signal.connect(self._preview_timer.start)
+        # the strip follows the channel-removal settings; each change re-plans on a copy of the
+        # model (a trace), so a drag of the ratio asks once it settles, one request at a time
+        self._group_timer = QTimer(self)
+        self._group_timer.setSingleShot(True)
+        self._group_timer.setInterval(GROUP_REFRESH_MS)
+        self._group_timer.timeout.connect(self._request_group)
+        self._group_pending = False
+        for signal in (panel.st_ratio.valueChanged, panel.st_importance.currentIndexChanged,
+                       panel.st_scope.currentIndexChanged, panel.st_round_to.valueChanged,
+                       panel.st_max_layer.valueChanged):
+            signal.connect(self._group_timer.start)
         self.sensitivity.proposal_changed.connect(self.preview_proposal)
         self.sensitivity.apply_requested.connect(lambda _targets: self._preview_timer.start())
         self.model_panel.param_selected.connect(self.show_group)
@@ -118,6 +132,11 @@ class WindowForesight:
             self.status_label.setText(self.last_preflight.summary)
         elif op == "explain":
             self.status_label.setText(" ".join(self.last_explanation.verdict[:1]))
+        elif op in ("open", "adopt", "open_project"):
+            self._group_layer = None   # a new model: its layers are not the old one's
+            self._group_pending = False
+        elif self.group_plans is None and self._group_layer:
+            self._request_group()   # the model changed: show the selected layer's group again
 
     # ------------------------------------------------------------ size and MACs preview
 
@@ -175,47 +194,72 @@ class WindowForesight:
     def show_group(self, param: str) -> None:
         """Highlights the layers coupled to the selected parameter's layer and lists the channels
         the structured settings would remove; asks the worker for the groups when needed."""
-        spec = self.method_panel.structured_spec()
         self._group_layer = param.rsplit(".", 1)[0]
+        self._request_group()
+
+    def _request_group(self) -> None:
+        if self._group_layer is None or self._group_pending:
+            return   # nothing selected, or an answer is on its way (it asks again if stale)
+        try:
+            spec = self.method_panel.structured_spec()
+        except RecipeError:   # settings being edited into something invalid: keep what is shown
+            return
         if self.group_plans is None or self._plans_for != spec:
             if self.busy_op is None and self.model_panel.info is not None:
                 self._plans_for = spec
+                self._group_pending = True
                 self.request.emit(Request("group_plans", {"spec": spec}))
             return
         self._show_group_plan()
 
     def _on_group_plans(self, answer) -> None:
+        self._group_pending = False
         plans, self.removed_channels = answer
         if isinstance(plans, str):
+            self.masks.group_strip.clear()
             self.masks.group_note.setText(plans)
             return
         self.group_plans = plans
-        if getattr(self, "_group_layer", None):
+        if self._group_layer:
             self._show_group_plan()
+            self._request_group()   # the settings changed while it was planned: plan again
 
     def _show_group_plan(self) -> None:
+        live = {id(item) for item in self.model_panel.module_items.values()}
         for item in self._highlighted:
-            item.setBackground(0, QBrush())
+            if id(item) in live:   # a model change rebuilds the tree and deletes the old items
+                item.setBackground(0, QBrush())
         self._highlighted = []
         earlier = self.removed_channels.get(self._group_layer)
         before = (f"Channel removal already took original output channels {_ranges(earlier)} "
                   f"of {self._group_layer}. " if earlier else "")
         plan = group_of(self.group_plans or [], self._group_layer)
         if plan is None:
+            self.masks.group_strip.clear()
             self.masks.group_note.setText(f"{before}{self._group_layer}: in no channel group (its "
                                           f"channels are kept)")
             return
+        rows = strip_rows(plan, self.removed_channels)
+        if rows:
+            self.masks.group_strip.set_rows(rows, strip_caption(self._group_layer, rows,
+                                                                self._plans_for))
+        else:
+            self.masks.group_strip.clear()
         items = self.model_panel.module_items
         for name in plan.coupled():
             if name in items:
                 items[name].setBackground(0, QBrush(GROUP_COLOUR))
                 self._highlighted.append(items[name])
-        removed = plan.remove.get(plan.root, [])
+        # the root's channels in original numbering (after a removal the plan counts survivors)
+        root = next((r for r in rows if plan.root in r.layers), None)
+        removed = root.indices(PLANNED) if root is not None else plan.remove.get(plan.root, [])
+        width = plan.widths.get(plan.root, 0)
         self.masks.group_note.setText(
             f"{before}Channel group of {self._group_layer} (root {plan.root}, {len(plan.coupled())} "
             f"coupled layers, highlighted in the model tree): removing "
-            f"{len(removed)} of {plan.widths.get(plan.root, 0)} channels would remove indices "
-            f"{_ranges(removed)}")
+            f"{len(removed)} of {width} channels would remove "
+            f"{'original ' if earlier or (root is not None and root.indices(REMOVED)) else ''}"
+            f"indices {_ranges(removed)}")
 
 
 def _ranges(indices: list[int]) -> str:

@@ -48,3 +48,15 @@ def demo_window(qtbot, window):
     """The window as the user sees it after start-up: the demo model and data opened."""
     wait_done(qtbot, window, window.open_demo, "open", OPEN_TIMEOUT_MS)
     return window
+
+
+def dark_palette(light):
+    """``light`` with the dark colours a system dark theme gives (Base, Window and their text)."""
+    from PySide6.QtGui import QColor, QPalette
+    dark = QPalette(light)
+    for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
+        dark.setColor(group, QPalette.ColorRole.Base, QColor(30, 30, 30))
+        dark.setColor(group, QPalette.ColorRole.Window, QColor(45, 45, 45))
+        dark.setColor(group, QPalette.ColorRole.Text, QColor(230, 230, 230))
+        dark.setColor(group, QPalette.ColorRole.WindowText, QColor(230, 230, 230))
+    return dark

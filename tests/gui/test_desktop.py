@@ -229,23 +229,22 @@ def test_layout_and_method_settings_are_remembered_and_fit_small_screens(qtbot, 
 
 def test_plots_follow_a_dark_palette_and_back(qtbot, demo_window):
     import pyqtgraph as pg
-    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtCore import QRect
+    from tests.gui.conftest import dark_palette
     w = demo_window
     light = w.palette()
-    dark = QPalette(light)
-    for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
-        dark.setColor(group, QPalette.ColorRole.Base, QColor(30, 30, 30))
-        dark.setColor(group, QPalette.ColorRole.Window, QColor(45, 45, 45))
-        dark.setColor(group, QPalette.ColorRole.Text, QColor(230, 230, 230))
-        dark.setColor(group, QPalette.ColorRole.WindowText, QColor(230, 230, 230))
-    w.setPalette(dark)   # as a system theme switch does: a PaletteChange event
+    w.setPalette(dark_palette(light))   # as a system theme switch does: a PaletteChange event
     qtbot.wait(20)
     for view in (w.histograms.big, w.density.plot, w.training.acc_plot, w.sensitivity.plot):
         assert view.backgroundBrush().color().lightness() < 60
         axis = view.getPlotItem().getAxis("left")
         assert axis.textPen().color().lightness() > 200
-    small = next(iter(w.histograms.small.values())).plot
-    assert small.getAxis("bottom").textPen().color().lightness() > 200
+    # the small multiples paint with the palette: dark background, light titles
+    thumbs = w.histograms.thumbnails
+    title = thumbs.grab(QRect(0, 0, thumbs.width(), 24)).toImage()
+    lightness = [title.pixelColor(x, y).lightness()
+                 for x in range(0, title.width(), 2) for y in range(title.height())]
+    assert min(lightness) < 60 and max(lightness) > 200
     w.setPalette(light)
     qtbot.wait(20)
     assert w.histograms.big.backgroundBrush().color().lightness() > 200

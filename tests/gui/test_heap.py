@@ -1,8 +1,10 @@
-"""gui.heap: long-lived objects are frozen out of the collector's walk; garbage is not frozen."""
+"""gui.heap: long-lived objects are frozen out of the collector's walk; garbage is not frozen;
+imports that open a user's model run with the collector off and are frozen afterwards."""
 import gc
+import sys
 import weakref
 
-from gui.heap import settle_heap
+from gui.heap import import_quietly, imports_for, settle_heap
 
 
 class Node:
@@ -28,3 +30,41 @@ def test_opening_a_model_settles_the_heap(demo_window):
     # the demo opened in the fixture: what it loaded is frozen, so a collection during a run
     # walks only what the run makes (see the heartbeat test)
     assert gc.get_freeze_count() > 0
+
+
+def test_imports_for_a_source():
+    assert imports_for("demo") == () and imports_for("text_demo") == ()
+    assert "torchvision" in imports_for("torchvision")
+    assert "transformers" in imports_for("hf") and "transformers" not in imports_for("python")
+
+
+def test_import_quietly_imports_freezes_and_restores_the_collector(monkeypatch):
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    seen = []
+    monkeypatch.setattr(gc, "freeze", lambda: seen.append(("freeze", gc.isenabled())))
+    assert gc.isenabled()
+    import_quietly(["colorsys", "no_such_module_for_prunelab"])   # a missing one is skipped
+    assert "colorsys" in sys.modules
+    assert seen == [("freeze", False)]   # frozen before the collector came back
+    assert gc.isenabled()
+    import_quietly(["colorsys"])          # all imported already: nothing to do, nothing frozen
+    assert seen == [("freeze", False)]
+
+
+def test_training_runs_on_every_core_and_gives_the_window_its_core_back():
+    import os
+
+    import torch
+
+    from gui.worker import every_core
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with every_core(torch.nn.Linear(2000, 2000)):   # 4M parameters
+            assert torch.get_num_threads() == max(1, os.cpu_count() or 1)
+        assert torch.get_num_threads() == 1
+        with every_core(torch.nn.Linear(20, 20)):       # a small model keeps the window's count
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -116,7 +116,7 @@ def test_histogram_non_zero_toggle(qtbot, demo_window):
     zeros = sum(all_counts) - sum(nonzero_counts)
     layer = next(l for l in w.histograms.current.layers if l.name == "fc1.weight")
     assert zeros == layer.numel - layer.nonzero > 0
-    assert len(w.histograms.small) == len(w.model_panel.prunable_names())
+    assert w.histograms.thumbnails.names == w.model_panel.prunable_names()
 
 
 def test_pickled_model_needs_trust_and_drop_opens_checkpoints(qtbot, window, tmp_path,

@@ -1,0 +1,19 @@
+"""``text_tsv``: ``text<TAB>label`` files in a local folder, PruneLab's tokenizer."""
+from __future__ import annotations
+
+from engine.data.sources.base import DATA_SOURCE_REGISTRY, ROOT_REQUIRED, VOCAB_FIELDS, DataSource
+
+
+@DATA_SOURCE_REGISTRY.register
+class TextTSVData(DataSource):
+    name = "text_tsv"
+    label = "Text TSV (text, label)"
+    description = "text<TAB>label files (0-based labels) in a local folder."
+    requires = ROOT_REQUIRED
+    takes = VOCAB_FIELDS
+    text = True
+
+    @classmethod
+    def load(cls, spec, vocab=None, tokenizer=None):
+        from engine.text.sources import read_text_folder, with_vocabulary
+        return with_vocabulary(spec, read_text_folder(spec, csv=False), vocab)
