@@ -33,6 +33,7 @@ from engine.pruning.targets import group_sparsity
 from engine.snapshots import WeightSnapshot, weight_corner, weight_matrix
 from gui.heap import HEAVY_IMPORTS, import_quietly, imports_for
 from gui.worker_history import WorkerHistory
+from gui.worker_stop import WorkerStop
 
 
 @dataclass
@@ -135,7 +136,7 @@ def warm_up_torch() -> None:
         optimizer.step()
 
 
-class EngineWorker(WorkerHistory, QObject):
+class EngineWorker(WorkerHistory, WorkerStop, QObject):
     progress = Signal(object)       # Progress
     snapshot = Signal(object)       # WeightSnapshot of the current model
     matrix = Signal(object)         # MatrixData of the watched parameter
@@ -188,12 +189,6 @@ class EngineWorker(WorkerHistory, QObject):
         # (session, the last SizePreview sent): reused for that session's states while shapes stay
         self._size_preview: tuple = (None, None)
         self.running_token: Optional[CancelToken] = None
-        # the session's model_version the charts last showed in full (_emit_state), that state's
-        # snapshot, and the snapshot sent last (live charts while training may differ from it)
-        self.charted_version: Optional[int] = None
-        self.settled_snapshot: Optional[WeightSnapshot] = None
-        self.last_snapshot: Optional[WeightSnapshot] = None
-        self.pending_step: Optional[tuple[str, str]] = None   # (label, op) not yet in the history
 
     # ------------------------------------------------------------ dispatch
 
@@ -216,15 +211,7 @@ class EngineWorker(WorkerHistory, QObject):
         except Cancelled:
             self.running_token = None
             self.log.emit(f"{request.op}: stopped by the user")
-            # the model is already restored: say so at once (Stop within 1 s), then send the
-            # charts' state, which takes seconds for a model of tens of millions of weights, only
-            # if the model is not exactly as the charts last showed it
-            self.stopped.emit(request.op)
-            if self.session is not None and self.session.model_version == self.charted_version:
-                self._resend_settled_snapshot()
-            else:
-                self._emit_state()
-            self._record_pending_step()   # a change the Stop came after is still one undo step
+            self._after_stop(request.op)
             return
         except Exception as exc:  # every engine error becomes a dialog, never a dead thread
             message = one_line(exc)
@@ -470,20 +457,6 @@ class EngineWorker(WorkerHistory, QObject):
                       f"{current.sparsity:.1%} of parameters are zero\n"
                       + format_table(record.table) + "\n" + " ".join(record.summary))
 
-    def _show_change(self, label: str, op: str) -> None:
-        """The charts of a changed model, before its undo step (writing it takes seconds at full
-        size; the caller records it next). A Stop during the charts is answered at once and the
-        Stop handler completes both."""
-        self.pending_step = (label, op)
-        self._emit_state()
-
-    def _record_pending_step(self) -> None:
-        if self.pending_step is not None and self.session is not None:
-            label, op = self.pending_step
-            self.pending_step = None
-            self.session.record_step(label, op)
-            self._emit_steps()
-
     def _emit_state(self) -> None:
         """Every view of the current model. During an operation each stage honours its Stop
         (seconds in all at ResNet-50 size); after one, nothing stops it."""
@@ -532,16 +505,6 @@ class EngineWorker(WorkerHistory, QObject):
     def _emit_snapshots(self) -> None:
         self.last_snapshot = self.session.snapshot(cancel=self.running_token)
         self.snapshot.emit(self.last_snapshot)
-        self._emit_matrix()
-
-    def _resend_settled_snapshot(self) -> None:
-        """After a Stop that left the model as the charts last showed it: only live snapshots sent
-        during the operation (training, a schedule's rounds) are undone, by sending that state's
-        snapshot again; the size preview, widths and details still hold."""
-        if self.last_snapshot is self.settled_snapshot or self.settled_snapshot is None:
-            return
-        self.last_snapshot = self.settled_snapshot
-        self.snapshot.emit(self.settled_snapshot)
         self._emit_matrix()
 
     def _emit_matrix(self) -> None:

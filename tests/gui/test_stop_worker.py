@@ -38,11 +38,24 @@ def _names(events):
     return [name for name, _ in events]
 
 
-def _cancel_at_step(worker, step: int):
-    """A token that is cancelled as training reaches ``step`` (a Stop pressed mid-epoch)."""
-    token = CancelToken()
-    worker.steps.connect(lambda s: token.cancel() if s.steps[-1] >= step else None)
-    return token
+@pytest.fixture
+def cancel_at_step():
+    """A token cancelled after the given number of optimizer steps (a Stop pressed mid-epoch)."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+    handles = []
+
+    def make(step: int) -> CancelToken:
+        token, done = CancelToken(), [0]
+
+        def count(*_args) -> None:
+            done[0] += 1
+            if done[0] >= step:
+                token.cancel()
+        handles.append(register_optimizer_step_post_hook(count))
+        return token
+    yield make
+    for handle in handles:
+        handle.remove()
 
 
 def _finetune(epochs=1, max_batches=None):
@@ -85,13 +98,13 @@ def test_a_stop_that_restores_the_model_sends_no_new_charts(worker, request_args
     assert worker.session.steps.steps == []
 
 
-def test_stopped_fine_tuning_sends_back_the_charts_of_the_model_as_it_was(worker):
+def test_stopped_fine_tuning_sends_back_the_charts_of_the_model_as_it_was(worker, cancel_at_step):
     worker.run(Request("prune", {"spec": PruneSpec(method="l1", sparsity=0.5)}))
     settled = worker.settled_snapshot
     before, version = _state(worker.session.model), worker.session.model_version
-    worker.SNAPSHOT_INTERVAL_S = 0.0   # a live snapshot after every step
+    worker.SNAPSHOT_INTERVAL_S, worker.SNAPSHOT_SHARE = 0.0, 1e9   # a live snapshot every step
     worker.events.clear()
-    worker.run(Request("finetune", {"spec": _finetune()}, _cancel_at_step(worker, 3)))
+    worker.run(Request("finetune", {"spec": _finetune()}, cancel_at_step(3)))
     names = _names(worker.events)
     assert names[-2:] == ["stopped", "snapshot"] and names.count("snapshot") >= 2
     assert worker.events[-1][1] is settled          # the charts as they were, not re-taken
@@ -100,11 +113,11 @@ def test_stopped_fine_tuning_sends_back_the_charts_of_the_model_as_it_was(worker
     assert len(worker.session.steps.steps) == 1     # only the prune's undo step
 
 
-def test_a_stop_that_keeps_finished_epochs_takes_the_charts_again(worker):
+def test_a_stop_that_keeps_finished_epochs_takes_the_charts_again(worker, cancel_at_step):
     version = worker.session.model_version
     worker.events.clear()
     # 12 training batches of 16 per epoch: Stop in the second epoch keeps the first
-    worker.run(Request("finetune", {"spec": _finetune(epochs=3)}, _cancel_at_step(worker, 14)))
+    worker.run(Request("finetune", {"spec": _finetune(epochs=3)}, cancel_at_step(14)))
     names = _names(worker.events)
     assert "stopped" in names
     after_stop = names[names.index("stopped"):]
