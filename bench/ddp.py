@@ -91,13 +91,27 @@ def _single(device: str, batch: int, steps: int, results) -> None:
     results.put((0, _train(device, batch, steps)))
 
 
-def run(processes: int, device: str, batch: int, steps: int) -> float:
+def _alone(rank: int, device: str, batch: int, steps: int, results) -> None:
+    """One of N processes training side by side with no process group: what N ranks could do
+    if communication cost nothing (the ceiling for data parallelism on these cores)."""
+    torch.set_num_threads(1)
+    if device == "cuda":
+        torch.cuda.set_device(rank)
+    results.put((rank, _train(device, batch, steps)))
+
+
+def run(processes: int, device: str, batch: int, steps: int, together: bool = True) -> float:
     """Global samples per second; ``processes`` 0 is the single-process reference (no process
-    group at all). Each side runs in fresh processes so neither inherits the other's state."""
+    group at all); ``together`` False runs the processes side by side without a process group,
+    each on its share of the batch. Each side runs in fresh processes so none inherits
+    another's state."""
     ctx = mp.get_context("spawn")
     results = ctx.SimpleQueue()
     if processes == 0:
         workers = [ctx.Process(target=_single, args=(device, batch, steps, results))]
+    elif not together:
+        workers = [ctx.Process(target=_alone, args=(r, device, batch // processes, steps, results))
+                   for r in range(processes)]
     else:
         port = _free_port()
         workers = [ctx.Process(target=_rank, args=(r, processes, port, device, batch, steps,
@@ -139,6 +153,10 @@ def main() -> None:
     ours = run(procs, args.device, args.batch, steps)
     print(f"ours       {procs} {unit + ('s' if procs > 1 else ''):<20} {ours:8.1f} samples/s "
           f"(DistributedDataParallel, {args.batch // procs} per rank)")
+    ceiling = run(procs, args.device, args.batch, steps, together=False)
+    print(f"ceiling    {procs} {unit + ('s' if procs > 1 else ''):<20} {ceiling:8.1f} samples/s "
+          f"(side by side, {args.batch // procs} each, no communication: "
+          f"{ceiling / reference:.2f}x at most; ours reaches {ours / ceiling:.0%} of it)")
     ratio = ours / reference
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
