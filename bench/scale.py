@@ -161,7 +161,7 @@ def run_plain(case: str, work: Path, steps: int, device: str) -> dict:
 # ---------------------------------------------------------------- the app, in its real window
 
 def run_app(case: str, work: Path, steps: int, device: str) -> dict:
-    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
     app = QApplication.instance() or QApplication([])
     import torch
@@ -175,13 +175,21 @@ def run_app(case: str, work: Path, steps: int, device: str) -> dict:
     heartbeat.start()
 
     def pump(condition, timeout_s: float) -> bool:
+        """Runs the window's event loop, as app.exec() does for a user, until ``condition``.
+        (A loop of processEvents() and 2 ms sleeps woke the GUI thread 500 times a second, which
+        a real window never does, and took turns from the training threads.)"""
         start = time.perf_counter()
-        while not condition():
-            app.processEvents()
-            time.sleep(0.002)
-            if time.perf_counter() - start > timeout_s:
-                return False
-        return True
+        if condition():
+            return True
+        loop = QEventLoop()
+        check = QTimer()
+        check.setInterval(10)
+        check.timeout.connect(lambda: loop.quit() if condition()
+                              or time.perf_counter() - start > timeout_s else None)
+        check.start()
+        loop.exec()
+        check.stop()
+        return condition()
 
     def stall_ms(first_beat: int) -> float:
         # from the last beat before the phase began: a stall spanning its start counts too
