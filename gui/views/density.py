@@ -73,7 +73,14 @@ class DensityView(QWidget):
             label = pg.TextItem(anchor=(0.5, 1.0), color=(20, 20, 20))
             self.plot.addItem(label)
             self.labels.append(label)
-        self.plot.getAxis("bottom").setTicks([[(i, n) for i, n in enumerate(self.names)]])
+        if len(self.names) <= MAX_BAR_LABELS:
+            ticks = [(i, n) for i, n in enumerate(self.names)]
+            self.plot.setLabel("bottom", "")
+        else:   # ResNet-50's 54 names printed over each other: numbers, names on hover
+            step = -(-len(self.names) // 12)
+            ticks = [(i, str(i)) for i in range(0, len(self.names), step)]
+            self.plot.setLabel("bottom", "layer number (hover a bar for its name)")
+        self.plot.getAxis("bottom").setTicks([ticks])
         self.plot.setXRange(-0.6, len(self.names) - 0.4, padding=0)
         self._redraw()
 
