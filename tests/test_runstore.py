@@ -166,3 +166,20 @@ def test_state_compressed_in_pieces_reads_back_and_a_stop_writes_nothing(tmp_pat
             store.add("stopped", model, cancel=token)
         assert store.runs() == []
         assert list((tmp_path / "store").rglob("*.safetensors*")) == []
+
+
+def test_state_bytes_are_a_safetensors_file_of_every_dtype_the_store_keeps():
+    """The store writes safetensors piece by piece (engine.runstore._safetensors_bytes);
+    safetensors' own reader reads it back exactly, for each dtype a state holds."""
+    from safetensors.torch import load
+    from engine.runstore import _safetensors_bytes
+    torch.manual_seed(0)
+    tensors = {"w": torch.randn(3, 5), "half": torch.randn(7).half(), "bf": torch.randn(2, 2).bfloat16(),
+               "mask": torch.rand(4, 4) > 0.5, "count": torch.tensor(17), "idx": torch.arange(9),
+               "empty": torch.zeros(0, 3), "big": torch.randn(1 << 21)}   # 8 MB: several pieces
+    data = _safetensors_bytes(tensors)
+    back = load(bytes(data))
+    assert set(back) == set(tensors)
+    for name, tensor in tensors.items():
+        assert back[name].dtype == tensor.dtype and back[name].shape == tensor.shape
+        assert torch.equal(back[name], tensor), name
