@@ -247,10 +247,8 @@ class DDPTraining(LocalTraining):
     def wrap(self, model: nn.Module) -> nn.Module:
         from torch.nn.parallel import DistributedDataParallel
         device = next(model.parameters()).device
-        # gradients live in DDP's all-reduce buckets instead of being copied there every step
-        # (one copy of the model's gradients less per step, and less memory)
         return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                       else None, gradient_as_bucket_view=True)
+                                       else None)
 
     @torch.no_grad()
     def end_epoch(self, model: nn.Module) -> None:
