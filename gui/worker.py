@@ -482,10 +482,16 @@ class EngineWorker(WorkerHistory, WorkerStop, QObject):
         if preview is not None:
             preview.sort_magnitudes(cancel=self.running_token)   # seconds at ResNet-50 size
             preview.release_weights()
-            self._size_preview = (self.session, preview)
-            self.size_preview.emit(preview)
-            return
+        else:
+            preview = self._build_size_preview()
+        self._size_preview = (self.session, preview)
+        self.size_preview.emit(preview)
+
+    def _build_size_preview(self):
+        """A new SizePreview of the current model, or why there is none (a string)."""
+        from engine.preview import SizePreview
         example = self.session.data.example_input(1)
+        preview = None
         for channels in (True, False):
             try:
                 with stop_inside_passes(self.running_token):   # its traced forwards
@@ -499,8 +505,7 @@ class EngineWorker(WorkerHistory, WorkerStop, QObject):
                 raise
             except Exception as exc:   # an untraceable model: say why instead of a preview
                 preview = f"no size preview for this model ({type(exc).__name__})"
-        self._size_preview = (self.session, preview)
-        self.size_preview.emit(preview)
+        return preview
 
     def _emit_snapshots(self) -> None:
         self.last_snapshot = self.session.snapshot(cancel=self.running_token)
@@ -571,14 +576,13 @@ def global_magnitude_threshold(model: torch.nn.Module, spec: PruneSpec) -> Optio
     if (spec.scope != "global" or spec.granularity != "fine" or spec.method not in MAGNITUDE_CRITERIA
             or spec.per_layer):
         return None
-    from engine.pruning.targets import matches
-    info = describe_model(model)
-    names = [p.name for p in info.prunable
-             if spec.include is None or any(matches(p.name, pattern) for pattern in spec.include)]
+    from engine.pruning.targets import matches, prunable_targets
+    # the prunable weights by name only: describe_model would count every weight's non-zeros
+    targets = [t for t in prunable_targets(model)
+               if spec.include is None or any(matches(t.name, pattern) for pattern in spec.include)]
     smallest = None
-    for name in names:
-        owner, _, leaf = name.rpartition(".")
-        weight = getattr(model.get_submodule(owner) if owner else model, leaf)
+    for target in targets:
+        weight = getattr(target.module, target.param_name)   # as the last forward left it
         # the least |w| among non-zeros, without gathering them (a copy of 25M weights)
         magnitudes = weight.detach().abs()
         magnitudes.masked_fill_(magnitudes == 0, float("inf"))

@@ -68,3 +68,21 @@ def test_training_runs_on_every_core_and_gives_the_window_its_core_back():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_global_threshold_is_the_least_kept_magnitude_of_the_selected_layers():
+    import torch
+
+    from engine.config import PruneSpec
+    from engine.models.architectures import build_architecture
+    from engine.pruning.apply import prune_model
+    from engine.pruning.base import PruneContext
+    from gui.worker import global_magnitude_threshold
+    torch.manual_seed(0)
+    model = build_architecture("lenet")
+    spec = PruneSpec(sparsity=0.6, scope="global", include=["conv*", "fc1.*"])
+    prune_model(model, spec, PruneContext(model))
+    kept = torch.cat([getattr(model.get_submodule(n), "weight").detach().abs().flatten()
+                      for n in ("conv1", "conv2", "fc1")])
+    assert global_magnitude_threshold(model, spec) == float(kept[kept != 0].min())
+    assert global_magnitude_threshold(model, PruneSpec(sparsity=0.6)) is None   # layer scope
