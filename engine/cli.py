@@ -18,7 +18,6 @@ from typing import Optional, TextIO
 from engine.config import Recipe, RecipeError
 from engine.distributed_env import (check_distributed_recipe, env_rank, is_peer_failure,
                                     launched_by_torchrun)
-from engine.memory import fix_mmap_threshold
 from engine.messages import one_line
 from engine.metrics import format_table
 from engine.outputs import check_recipe_outputs
@@ -104,7 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    fix_mmap_threshold()   # training gives freed memory back (engine/memory.py)
     try:
         recipe = Recipe.load(args.recipe)
         if args.epochs is not None:

@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
 )
 
 from engine.config import DataSpec, MetricsSpec, ModelSpec
-from engine.memory import fix_mmap_threshold
 from engine.messages import one_line
 from engine.progress import CancelToken, Progress
 from gui import tooltips
@@ -177,7 +176,6 @@ class MainWindow(WindowFiles, WindowPairing, WindowRuns, WindowHistory, WindowRe
         # preempted one of them and each parallel op waited for it (LeNet's measured latency rose
         # from 0.17 ms to 48 ms on 2 cores while the window repainted).
         torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 2) - 1)))
-        fix_mmap_threshold()   # freed activations go back to the system (engine/memory.py)
         self.thread = QThread(self)
         self.thread.setObjectName("prunelab-engine")
         self.worker = EngineWorker()
