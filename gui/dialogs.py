@@ -14,6 +14,7 @@ from engine.config import (EXPORT_KINDS, TEXT_DATA_SOURCES, DataSpec, ExportSpec
                            ModelSpec, RecipeError)
 from engine.data.sources import DATA_SOURCE_REGISTRY
 from engine.models.sources import MODEL_SOURCE_REGISTRY
+from gui import tooltips
 
 EXTRA_EXPORT_HELP = {
     "shapes": "<name>.shapes.json: the layer shapes, from which PruneLab rebuilds a channel-pruned "
@@ -141,6 +142,7 @@ class _SourceDialog(QDialog):
         self.source.setCurrentIndex(self.source.findData(current_source))
         self._on_source()
         self.resize(width, self.sizeHint().height())
+        tooltips.install(self)
 
     def _on_source(self, *_: object) -> None:
         self.help.setText(self.source_help.get(self.source.currentData(), ""))
@@ -398,6 +400,7 @@ class ExportDialog(QDialog):
         self.path.textChanged.connect(self._on_path)
         self._on_path(suggested)
         self.resize(560, self.sizeHint().height())
+        tooltips.install(self)
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path.text(),
@@ -477,6 +480,7 @@ class MeasurementDialog(QDialog):
         note.setWordWrap(True)
         layout.addWidget(note)
         layout.addWidget(buttons)
+        tooltips.install(self)
 
     def spec(self) -> MetricsSpec:
         return dataclasses.replace(self._keep, latency_batch_size=self.batch_size.value(),

@@ -89,7 +89,7 @@ class MainWindow(WindowFiles, WindowPairing, WindowRuns, WindowHistory, WindowRe
         self._set_busy(None)
         self._fit_to_screen()
         self.restore_layout()
-        tooltips.install()
+        tooltips.install(self)
         apply_plot_theme(self)
 
     def changeEvent(self, event) -> None:

@@ -24,6 +24,7 @@ from engine.data.synthetic import NEEDS_LABELS
 from engine.pruning import apply as _apply  # noqa: F401  (registers the built-in components)
 from engine.pruning.schedules import SCHEDULES
 from engine.registry import Option, Registry
+from gui import tooltips
 from gui.combo import compact
 
 # A registry's kind -> the PruneSpec field that names the chosen component.
@@ -411,6 +412,7 @@ class MethodPanel(QWidget):
                 self.options_form.addRow(f"{option.name.replace('_', ' ')}:", widget)
                 self.options_form.labelForField(widget).setToolTip(option.help)
         self.options_box.setVisible(bool(self.option_widgets))
+        tooltips.install(self.options_box)   # the new rows' long help wraps too
 
     def _on_schedule(self, *_: object) -> None:
         component = SCHEDULES.get(self.schedule.currentData())
@@ -425,6 +427,7 @@ class MethodPanel(QWidget):
             self.schedule_form.addRow(f"{option.name.replace('_', ' ')}:", widget)
             self.schedule_form.labelForField(widget).setToolTip(option.help)
         self.schedule_box.setVisible(bool(self.schedule_widgets))
+        tooltips.install(self.schedule_box)
         self.changed.emit()
 
     def schedule_options(self) -> dict[str, Any]:

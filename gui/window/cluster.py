@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayo
                                QLineEdit, QVBoxLayout)
 
 from engine.cluster_job import RESULT_MODEL, RESULTS, ClusterSettings
+from gui import tooltips
 from gui.dialogs import _button_box, _PathRow, _spin_box
 
 
@@ -41,6 +42,7 @@ class ClusterJobDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(note)
         layout.addWidget(_button_box(self, QDialogButtonBox.StandardButton.Save))
+        tooltips.install(self)
 
     def settings(self) -> ClusterSettings:
         return ClusterSettings(nodes=self.nodes.value(), procs_per_node=self.procs.value(),

@@ -128,6 +128,76 @@ def test_long_tooltips_wrap(qtbot, window):
     QToolTip.hideText()
 
 
+def _tooltip_shown_for(widget, pos=None):
+    from PySide6.QtCore import QEvent, QPoint
+    from PySide6.QtGui import QHelpEvent
+    from PySide6.QtWidgets import QApplication, QToolTip
+    pos = pos or QPoint(5, 5)
+    QApplication.sendEvent(widget, QHelpEvent(QEvent.Type.ToolTip, pos, widget.mapToGlobal(pos)))
+    shown = QToolTip.text() if QToolTip.isVisible() else None
+    QToolTip.hideText()
+    return shown
+
+
+def test_long_tooltips_wrap_in_item_lists_rebuilt_rows_and_dialogs(qtbot, window):
+    """Wrapping reaches a combo box's list items, option rows built after a method change, and
+    dialogs built later."""
+    from PySide6.QtCore import Qt
+    from engine.config import ModelSpec
+    from engine.models.architectures import architecture_names
+    from gui.dialogs import OpenModelDialog
+    panel = window.method_panel
+    combo = panel.component_boxes["method"]
+    combo.showPopup()
+    view = combo.view()
+    index = next(view.model().index(i, 0) for i in range(combo.count())
+                 if len(combo.itemData(i, Qt.ItemDataRole.ToolTipRole) or "") > 100)
+    shown = _tooltip_shown_for(view.viewport(), view.visualRect(index).center())
+    combo.hidePopup()
+    assert shown is not None and shown.startswith("<p")
+    long_labels = []
+    for i in range(combo.count()):   # each method change rebuilds the option rows
+        combo.setCurrentIndex(i)
+        labels = [panel.options_form.labelForField(w) for _, w in panel.option_widgets.values()]
+        long_labels += [label for label in labels if len(label.toolTip()) > 100]
+        if long_labels:
+            break
+    assert long_labels and _tooltip_shown_for(long_labels[0]).startswith("<p")
+    dialog = OpenModelDialog(None, ModelSpec(), architecture_names())
+    qtbot.addWidget(dialog)
+    dialog.show()
+    items = dialog.source.view()
+    row = next(i for i in range(dialog.source.count())
+               if len(dialog.source.itemData(i, Qt.ItemDataRole.ToolTipRole) or "") > 100)
+    shown = _tooltip_shown_for(items.viewport(), items.visualRect(items.model().index(row, 0)).center())
+    assert shown is not None and shown.startswith("<p")
+
+
+def test_tooltip_wrapping_runs_no_python_for_other_widgets_events(qtbot, window, monkeypatch):
+    """The wrapper filters only widgets that show tooltips: a plot's repaints and the window's
+    own events do not call into Python (an application-wide filter did, for every event, and
+    had to win the GIL from a training worker each time)."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+    import gui.tooltips
+    seen = []
+    original = gui.tooltips.show_wrapped
+
+    def counting(obj, event):
+        seen.append((type(obj).__name__, event.type()))
+        return original(obj, event)
+    monkeypatch.setattr(gui.tooltips, "show_wrapped", counting)
+    quiet = (window, window.density, window.centralWidget(), window.histograms)
+    for widget in quiet:
+        QApplication.sendEvent(widget, QEvent(QEvent.Type.UpdateRequest))
+        widget.update()
+    qtbot.wait(50)
+    assert seen and not [name for name, _ in seen if name in {type(w).__name__ for w in quiet}]
+    seen.clear()
+    assert _tooltip_shown_for(window.method_panel.structured_box).startswith("<p")
+    assert any(kind == QEvent.Type.ToolTip for _, kind in seen)
+
+
 def test_source_lists_show_names_and_torchvision_proposes_resnet18(qtbot):
     from engine.config import ModelSpec
     from engine.models.architectures import architecture_names
