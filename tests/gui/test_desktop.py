@@ -169,7 +169,8 @@ def test_long_tooltips_wrap_in_item_lists_rebuilt_rows_and_dialogs(qtbot, window
     items = dialog.source.view()
     row = next(i for i in range(dialog.source.count())
                if len(dialog.source.itemData(i, Qt.ItemDataRole.ToolTipRole) or "") > 100)
-    shown = _tooltip_shown_for(items.viewport(), items.visualRect(items.model().index(row, 0)).center())
+    centre = items.visualRect(items.model().index(row, 0)).center()
+    shown = _tooltip_shown_for(items.viewport(), centre)
     assert shown is not None and shown.startswith("<p")
 
 
