@@ -590,10 +590,10 @@ def global_magnitude_threshold(model: torch.nn.Module, spec: PruneSpec) -> Optio
     if (spec.scope != "global" or spec.granularity != "fine" or spec.method not in MAGNITUDE_CRITERIA
             or spec.per_layer):
         return None
-    from engine.pruning.targets import matches, prunable_targets
-    # the prunable weights by name only: describe_model would count every weight's non-zeros
-    targets = [t for t in prunable_targets(model)
-               if spec.include is None or any(matches(t.name, pattern) for pattern in spec.include)]
+    from engine.pruning.targets import select_targets
+    # the layers the prune chose, by name, as the prune itself selects them (include and exclude);
+    # describe_model would count every weight's non-zeros a second time
+    targets = select_targets(model, spec.include, spec.exclude)
     smallest = None
     for target in targets:
         weight = getattr(target.module, target.param_name)   # as the last forward left it

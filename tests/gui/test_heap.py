@@ -86,3 +86,13 @@ def test_global_threshold_is_the_least_kept_magnitude_of_the_selected_layers():
                       for n in ("conv1", "conv2", "fc1")])
     assert global_magnitude_threshold(model, spec) == float(kept[kept != 0].min())
     assert global_magnitude_threshold(model, PruneSpec(sparsity=0.6)) is None   # layer scope
+    # excluded layers keep their small weights: the line is drawn from the pruned layers only
+    torch.manual_seed(0)
+    model = build_architecture("lenet")
+    spec = PruneSpec(sparsity=0.6, scope="global", exclude=["conv1.*", "fc3.*"])
+    prune_model(model, spec, PruneContext(model))
+    kept = torch.cat([getattr(model.get_submodule(n), "weight").detach().abs().flatten()
+                      for n in ("conv2", "fc1", "fc2")])
+    excluded = model.conv1.weight.detach().abs().min()
+    assert excluded < kept[kept != 0].min()   # the case the exclusion must get right
+    assert global_magnitude_threshold(model, spec) == float(kept[kept != 0].min())
