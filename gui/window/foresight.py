@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Optional
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QGuiApplication
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QPlainTextEdit, QToolBar, QVBoxLayout
 
 from engine.config import RecipeError
@@ -49,7 +49,19 @@ class TextDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.text)
         layout.addWidget(buttons)
-        self.resize(900, 420)
+        self.resize(self._width_for(lines), 420)
+
+    def _width_for(self, lines: list[str]) -> int:
+        """Wide enough for the longest line (tables stay aligned, hints readable without
+        scrolling sideways), at least 900 px; where the screen is narrower, lines wrap instead."""
+        metrics = QFontMetrics(self.text.font())
+        longest = max((metrics.horizontalAdvance(line) for line in lines), default=0)
+        wanted = max(900, longest + 60)   # the text box's frame, margins and scroll bar
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        room = int(screen.availableGeometry().width() * 0.9) if screen is not None else wanted
+        if wanted > room:
+            self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        return min(wanted, room)
 
 
 class WindowForesight:

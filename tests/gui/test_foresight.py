@@ -79,3 +79,17 @@ def test_sensitivity_proposal_edits_are_previewed_and_match_the_prune(qtbot, dem
     wait_done(qtbot, w, w.prune_action.trigger, "prune")
     assert predicted.nonzero_params == w.last_report.current.nonzero_params
     assert predicted.effective_macs == w.last_report.current.effective_macs
+
+
+@pytest.mark.parametrize("length", [60, 150, 400])
+def test_report_lines_are_readable_without_scrolling_sideways(qtbot, length):
+    """A pre-flight hint is one long line: the report widens to it where the screen has room and
+    wraps where it has not, and never needs the horizontal scroll bar."""
+    from gui.window.foresight import TextDialog
+    lines = ["pre-flight: 1 group(s) prunable", "  hint: " + "x" * length, "  [prunable] conv1"]
+    dialog = TextDialog("Pre-flight check", lines)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    assert dialog.text.horizontalScrollBar().maximum() == 0
+    assert dialog.width() <= dialog.screen().availableGeometry().width()
