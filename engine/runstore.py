@@ -29,13 +29,13 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from engine.io import atomic_write_bytes
+from engine.io import atomic_path, atomic_write_bytes
 from engine.progress import CancelToken, check_stop
 from engine.structured.rebuild import resize_to
 from engine.structured.shapes import layer_configs
@@ -113,11 +113,14 @@ def model_identity(model: nn.Module) -> str:
 
 # ---------------------------------------------------------------- model state
 
-def capture_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def capture_state(model: nn.Module, copy: bool = True) -> tuple[dict[str, torch.Tensor],
+                                                                  dict[str, Any]]:
     """The tensors and the few facts :func:`restore_model` needs to rebuild ``model`` exactly.
     Tensors are cloned to the CPU: tied weights become separate entries (safetensors refuses shared
-    storage) and later training cannot change what was stored."""
-    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+    storage) and later training cannot change what was stored. ``copy=False`` gives the model's
+    own tensors (on the CPU) for a caller that writes them out before the model changes."""
+    tensors = {k: v.detach().to("cpu", copy=copy).contiguous()
+               for k, v in model.state_dict().items()}
     masked = sorted(k[:-len("_mask")] for k in tensors
                     if k.endswith("_mask") and f"{k[:-len('_mask')]}_orig" in tensors)
     return tensors, {"layers": layer_configs(model), "masked": masked, "training": model.training}
@@ -172,14 +175,14 @@ _SAFETENSORS_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16
 COPY_PIECE = 4 << 20
 
 
-def _safetensors_bytes(tensors: dict[str, torch.Tensor],
-                       cancel: Optional[CancelToken] = None) -> bytearray:
-    """The safetensors file of ``tensors`` (a JSON header of names, dtypes, shapes and offsets,
-    then the tensors' bytes back to back; ``safetensors.torch.load`` reads it), copied in pieces.
+def _safetensors_pieces(tensors: dict[str, torch.Tensor],
+                        cancel: Optional[CancelToken] = None) -> tuple[int, Iterator[memoryview]]:
+    """(file size, pieces) of the safetensors file of ``tensors``: a JSON header of names, dtypes,
+    shapes and offsets, then the tensors' bytes back to back (``safetensors.torch.load`` reads it),
+    in pieces of at most COPY_PIECE bytes, with a Stop check before each.
 
-    ``safetensors.torch.save`` builds it in one call that holds the GIL for the whole copy: for
-    ResNet-50 with masks, 200 MB and 150 ms during which the window could not repaint. Copied
-    4 MB at a time, the GUI thread gets its turns in between."""
+    ``safetensors.torch.save`` builds the file in one call that holds the GIL for the whole copy:
+    for ResNet-50 with masks, 200 MB and 150 ms during which the window could not repaint."""
     header: dict[str, Any] = {}
     views = []
     offset = 0
@@ -195,17 +198,73 @@ def _safetensors_bytes(tensors: dict[str, torch.Tensor],
         offset += size
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)   # the data start 8-byte aligned, as safetensors writes it
-    buffer = bytearray(8 + len(text) + offset)
-    buffer[:8] = len(text).to_bytes(8, "little")
-    buffer[8:8 + len(text)] = text
-    position = 8 + len(text)
-    for view in views:
-        for start in range(0, len(view), COPY_PIECE):
-            piece = view[start:start + COPY_PIECE]
-            buffer[position:position + len(piece)] = piece
-            position += len(piece)
-        check_stop(cancel)
+    head = len(text).to_bytes(8, "little") + text
+
+    def pieces() -> Iterator[memoryview]:
+        yield memoryview(head)
+        for view in views:
+            for start in range(0, len(view), COPY_PIECE):
+                check_stop(cancel)
+                yield view[start:start + COPY_PIECE]
+    return len(head) + offset, pieces()
+
+
+def _safetensors_bytes(tensors: dict[str, torch.Tensor],
+                       cancel: Optional[CancelToken] = None) -> bytearray:
+    """The safetensors file of ``tensors`` in memory, copied 4 MB at a time (the GUI thread gets
+    its turns in between)."""
+    size, pieces = _safetensors_pieces(tensors, cancel)
+    buffer = bytearray(size)
+    position = 0
+    for piece in pieces:
+        buffer[position:position + len(piece)] = piece
+        position += len(piece)
     return buffer
+
+
+class _NotWorthCompressing(Exception):
+    pass
+
+
+def _write_state_file(folder: Path, tensors: dict[str, torch.Tensor],
+                      cancel: Optional[CancelToken] = None) -> tuple[str, str, bool]:
+    """Writes the state file into ``folder`` atomically, streamed: (file name, sha256 of its bytes,
+    gzip-compressed). Compressed where that saves COMPRESS_MIN_SAVING, as :func:`_encode_state`
+    decides, but without holding the file in memory: building it there cost the file's size once
+    for the safetensors bytes and about twice more for the gzip pieces and their join (1.4 GB
+    for a BERT-base-size model with masks, on top of the model, at the end of each fine-tune)."""
+    size, pieces = _safetensors_pieces(tensors, cancel)
+    stem = uuid.uuid4().hex
+    limit = size * (1 - COMPRESS_MIN_SAVING)
+    try:
+        digest = hashlib.sha256()
+        packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        with atomic_path(folder / f"{stem}.safetensors.gz") as tmp, open(tmp, "wb") as out:
+            written = 0
+            for piece in pieces:
+                packed = packer.compress(piece)
+                written += len(packed)
+                if written > limit:
+                    raise _NotWorthCompressing   # the temporary file is removed
+                out.write(packed)
+                digest.update(packed)
+            packed = packer.flush()
+            if written + len(packed) > limit:
+                raise _NotWorthCompressing
+            out.write(packed)
+            digest.update(packed)
+            out.flush()
+        return f"{stem}.safetensors.gz", digest.hexdigest(), True
+    except _NotWorthCompressing:
+        pass
+    size, pieces = _safetensors_pieces(tensors, cancel)
+    digest = hashlib.sha256()
+    with atomic_path(folder / f"{stem}.safetensors") as tmp, open(tmp, "wb") as out:
+        for piece in pieces:
+            out.write(piece)
+            digest.update(piece)
+        out.flush()
+    return f"{stem}.safetensors", digest.hexdigest(), False
 
 
 def _encode_state(tensors: dict[str, torch.Tensor],
@@ -261,15 +320,21 @@ class RunStore:
             cancel: Optional[CancelToken] = None) -> int:
         """Stores one run; returns its id. The state file lands first, then the row. A Stop
         (``cancel``) before the file is written leaves the store as it was."""
-        tensors, meta = capture_state(model)
+        # the model's own tensors, streamed to the file while this thread holds the model
+        tensors, meta = capture_state(model, copy=False)
         check_stop(cancel)
-        data, compressed = _encode_state(tensors, cancel)
-        check_stop(cancel)
+        name, digest, compressed = _write_state_file(self.folder / STATES_DIR, tensors, cancel)
         meta["compressed"] = compressed
-        return self._insert(data, meta, label=label, recipe=recipe or {}, metrics=metrics or {},
-                            layer_sparsity=layer_sparsity or {}, layer_widths=layer_widths or {},
-                            model_description=model_description, source_path=source[0],
-                            source_sha256=source[1])
+        try:
+            check_stop(cancel)
+            return self._insert_row(name, digest, meta, label=label, recipe=recipe or {},
+                                    metrics=metrics or {}, layer_sparsity=layer_sparsity or {},
+                                    layer_widths=layer_widths or {},
+                                    model_description=model_description, source_path=source[0],
+                                    source_sha256=source[1])
+        except BaseException:
+            (self.folder / STATES_DIR / name).unlink(missing_ok=True)   # no row names it
+            raise
 
     def add_state(self, entry: dict[str, Any], data: bytes, source_sha256: str) -> int:
         """Stores a run whose state bytes were written elsewhere (a project bundle's)."""
@@ -287,7 +352,17 @@ class RunStore:
         """The two atomic steps: the state file, then the row naming it."""
         name = f"{uuid.uuid4().hex}.safetensors" + (".gz" if meta.get("compressed") else "")
         atomic_write_bytes(self.folder / STATES_DIR / name, data)
-        digest = hashlib.sha256(data).hexdigest()
+        return self._insert_row(name, hashlib.sha256(data).hexdigest(), meta, label=label,
+                                recipe=recipe, metrics=metrics, layer_sparsity=layer_sparsity,
+                                layer_widths=layer_widths, model_description=model_description,
+                                source_path=source_path, source_sha256=source_sha256,
+                                created=created)
+
+    def _insert_row(self, name: str, digest: str, meta: dict, *, label: str, recipe: dict,
+                    metrics: dict, layer_sparsity: dict, layer_widths: dict,
+                    model_description: str, source_path: Optional[str],
+                    source_sha256: Optional[str], created: Optional[float] = None) -> int:
+        """The second step: the row naming a state file already in place."""
         with self._db:
             cursor = self._db.execute(
                 "INSERT INTO runs (created, label, recipe, source_path, source_sha256, "
