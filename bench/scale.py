@@ -290,8 +290,11 @@ def run_app(case: str, work: Path, steps: int, device: str) -> dict:
         how, op, when = ended[n]
         result["stops"][label] = {"stop_s": when - pressed, "ended": how,
                                   "stall_ms": stall_ms(first_beat)}
+        if how == "failed":
+            result["stops"][label]["error"] = op   # "<op>: <message>", as the window showed it
         print(f"  app {case} stop {label:18s} {when - pressed:6.2f} s  ({how})  GUI stall "
-              f"{stall_ms(first_beat):6.0f} ms", file=sys.stderr, flush=True)
+              f"{stall_ms(first_beat):6.0f} ms" + (f"  {op}" if how == "failed" else ""),
+              file=sys.stderr, flush=True)
     result["gui_stall_ms"] = max([p["stall_ms"] for p in result["phases"].values()]
                                  + [s["stall_ms"] for s in result["stops"].values()
                                     if "stall_ms" in s])
