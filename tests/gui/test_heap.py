@@ -70,29 +70,29 @@ def test_training_runs_on_every_core_and_gives_the_window_its_core_back():
         torch.set_num_threads(before)
 
 
-def test_global_threshold_is_the_least_kept_magnitude_of_the_selected_layers():
+def _least_kept_after(spec, layers):
+    """A seeded LeNet pruned by ``spec``, and the least non-zero |w| over ``layers``."""
     import torch
 
-    from engine.config import PruneSpec
     from engine.models.architectures import build_architecture
     from engine.pruning.apply import prune_model
     from engine.pruning.base import PruneContext
-    from gui.worker import global_magnitude_threshold
     torch.manual_seed(0)
     model = build_architecture("lenet")
-    spec = PruneSpec(sparsity=0.6, scope="global", include=["conv*", "fc1.*"])
     prune_model(model, spec, PruneContext(model))
-    kept = torch.cat([getattr(model.get_submodule(n), "weight").detach().abs().flatten()
-                      for n in ("conv1", "conv2", "fc1")])
-    assert global_magnitude_threshold(model, spec) == float(kept[kept != 0].min())
+    kept = torch.cat([model.get_submodule(n).weight.detach().abs().flatten() for n in layers])
+    return model, float(kept[kept != 0].min())
+
+
+def test_global_threshold_is_the_least_kept_magnitude_of_the_selected_layers():
+    from engine.config import PruneSpec
+    from gui.worker import global_magnitude_threshold
+    spec = PruneSpec(sparsity=0.6, scope="global", include=["conv*", "fc1.*"])
+    model, least = _least_kept_after(spec, ("conv1", "conv2", "fc1"))
+    assert global_magnitude_threshold(model, spec) == least
     assert global_magnitude_threshold(model, PruneSpec(sparsity=0.6)) is None   # layer scope
     # excluded layers keep their small weights: the line is drawn from the pruned layers only
-    torch.manual_seed(0)
-    model = build_architecture("lenet")
     spec = PruneSpec(sparsity=0.6, scope="global", exclude=["conv1.*", "fc3.*"])
-    prune_model(model, spec, PruneContext(model))
-    kept = torch.cat([getattr(model.get_submodule(n), "weight").detach().abs().flatten()
-                      for n in ("conv2", "fc1", "fc2")])
-    excluded = model.conv1.weight.detach().abs().min()
-    assert excluded < kept[kept != 0].min()   # the case the exclusion must get right
-    assert global_magnitude_threshold(model, spec) == float(kept[kept != 0].min())
+    model, least = _least_kept_after(spec, ("conv2", "fc1", "fc2"))
+    assert model.conv1.weight.detach().abs().min() < least   # the case the exclusion must get right
+    assert global_magnitude_threshold(model, spec) == least
