@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import gzip
 import hashlib
+import itertools
 import json
 import sqlite3
 import time
@@ -156,9 +157,14 @@ def restore_model(original: nn.Module, tensors: dict[str, torch.Tensor],
 GZIP_PIECE = 4 << 20
 
 
-def _gzip(raw: bytes, cancel: Optional[CancelToken] = None) -> bytes:
+def _gzip_packer():
     """gzip at level 1 with a zero mtime, as ``gzip.compress(raw, 1, mtime=0)`` (same format)."""
-    packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+
+
+def _gzip(raw: bytes, cancel: Optional[CancelToken] = None) -> bytes:
+    """``raw`` gzipped (see :func:`_gzip_packer`) in pieces, with a Stop check before each."""
+    packer = _gzip_packer()
     view = memoryview(raw)
     pieces = []
     for start in range(0, len(raw), GZIP_PIECE):
@@ -226,6 +232,30 @@ class _NotWorthCompressing(Exception):
     pass
 
 
+def _gzipped(pieces: Iterator[memoryview], limit: float) -> Iterator[bytes]:
+    """``pieces`` gzipped as they come; raises _NotWorthCompressing once the output passes
+    ``limit`` bytes."""
+    packer = _gzip_packer()
+    written = 0
+    for piece in itertools.chain(pieces, [None]):   # None: the end, flush
+        packed = packer.flush() if piece is None else packer.compress(piece)
+        written += len(packed)
+        if written > limit:
+            raise _NotWorthCompressing
+        yield packed
+
+
+def _write_pieces(path: Path, pieces: Iterator[bytes | memoryview]) -> str:
+    """Writes ``pieces`` to ``path`` atomically (a failure or Stop leaves no file) and returns
+    the sha256 of what was written."""
+    digest = hashlib.sha256()
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        for piece in pieces:
+            out.write(piece)
+            digest.update(piece)
+    return digest.hexdigest()
+
+
 def _write_state_file(folder: Path, tensors: dict[str, torch.Tensor],
                       cancel: Optional[CancelToken] = None) -> tuple[str, str, bool]:
     """Writes the state file into ``folder`` atomically, streamed: (file name, sha256 of its bytes,
@@ -235,36 +265,14 @@ def _write_state_file(folder: Path, tensors: dict[str, torch.Tensor],
     for a BERT-base-size model with masks, on top of the model, at the end of each fine-tune)."""
     size, pieces = _safetensors_pieces(tensors, cancel)
     stem = uuid.uuid4().hex
-    limit = size * (1 - COMPRESS_MIN_SAVING)
     try:
-        digest = hashlib.sha256()
-        packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-        with atomic_path(folder / f"{stem}.safetensors.gz") as tmp, open(tmp, "wb") as out:
-            written = 0
-            for piece in pieces:
-                packed = packer.compress(piece)
-                written += len(packed)
-                if written > limit:
-                    raise _NotWorthCompressing   # the temporary file is removed
-                out.write(packed)
-                digest.update(packed)
-            packed = packer.flush()
-            if written + len(packed) > limit:
-                raise _NotWorthCompressing
-            out.write(packed)
-            digest.update(packed)
-            out.flush()
-        return f"{stem}.safetensors.gz", digest.hexdigest(), True
-    except _NotWorthCompressing:
-        pass
-    size, pieces = _safetensors_pieces(tensors, cancel)
-    digest = hashlib.sha256()
-    with atomic_path(folder / f"{stem}.safetensors") as tmp, open(tmp, "wb") as out:
-        for piece in pieces:
-            out.write(piece)
-            digest.update(piece)
-        out.flush()
-    return f"{stem}.safetensors", digest.hexdigest(), False
+        name = f"{stem}.safetensors.gz"
+        return name, _write_pieces(folder / name,
+                                   _gzipped(pieces, size * (1 - COMPRESS_MIN_SAVING))), True
+    except _NotWorthCompressing:   # its temporary file is gone: the raw file instead
+        _, pieces = _safetensors_pieces(tensors, cancel)
+        name = f"{stem}.safetensors"
+        return name, _write_pieces(folder / name, pieces), False
 
 
 def _encode_state(tensors: dict[str, torch.Tensor],
