@@ -296,6 +296,7 @@ class Session:
         self.log(outcome.summary)
         return outcome
 
+    @stoppable
     def preflight(self, spec: StructuredSpec, progress: Optional[ProgressFn] = None,
                   cancel: Optional[CancelToken] = None) -> "PreflightReport":
         """Which channel groups of the live model can be removed and which must stay whole, and

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from engine.config import FinetuneSpec, PruneSpec
+from engine.config import FinetuneSpec, PruneSpec, StructuredSpec
 from engine.metrics import eval_batch_size, time_interleaved
 from engine.models.sources import LoadedModel
 from engine.progress import Cancelled, CancelToken, stop_inside_passes, without_pass_checks
@@ -226,3 +226,53 @@ def test_a_global_prune_stops_inside_the_ranking_of_millions_of_scores(tiny_data
     after = session.model.state_dict()
     assert after.keys() == before.keys()
     assert all(torch.equal(after[k], v) for k, v in before.items())
+
+
+class StopOnCall(nn.Module):
+    """Passes its input through; presses Stop (cancels ``token``) during the ``at``-th forward
+    call of it or of any copy of it (channel removal works on copies), as a user's Stop lands in
+    the middle of one of channel removal's many passes."""
+
+    class Shared:
+        def __init__(self, token: CancelToken | None, at: int) -> None:
+            self.token, self.at, self.calls = token, at, 0
+
+        def __deepcopy__(self, memo):
+            return self   # copies of the model count and stop through the same object
+
+    def __init__(self, token: CancelToken | None = None, at: int = 0) -> None:
+        super().__init__()
+        self.shared = StopOnCall.Shared(token, at)
+
+    def forward(self, x):
+        shared = self.shared
+        shared.calls += 1
+        if shared.token is not None and shared.calls == shared.at:
+            shared.token.cancel()
+        return x
+
+
+def _channel_session(tiny_data, stopper: StopOnCall) -> Session:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), stopper,
+                          nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)).eval()
+    return Session(LoadedModel(model, "channel test net"), tiny_data)
+
+
+@pytest.mark.parametrize("operation", ["remove_channels", "preflight"])
+def test_stop_inside_channel_removals_passes_is_a_stop_not_a_failure(tiny_data, operation):
+    # A Stop raised inside torch-pruning's trace or a group's check once came back as "could not
+    # trace the channel dependencies" (or kept that group whole and retried): every pass is tried
+    counter = StopOnCall()
+    getattr(_channel_session(tiny_data, counter), operation)(StructuredSpec(ratio=0.5))
+    assert counter.shared.calls >= 3
+    for at in range(1, counter.shared.calls + 1):
+        token = CancelToken()
+        session = _channel_session(tiny_data, StopOnCall(token, at))
+        before = {k: v.clone() for k, v in session.model.state_dict().items()}
+        with pytest.raises(Cancelled):
+            getattr(session, operation)(StructuredSpec(ratio=0.5), cancel=token)
+        after = session.model.state_dict()
+        assert after.keys() == before.keys(), at
+        assert all(torch.equal(after[k], v) for k, v in before.items()), at

@@ -18,10 +18,11 @@ from torch import nn
 
 from engine.config import StructuredSpec
 from engine.metrics import forward_batch, is_image_batch, model_device, to_device
-from engine.progress import CancelToken, Progress, ProgressFn
+from engine.progress import CancelToken, Progress, ProgressFn, check_stop
 from engine.pruning.apply import make_permanent
-from engine.structured.remove import (GroupTry, StructuredError, _protected_modules, find_classifier,
-                                      make_importance, remove_with_fallback)
+from engine.structured.remove import (GroupTry, StructuredError, _protected_modules,
+                                      _raise_if_stopped, find_classifier, make_importance,
+                                      remove_with_fallback)
 
 # The small removal each group is tried with: enough to remove at least one channel of any group
 # that has four or more, small enough that nothing else changes how the graph behaves.
@@ -205,6 +206,7 @@ def preflight(model: nn.Module, example_input, spec: Optional[StructuredSpec] = 
     remove_with_fallback(base, example, trial, protected + attention, expected_shape,
                          _relabelled(progress), cancel, check_each_group=True,
                          on_group=tried.append)
+    check_stop(cancel)   # a Stop during the last group's check: the report is not wanted now
     modules = dict(base.named_modules())
     groups = []
     for group in tried:
@@ -275,6 +277,7 @@ def plan_groups(model: nn.Module, example_input, spec: StructuredSpec, data=None
             round_to=spec.round_to, ignored_layers=[modules[n] for n in protected])
         groups = [GroupTry.describe(g, names) for g in pruner.step(interactive=True)]
     except Exception as exc:
+        _raise_if_stopped(exc, cancel)
         raise StructuredError(f"torch-pruning could not trace the channel dependencies "
                               f"({type(exc).__name__}: {str(exc)[:160]})") from None
     return [GroupPlan(g.root or "?", g.members, g.out_channels, g.widths) for g in groups]

@@ -18,7 +18,7 @@ from torch import nn
 
 from engine.config import StructuredSpec
 from engine.metrics import count_macs, forward_batch, model_device, split_batch, to_device
-from engine.progress import CancelToken, Progress, ProgressFn, ProgressTracker
+from engine.progress import Cancelled, CancelToken, Progress, ProgressFn, ProgressTracker
 from engine.pruning.apply import make_permanent
 from engine.pruning.targets import matches
 from engine.structured.shapes import LayerWidth, compare_widths, layer_configs
@@ -183,6 +183,15 @@ def _accumulate_taylor_gradients(model: nn.Module, data, batches: int,
     finally:
         for p in frozen:
             p.requires_grad_(False)
+
+
+def _raise_if_stopped(exc: BaseException, cancel: Optional[CancelToken]) -> None:
+    """Stop raises :class:`Cancelled` inside torch-pruning's own forward passes (its trace, each
+    group's check; engine.progress.stop_inside_passes). Such an error is the user's Stop, not a
+    failure of the architecture or of one group: re-raise it as a Stop, before it is reported as
+    untraceable or a group is kept whole (and retried) because of it."""
+    if isinstance(exc, Cancelled) or (cancel is not None and cancel.cancelled):
+        raise Cancelled("stopped by the user") from exc
 
 
 def _wrap_library_error(exc: Exception, stage: str, retryable: bool = False) -> StructuredError:
@@ -363,6 +372,7 @@ def _remove_channels(pruned: nn.Module, example, spec: StructuredSpec, ignored: 
             iterative_steps=spec.iterative_steps, round_to=spec.round_to,
             ignored_layers=[modules[n] for n in ignored])
     except Exception as exc:
+        _raise_if_stopped(exc, cancel)
         raise _wrap_library_error(exc, "trace the channel dependencies") from None
 
     # each layer's surviving original output channels, to report removed indices in original terms
@@ -375,6 +385,7 @@ def _remove_channels(pruned: nn.Module, example, spec: StructuredSpec, ignored: 
         try:
             groups = list(pruner.step(interactive=True))
         except Exception as exc:
+            _raise_if_stopped(exc, cancel)
             # step() ranks every group before handing any over, so one group whose channels
             # cannot be ranked (a reshape by a head count, a custom layer) stops them all; name it
             broken = _unrankable_group(pruner, names) if check_each_group else None
@@ -393,6 +404,7 @@ def _remove_channels(pruned: nn.Module, example, spec: StructuredSpec, ignored: 
                 if check_each_group:
                     _check_runs(pruned, example, expected_shape)
             except Exception as exc:
+                _raise_if_stopped(exc, cancel)
                 tried.error = _first_line(exc)
                 if check_each_group:
                     raise _GroupBroke(tried.root, exc) from None
@@ -413,6 +425,7 @@ def _remove_channels(pruned: nn.Module, example, spec: StructuredSpec, ignored: 
     try:
         _check_runs(pruned, example, expected_shape)
     except Exception as exc:
+        _raise_if_stopped(exc, cancel)
         raise _wrap_library_error(exc, "produce a model that still runs", retryable=True) from None
     return {layer: sorted(set(range(_original_width(tries, layer))) - set(kept))
             for layer, kept in surviving.items()}
