@@ -49,7 +49,7 @@ from gui.window.pairing import WindowPairing
 from gui.views.runs import RunsView
 from gui.window.refresh import PROGRESS_REFRESH_MS, WindowRefresh
 from gui.window.runs import WindowRuns
-from gui.worker import EngineWorker, MetricsReport
+from gui.worker import EngineWorker, MetricsReport, lower_engine_thread_priority
 
 
 class MainWindow(WindowFiles, WindowPairing, WindowRuns, WindowHistory, WindowRefresh,
@@ -178,6 +178,8 @@ class MainWindow(WindowFiles, WindowPairing, WindowRuns, WindowHistory, WindowRe
         torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 2) - 1)))
         self.thread = QThread(self)
         self.thread.setObjectName("prunelab-engine")
+        # runs in the new thread as it starts, before any torch thread is started from it
+        self.thread.started.connect(lower_engine_thread_priority, Qt.ConnectionType.DirectConnection)
         self.worker = EngineWorker()
         self.worker.moveToThread(self.thread)
         self.thread.finished.connect(self.worker.deleteLater)
