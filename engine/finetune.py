@@ -48,7 +48,7 @@ from engine.metrics import (
     to_device,
 )
 from engine.progress import Cancelled, CancelToken, ProgressFn, ProgressTracker
-from engine.pruning.targets import refresh_masked_weights
+from engine.pruning.targets import is_binary_mask, refresh_masked_weights
 from engine.transaction import ModelModes
 
 
@@ -96,7 +96,7 @@ class _StateCopy:
 
     @torch.no_grad()
     def _take(self, current) -> None:
-        self.state = {k: (v.detach().bool() if _is_binary_mask(k, v) else v.detach().clone())
+        self.state = {k: (v.detach().bool() if is_binary_mask(k, v) else v.detach().clone())
                       for k, v in current.items()}
 
     @torch.no_grad()
@@ -104,7 +104,7 @@ class _StateCopy:
         current = model.state_dict()
         if current.keys() != self.state.keys() or any(
                 self.state[k].shape != v.shape
-                or (self.state[k].dtype == torch.bool and not _is_binary_mask(k, v))
+                or (self.state[k].dtype == torch.bool and not is_binary_mask(k, v))
                 for k, v in current.items()):
             self._take(current)
             return
@@ -121,10 +121,6 @@ def _keep(kept: Optional[_StateCopy], model: nn.Module) -> _StateCopy:
         return _StateCopy(model)
     kept.update(model)
     return kept
-
-
-def _is_binary_mask(key: str, value: torch.Tensor) -> bool:
-    return key.endswith("_mask") and bool(((value == 0) | (value == 1)).all())
 
 
 def make_optimizer(model: nn.Module, spec: FinetuneSpec) -> torch.optim.Optimizer:

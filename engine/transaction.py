@@ -7,7 +7,9 @@ Which copies of the model exist, and why (memory matters: a ResNet-50 is ~100 MB
 
 - ``Session.original``: the untouched original, always (Revert, the Compare table, histogram ranges).
 - One restore point per outermost operation: a deep copy of the live model taken when it starts and
-  dropped when it ends. Nested operations (a schedule's prune and fine-tune steps) share the outer
+  dropped when it ends. It holds pruning masks as booleans (a quarter of torch's float masks) and
+  not the masked weights (``weight_orig * mask``, recomputed if it is swapped in): 175 MB less
+  than a plain deep copy of a half-pruned ResNet-50, about 600 MB less at BERT-base size. Nested operations (a schedule's prune and fine-tune steps) share the outer
   one instead of taking their own. Fine-tuning uses it as its "weights from before fine-tuning"
   (what Stop goes back to when no epoch finished) instead of copying the weights a second time.
 - Operations that already work on a copy take none: channel removal builds a new model and only
@@ -24,7 +26,10 @@ import copy
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator, Optional
 
+import torch
 from torch import nn
+
+from engine.pruning.targets import is_binary_mask, prunable_targets, refresh_masked_weights
 
 if TYPE_CHECKING:
     from engine.session import Session
@@ -49,7 +54,7 @@ def model_transaction(session: "Session", copy_model: bool = True) -> Iterator[O
     model, its last channel removal, its measurements and its ``model_version`` back, and the
     exception propagates."""
     depth = getattr(session, "_transaction_depth", 0)
-    restore_point = copy.deepcopy(session.model) if copy_model and depth == 0 else None
+    restore_point = compact_copy(session.model) if copy_model and depth == 0 else None
     saved = (session.model, session.loaded, session.structured, session.current_metrics)
     version = session.model_version
     session._transaction_depth = depth + 1
@@ -59,8 +64,46 @@ def model_transaction(session: "Session", copy_model: bool = True) -> Iterator[O
         if depth == 0:
             session.model, session.loaded, session.structured, session.current_metrics = saved
             if restore_point is not None:
-                session._replace_model(restore_point)
+                session._replace_model(with_float_masks(restore_point))
             session.model_version = version   # exactly as before, so views need not re-read it
         raise
     finally:
         session._transaction_depth = depth
+
+
+# what a compact copy holds instead of each masked weight until with_float_masks recomputes it
+_RECOMPUTED = torch.empty(0)
+
+
+def _binary_masks(model: nn.Module) -> Iterator[tuple[nn.Module, str, torch.Tensor]]:
+    for module in model.modules():
+        for name, buffer in module._buffers.items():
+            if buffer is not None and buffer.is_floating_point() and is_binary_mask(name, buffer):
+                yield module, name, buffer
+
+
+def compact_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` whose 0/1 pruning masks are booleans and whose masked weights
+    (``weight = weight_orig * weight_mask``, recomputable) are left out, made without a float copy
+    of either on the way (deepcopy takes them from its memo). Its ``state_dict()`` loads into the
+    live model exactly (``load_state_dict`` converts; the masked weights are not in it); to run it
+    as a model, :func:`with_float_masks` first."""
+    memo = {id(buffer): buffer.detach().bool() for _m, _n, buffer in _binary_masks(model)}
+    for target in prunable_targets(model):
+        if target.is_masked:
+            memo[id(getattr(target.module, target.param_name))] = _RECOMPUTED
+    return copy.deepcopy(model, memo)
+
+
+@torch.no_grad()
+def with_float_masks(model: nn.Module) -> nn.Module:
+    """Makes a :func:`compact_copy` runnable again: each boolean mask becomes the dtype of the
+    weight it masks, as torch.nn.utils.prune made it."""
+    for module in model.modules():
+        for name, buffer in list(module._buffers.items()):
+            if buffer is not None and buffer.dtype == torch.bool and name.endswith("_mask"):
+                weight = getattr(module, name[:-len("_mask")] + "_orig", None)
+                module._buffers[name] = buffer.to(weight.dtype if weight is not None
+                                                  else torch.get_default_dtype())
+    refresh_masked_weights(model)   # the masked weights compact_copy left out
+    return model

@@ -73,6 +73,13 @@ def prunable_targets(model: nn.Module) -> list[PruneTarget]:
     return targets
 
 
+def is_binary_mask(key: str, value: torch.Tensor) -> bool:
+    """Whether a state_dict entry or buffer is a torch.nn.utils.prune mask of zeros and ones only.
+    Copies that are not live models keep such masks as booleans: a quarter of the memory of the
+    float32 mask torch keeps, and converted back exactly."""
+    return key.endswith("_mask") and bool(((value == 0) | (value == 1)).all())
+
+
 @torch.no_grad()
 def refresh_masked_weights(model: nn.Module) -> None:
     """Recomputes every masked ``weight = weight_orig * weight_mask`` outside autograd.

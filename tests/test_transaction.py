@@ -1,0 +1,84 @@
+"""The restore point every model-changing operation holds: compact, and exact when swapped in."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from engine.config import FinetuneSpec, PruneSpec
+from engine.models.sources import LoadedModel
+from engine.session import Session
+from engine.transaction import compact_copy, with_float_masks
+
+
+def _tensor_bytes(model: nn.Module) -> int:
+    """Bytes of every tensor the module tree holds: parameters, buffers and plain tensor
+    attributes (torch.nn.utils.prune's masked ``weight`` is one of the latter)."""
+    seen, total = set(), 0
+    for module in model.modules():
+        for value in list(module._parameters.values()) + list(module._buffers.values()) + [
+                v for v in vars(module).values() if isinstance(v, torch.Tensor)]:
+            if value is not None and id(value) not in seen:
+                seen.add(id(value))
+                total += value.numel() * value.element_size()
+    return total
+
+
+@pytest.fixture
+def pruned(lenet, tiny_data):
+    session = Session(LoadedModel(lenet, "LeNet"), tiny_data)
+    session.prune(PruneSpec(method="l1", scope="global", sparsity=0.6))
+    return session
+
+
+def test_a_compact_copy_holds_boolean_masks_and_no_masked_weights(pruned):
+    model = pruned.model
+    compact = compact_copy(model)
+    masks = {k: v for k, v in compact.state_dict().items() if k.endswith("_mask")}
+    assert masks and all(v.dtype == torch.bool for v in masks.values())
+    # weight_orig in float, masks in bytes: well under a plain deep copy (weight_orig, float
+    # mask and the masked weight)
+    assert _tensor_bytes(compact) < 0.6 * _tensor_bytes(copy.deepcopy(model))
+    # the live model is untouched: its masks are still torch's floats
+    assert all(v.dtype == torch.float32 for k, v in model.state_dict().items() if k.endswith("_mask"))
+
+
+def test_a_compact_copy_loads_and_runs_exactly_as_the_model_it_copied(pruned):
+    model = pruned.model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = pruned.data.example_input(4)
+    with torch.no_grad():
+        expected = model(x)
+    compact = compact_copy(model)
+    with torch.no_grad():   # change the live model, then load the copy's state back into it
+        for p in model.parameters():
+            p.add_(1.0)
+    model.load_state_dict(compact.state_dict())
+    assert all(torch.equal(v, before[k]) and v.dtype == before[k].dtype
+               for k, v in model.state_dict().items())
+    runnable = with_float_masks(compact)
+    assert {k: v.dtype for k, v in runnable.state_dict().items()} == \
+        {k: v.dtype for k, v in before.items()}
+    with torch.no_grad():
+        assert torch.equal(runnable(x), expected)
+
+
+def test_a_failed_finetune_swaps_back_a_model_that_trains_and_matches(pruned, monkeypatch):
+    before = {k: v.clone() for k, v in pruned.model.state_dict().items()}
+    import engine.finetune as finetune_module
+
+    def broken_step(*_a, **_k):
+        raise RuntimeError("a plugin failed in batch 2")
+    monkeypatch.setattr(finetune_module.nn.functional, "cross_entropy", broken_step)
+    with pytest.raises(ValueError, match="plugin failed"):
+        pruned.finetune(FinetuneSpec(epochs=1, batch_size=8, device="cpu"))
+    monkeypatch.undo()
+    after = pruned.model.state_dict()
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[k], v) and after[k].dtype == v.dtype for k, v in before.items())
+    # and the model is a working one: it fine-tunes, pruned weights stay zero
+    pruned.finetune(FinetuneSpec(epochs=1, batch_size=8, device="cpu", max_batches_per_epoch=2))
+    for key, mask in pruned.model.state_dict().items():
+        if key.endswith("weight_mask"):
+            module = pruned.model.get_submodule(key.rsplit(".", 1)[0])
+            assert torch.all(module.weight[mask == 0] == 0)
