@@ -6,7 +6,8 @@ Hugging Face model (hidden 768, 12 layers, 12 heads, 64 tokens) on text TSVs. Fo
 each in its own process so peak memory (``ru_maxrss``) is per run:
 
 - **plain**: a plain PyTorch loop on the same model, batch size and data: SGD training steps,
-  then evaluation of the test split at the same batch size;
+  then evaluation of the test split at the same batch size; run before and after the app, and
+  compared by the mean of the two speeds and the lower of the two peaks;
 - **app**: the real window (``gui.main_window.MainWindow``, offscreen, its QSettings in the
   temporary folder) opening the model and data, pruning (global L1 50%), fine-tuning the masked
   model for the same number of steps, then starting each long operation and pressing Stop in the
@@ -14,9 +15,10 @@ each in its own process so peak memory (``ru_maxrss``) is per run:
   channel removal, the sensitivity scan and an iterative schedule.
 
 A 20 ms heartbeat timer on the GUI thread measures its longest stall (the longest gap between
-beats, all phases). Prune-to-charts is the time from Prune to the first new weight snapshot
-(histograms, density, masks) reaching the window. Stop is the time from Stop to the window
-hearing that the operation ended.
+beats, all phases). Steps per second, for both, run from the end of the first step to the end
+of the last, loading included. Prune-to-charts is the time from Prune to the first new weight
+snapshot (histograms, density, masks) reaching the window. Stop is the time from Stop to the
+window hearing that the operation ended.
 
     python bench/scale.py [--quick] [--device cpu|cuda] [--steps N] [--keep DIR]
 
@@ -129,7 +131,7 @@ def run_plain(case: str, work: Path, steps: int, device: str) -> dict:
         return inputs.to(device)
 
     model.train()
-    times = []
+    ends = []   # when each step ended: steps/s counted as the app's progress ticks count it
     loader = data.loader("train", BATCH, shuffle=True)
     batches = iter(loader)
     for _ in range(steps):
@@ -139,22 +141,22 @@ def run_plain(case: str, work: Path, steps: int, device: str) -> dict:
             batches = iter(loader)
             *inputs, labels = next(batches)
         inputs = move(inputs[0] if len(inputs) == 1 else tuple(inputs))
-        start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         loss = nn.functional.cross_entropy(forward(inputs), labels.to(device))
         loss.backward()
         optimizer.step()
         if device == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+        ends.append(time.perf_counter())
     model.eval()
     correct = 0
     with torch.no_grad():
         for *inputs, labels in data.loader("test", BATCH):
             inputs = move(inputs[0] if len(inputs) == 1 else tuple(inputs))
             correct += int((forward(inputs).argmax(1).cpu() == labels).sum())
-    timed = times[1:] or times   # the first step pays for allocation and lazy initialisation
-    return {"steps_per_s": len(timed) / sum(timed), "rss_mb": peak_rss_mb(),
+    # from the end of the first step (which pays for allocation and lazy initialisation) to the
+    # end of the last, loading included: the same span the app's progress ticks measure
+    return {"steps_per_s": (len(ends) - 1) / (ends[-1] - ends[0]), "rss_mb": peak_rss_mb(),
             "threads": torch.get_num_threads()}
 
 
@@ -315,6 +317,14 @@ def _child(role: str, case: str, work: Path, steps: int, device: str) -> dict:
     return json.loads(out.read_text())
 
 
+def _both_plain(before: dict, after: dict) -> dict:
+    """The plain loop's figures from its runs before and after the app: the mean speed, and the
+    lower peak memory (the stricter reference for the app's)."""
+    return {"steps_per_s": (before["steps_per_s"] + after["steps_per_s"]) / 2,
+            "rss_mb": min(before["rss_mb"], after["rss_mb"]), "threads": before["threads"],
+            "runs": [before, after]}
+
+
 def _verdict(name: str, value) -> str:
     op, target = TARGETS[name]
     if value is None:
@@ -327,7 +337,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="ResNet-50 only")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--steps", type=int, default=5, help="fine-tuning steps timed in each run")
+    parser.add_argument("--steps", type=int, default=8, help="fine-tuning steps timed in each run")
     parser.add_argument("--keep", metavar="DIR", help="build and keep the inputs here")
     parser.add_argument("--role", choices=("plain", "app"), help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
@@ -355,8 +365,14 @@ def main(argv=None) -> int:
             make_images(work / "images")
         if "bert-base" in cases and not (work / "bert_base" / "config.json").is_file():
             make_bert_base(work / "bert_base")
-        runs = {case: (_child("plain", case, work, args.steps, args.device),
-                       _child("app", case, work, args.steps, args.device)) for case in cases}
+        runs = {}
+        for case in cases:
+            # the plain loop runs before and after the app: a shared machine's speed drifts by
+            # 10-20% over minutes, and comparing with the mean of both cancels a steady drift
+            before = _child("plain", case, work, args.steps, args.device)
+            app = _child("app", case, work, args.steps, args.device)
+            after = _child("plain", case, work, args.steps, args.device)
+            runs[case] = (_both_plain(before, after), app)
 
     print(f"\nPruneLab at scale ({args.device}, batch {BATCH}, {args.steps} fine-tuning steps, "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})")
@@ -366,9 +382,12 @@ def main(argv=None) -> int:
         print(f"{label:28s}" + "".join(f"{v:>22s}" for v in values))
 
     row("plain: steps/s (threads)", [f"{p['steps_per_s']:.3f} ({p['threads']})" for p, _ in runs.values()])
+    row("  before / after the app", [" / ".join(f"{r['steps_per_s']:.3f}" for r in p["runs"])
+                                     for p, _ in runs.values()])
     row("app: steps/s (threads)", [f"{a['steps_per_s']:.3f} ({a['threads']})" if a["steps_per_s"]
                                    else "n/a" for _, a in runs.values()])
-    row("plain: peak RSS", [f"{p['rss_mb']:.0f} MB" for p, _ in runs.values()])
+    row("plain: peak RSS (lower)", [" / ".join(f"{r['rss_mb']:.0f}" for r in p["runs"]) + " MB"
+                                    for p, _ in runs.values()])
     row("app: peak RSS to fine-tune", [f"{a['finetune_rss_mb']:.0f} MB" for _, a in runs.values()])
     for phase in ("open", "prune", "fine-tune"):
         row(f"app: {phase} s / stall ms", [f"{a['phases'][phase]['seconds']:.1f} / "
