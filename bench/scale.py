@@ -210,7 +210,8 @@ def run_app(case: str, work: Path, steps: int, device: str) -> dict:
     window.operation_failed.connect(
         lambda op, msg: ended.append(("failed", f"{op}: {msg}", time.perf_counter())))
     snapshots: list[float] = []
-    window.worker.snapshot.connect(lambda _s: snapshots.append(time.perf_counter()))
+    # when the window has taken the snapshot in (its views first: the answers keep their order)
+    window.answers.connect(window.worker.snapshot, lambda _s: snapshots.append(time.perf_counter()))
     progress: list[tuple[float, object]] = []
     threads_seen: list[int] = []   # torch's thread count while the worker reports progress
     window.worker.progress.connect(lambda p: (progress.append((time.perf_counter(), p)),

@@ -49,6 +49,7 @@ from gui.window.pairing import WindowPairing
 from gui.views.runs import RunsView
 from gui.window.refresh import PROGRESS_REFRESH_MS, WindowRefresh
 from gui.window.runs import WindowRuns
+from gui.window.pacing import AnswerPacer
 from gui.worker import EngineWorker, MetricsReport, lower_engine_thread_priority
 
 
@@ -185,24 +186,27 @@ class MainWindow(WindowFiles, WindowPairing, WindowRuns, WindowHistory, WindowRe
         self.thread.finished.connect(self.worker.deleteLater)
         self.request.connect(self.worker.run)
         w = self.worker
-        w.opened.connect(self._on_opened)
-        w.snapshot.connect(self._on_snapshot)
-        w.model_changed.connect(self._on_model_changed)
-        w.matrix.connect(self._on_matrix)
-        w.metrics.connect(self._on_metrics)
-        w.epoch.connect(self.training.add_epoch)
-        w.steps.connect(self.training.add_steps)
+        # every answer from the worker is taken in its own turn of the event loop (pacing.py)
+        self.answers = AnswerPacer(self)
+        answer = self.answers.connect
+        answer(w.opened, self._on_opened)
+        answer(w.snapshot, self._on_snapshot)
+        answer(w.model_changed, self._on_model_changed)
+        answer(w.matrix, self._on_matrix)
+        answer(w.metrics, self._on_metrics)
+        answer(w.epoch, self.training.add_epoch)
+        answer(w.steps, self.training.add_steps)
         w.progress.connect(self._on_progress)
-        w.finished.connect(self._on_finished)
-        w.stopped.connect(self._on_stopped)
-        w.mismatch.connect(self._on_mismatch)
-        w.partial_metrics.connect(self.compare.show_partial)
-        w.failed.connect(self._on_failed)
-        w.exported.connect(self._on_exported)
-        w.log.connect(self.log_view.append)
-        w.sparsity_points.connect(self.training.add_sparsity)
-        w.sensitivity.connect(self._on_sensitivity)
-        w.threshold.connect(self.histograms.set_threshold)
+        answer(w.finished, self._on_finished)
+        answer(w.stopped, self._on_stopped)
+        answer(w.mismatch, self._on_mismatch)
+        answer(w.partial_metrics, self.compare.show_partial)
+        answer(w.failed, self._on_failed)
+        answer(w.exported, self._on_exported)
+        answer(w.log, self.log_view.append)
+        answer(w.sparsity_points, self.training.add_sparsity)
+        answer(w.sensitivity, self._on_sensitivity)
+        answer(w.threshold, self.histograms.set_threshold)
         self._connect_method_tools()
         self._connect_history()
         self.thread.start()

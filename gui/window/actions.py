@@ -147,9 +147,9 @@ class WindowActions:
                                                         else "unavailable — ")
                              + self.semi_availability.reason)
 
-        self.worker.group.connect(self.model_panel.set_group)
-        self.worker.layer_widths.connect(self.compare.set_layer_widths)
-        self.worker.semi_structured.connect(self._on_semi_structured)
+        self.answers.connect(self.worker.group, self.model_panel.set_group)
+        self.answers.connect(self.worker.layer_widths, self.compare.set_layer_widths)
+        self.answers.connect(self.worker.semi_structured, self._on_semi_structured)
         self._group_timer = QTimer(self)
         self._group_timer.setSingleShot(True)
         self._group_timer.setInterval(GROUP_REFRESH_MS)

@@ -26,11 +26,11 @@ class WindowHistory:
 
     def _connect_history(self) -> None:
         self.worker.store_dir = default_store_dir(self.settings)
-        self.worker.runs.connect(self.runs_view.set_runs)
-        self.worker.steps_changed.connect(self.runs_view.set_steps)
-        self.worker.verified.connect(self._on_verified)
-        self.worker.project_saved.connect(
-            lambda path: self.status_label.setText(f"Saved project {Path(path).name}"))
+        self.answers.connect(self.worker.runs, self.runs_view.set_runs)
+        self.answers.connect(self.worker.steps_changed, self.runs_view.set_steps)
+        self.answers.connect(self.worker.verified, self._on_verified)
+        self.answers.connect(self.worker.project_saved, lambda path: self.status_label.setText(
+            f"Saved project {Path(path).name}"))
         self.runs_view.restore_requested.connect(self.restore_run)
         self.runs_view.back_requested.connect(self.back)
 
