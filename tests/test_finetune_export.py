@@ -177,3 +177,54 @@ def test_export_never_writes_inside_the_source_folder(tmp_path, lenet):
         export_model(lenet, folder / "sub" / "x.pt", protected=(folder,))
     assert (folder / "model.safetensors").read_bytes() == b"original weights"
     export_model(lenet, tmp_path / "beside.pt", protected=(folder,))   # next to it is fine
+
+
+# ------------------------------------------------------------------ masks held in place while training
+
+def _effective(model) -> dict:
+    from engine.pruning.targets import prunable_targets
+    return {t.name: t.weight().detach().clone() for t in prunable_targets(model)}
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_training_weight_orig_in_place_gives_torchs_masked_training(lenet, tiny_data, optimizer):
+    """Fine-tuning trains ``weight_orig`` itself with its pruned entries held at zero (no masked
+    copy per forward); the result is torch.nn.utils.prune's own masked training, number for
+    number. (A schedule's ``after_step`` keeps torch's way: that run is the reference.)"""
+    import copy
+    _pruned(lenet, 0.6)
+    reference = copy.deepcopy(lenet)
+    spec = FinetuneSpec(epochs=1, optimizer=optimizer, lr=0.01, batch_size=32,
+                        max_batches_per_epoch=4, weight_decay=1e-3)
+    during = []
+
+    def look(_step, _loss):
+        during.append(all(lenet.get_submodule(m).weight is getattr(lenet.get_submodule(m),
+                                                                     "weight_orig")
+                          for m in ("conv1", "fc1")))
+    finetune(lenet, tiny_data, spec, seed=3, on_step=look)
+    finetune(reference, tiny_data, spec, seed=3, after_step=lambda _m: None)
+    assert during and all(during)   # while training: weight is weight_orig, no product
+    ours, theirs = _effective(lenet), _effective(reference)
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        assert torch.allclose(ours[name], theirs[name], atol=1e-6), name
+    for name in ("conv1", "fc1"):   # torch's structure is back: hook, mask, a product as weight
+        module = lenet.get_submodule(name)
+        assert module.weight is not module.weight_orig
+        assert any(isinstance(h, torch.nn.utils.prune.BasePruningMethod)
+                   for h in module._forward_pre_hooks.values())
+        assert torch.all(module.weight[module.weight_mask == 0] == 0)
+        assert torch.equal(module.weight, module.weight_orig * module.weight_mask)
+
+
+def test_a_soft_mask_keeps_torchs_masked_weights(lenet, tiny_data):
+    """A mask with values other than 0 and 1 would be applied again at every step: such a model
+    trains the way torch.nn.utils.prune does."""
+    torch.nn.utils.prune.custom_from_mask(lenet.fc1, "weight",
+                                          torch.full_like(lenet.fc1.weight, 0.5))
+    seen = []
+    finetune(lenet, tiny_data, FinetuneSpec(epochs=1, batch_size=32, max_batches_per_epoch=2),
+             on_step=lambda _s, _l: seen.append(lenet.fc1.weight is lenet.fc1.weight_orig))
+    assert seen == [False, False]
+    assert torch.allclose(lenet.fc1.weight, lenet.fc1.weight_orig * 0.5)
