@@ -149,7 +149,10 @@ def _run_distributed(args, recipe: Recipe) -> int:
         if not run.is_main:
             args.quiet, args.json = True, None
             recipe.metrics = replace(recipe.metrics, measure_latency=False)
-        return _run(args, recipe, rank=run.rank)
+        code = _run(args, recipe, rank=run.rank)
+        if code == 0:   # a rank that failed is not waited for: the others see it gone
+            distributed.finish_together()
+        return code
     finally:
         distributed.stop()
 

@@ -73,6 +73,20 @@ def start(device: str = "auto") -> DistributedRun:
     return _ACTIVE
 
 
+def finish_together() -> None:
+    """Every rank waits here for the others before the process group is torn down. A rank that
+    tore its group down while rank 0 was still writing the export now and then aborted at exit
+    ("terminate called without an active exception" from gloo's threads: seen in CI, and in 1 of
+    8 local runs of tests/test_distributed.py). A peer that is already gone makes this fail at
+    once; that is ignored, and the run's own exit code stands."""
+    import torch.distributed as dist
+    if dist.is_initialized():
+        try:
+            dist.barrier()
+        except RuntimeError:
+            pass
+
+
 def stop() -> None:
     global _ACTIVE
     import torch.distributed as dist
