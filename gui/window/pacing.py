@@ -52,6 +52,14 @@ class AnswerPacer(QObject):
         if not self._timer.isActive():
             self._timer.start()
 
+    def next_up(self, *jobs: Callable[[], None]) -> None:
+        """Runs ``jobs`` (no arguments) one per turn, in order, before any answer still waiting:
+        a handler with much to draw splits its views into them."""
+        for job in reversed(jobs):
+            self._jobs.appendleft((job, ()))
+        if self._jobs and not self._timer.isActive():
+            self._timer.start()
+
     @property
     def pending(self) -> int:
         return len(self._jobs)

@@ -24,21 +24,27 @@ class WindowRefresh:
                 self._remember("model", info.model_spec.path)
         self._pending_open = None
         self._fit_settings_to_model(info.model)
-        self.model_panel.set_model(info.model)
-        self.histograms.set_original(info.original_snapshot)
-        self.histograms.set_threshold(None)
-        self.density.set_original(info.original_snapshot)
         names = [p.name for p in info.model.prunable]
-        self.masks.set_parameters(names)
-        self.compare.clear()
-        # here, on the GUI thread (a lambda connected to the worker's signal ran on its thread)
-        self.sensitivity.clear()
-        self.training.reset("Fine-tune to see the loss and accuracy curves here.")
-        self.last_report = None
-        self._apply_pending_selection()
-        self.setWindowTitle(f"PruneLab — {info.model.description}")
         self._progress_timer.stop()   # a pending "Opening…" refresh must not overwrite this
         self._latest_progress = None
+        self.last_report = None
+        # each view in its own turn of the event loop (pacing.py), before any later answer: in one
+        # turn, building them and their one repaint held the GUI thread ~110 ms at ResNet-50 size
+        self.answers.next_up(
+            lambda: self.model_panel.set_model(info.model),
+            lambda: (self.histograms.set_original(info.original_snapshot),
+                     self.histograms.set_threshold(None)),
+            lambda: self.density.set_original(info.original_snapshot),
+            lambda: (self.masks.set_parameters(names), self.compare.clear(),
+                     # here, on the GUI thread (a lambda connected to the worker's signal would
+                     # run on its thread)
+                     self.sensitivity.clear(),
+                     self.training.reset("Fine-tune to see the loss and accuracy curves here.")),
+            lambda: self._after_opened(info))
+
+    def _after_opened(self, info: SessionInfo) -> None:
+        self._apply_pending_selection()
+        self.setWindowTitle(f"PruneLab — {info.model.description}")
         self.status_label.setText(f"{info.model.description}; {info.data_description}")
         self.set_labels_available(info.has_labels)
 

@@ -42,3 +42,16 @@ def test_answers_run_on_the_gui_thread_in_order_with_the_event_loop_between_them
     # the heartbeat, due during each job, fires before the next one
     assert all(not (a == "job" and b == "job") for a, b in zip(kinds, kinds[1:])), kinds
     assert pacer.pending == 0
+
+
+def test_a_handler_can_split_its_views_into_turns_that_come_before_later_answers(qtbot):
+    pacer = AnswerPacer(QObject())
+    order: list = []
+
+    def opened():
+        order.append("opened")
+        pacer.next_up(lambda: order.append("tree"), lambda: order.append("charts"))
+    pacer.add(opened, ())
+    pacer.add(lambda: order.append("finished"), ())
+    qtbot.waitUntil(lambda: pacer.pending == 0 and len(order) == 4, timeout=2000)
+    assert order == ["opened", "tree", "charts", "finished"]
