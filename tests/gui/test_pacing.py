@@ -45,7 +45,8 @@ def test_answers_run_on_the_gui_thread_in_order_with_the_event_loop_between_them
 
 
 def test_a_handler_can_split_its_views_into_turns_that_come_before_later_answers(qtbot):
-    pacer = AnswerPacer(QObject())
+    root = QObject()   # the pacer's parent, kept alive for the test
+    pacer = AnswerPacer(root)
     order: list = []
 
     def opened():
