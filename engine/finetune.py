@@ -135,8 +135,8 @@ class _MasksInPlace:
     for backward (94 MB at ResNet-50 size, 340 MB at BERT-base), the multiplications by the mask
     forward and backward, and one Python hook call per layer per forward. ``weight_orig``'s pruned
     entries become zeros (under torch's own masked training momentum and weight decay move them;
-    they never count). On exit, however the loop ended, the hooks are back and ``weight`` is a
-    product again (refresh_masked_weights).
+    they never count). :func:`finetune` gives the layers back however its loop ends: the hooks
+    are back and ``weight`` is a product again (refresh_masked_weights).
 
     Only binary masks installed by torch.nn.utils.prune hooks are taken over; a soft mask (values
     other than 0 and 1) would be applied again at every step, so a model with one keeps torch's way
@@ -156,7 +156,8 @@ class _MasksInPlace:
                 return
             self.layers.append((module, name, mask, getattr(module, name + "_orig")))
 
-    def __enter__(self) -> "_MasksInPlace":
+    def take_over(self) -> None:
+        """Sets torch's mask hooks aside and zeroes the pruned entries of ``weight_orig``."""
         seen = set()
         for module, name, _mask, _param in self.layers:
             if id(module) in seen:
@@ -168,7 +169,6 @@ class _MasksInPlace:
             for key in taken:
                 del hooks[key]
         self.after_step()
-        return self
 
     @torch.no_grad()
     def after_step(self) -> None:
@@ -177,7 +177,9 @@ class _MasksInPlace:
             # the attribute, not a registered parameter: forward reads ``module.weight``
             module.__dict__[name] = param
 
-    def __exit__(self, *_exc) -> None:
+    def give_back(self) -> None:
+        """Puts the hooks back in their order; the caller then makes ``weight`` a product again
+        (refresh_masked_weights), after loading whichever state it keeps."""
         for module, order, taken in self._hooks:
             hooks = module._forward_pre_hooks
             hooks.update(taken)
@@ -237,7 +239,7 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
     in_place = _MasksInPlace(model) if after_step is None else None
     try:
         if in_place is not None:
-            in_place.__enter__()
+            in_place.take_over()
         for epoch in range(1, spec.epochs + 1):
             start = time.perf_counter()
             strategy.start_epoch(loader, epoch)
@@ -296,7 +298,7 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
         result.cancelled = True
     except BaseException as exc:
         if in_place is not None:
-            in_place.__exit__()
+            in_place.give_back()
         try:
             model.load_state_dict(initial_state)
             refresh_masked_weights(model)
@@ -310,7 +312,7 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
         raise FinetuneError(f"fine-tuning failed at {where} (the model is as it was before "
                             f"fine-tuning): {one_line(exc, 200)}") from exc
     if in_place is not None:
-        in_place.__exit__()
+        in_place.give_back()
     if kept is not None:
         kept.restore(model)
     else:
