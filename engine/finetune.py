@@ -24,7 +24,7 @@ Full copies of the model's weights while fine-tuning, and why each exists:
   choosing a new best epoch never holds two copies at once;
 - the optimizer's momentum/Adam buffers and the gradients, as in any PyTorch training loop;
 - outside this module, :class:`engine.session.Session` keeps ``original`` (Revert and the
-  comparison table's original column).
+  comparison table's original column), in a file at full size (engine.kept).
 """
 from __future__ import annotations
 

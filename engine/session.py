@@ -20,6 +20,7 @@ from engine.data.sources import DataBundle, DataError, load_data
 from engine.finite import describe_nonfinite, nonfinite_count, nonfinite_tensors
 from engine.finetune import EpochResult, FinetuneResult, finetune
 from engine.history import History, Step
+from engine.kept import KeptModel
 from engine.messages import one_line
 from engine.metrics import (ModelMetrics, TableRow, comparison_table, count_macs, count_parameters,
                             eval_batch_size, evaluate, forward_batch, is_image_batch,
@@ -72,10 +73,10 @@ class Session:
 
     def __post_init__(self) -> None:
         self.model: nn.Module = self.loaded.model
-        self.original: nn.Module = copy.deepcopy(self.model).eval()
+        self._original = KeptModel(self.model)   # in a file at full size (engine.kept)
         self.original_metrics: Optional[ModelMetrics] = None
         self.current_metrics: Optional[ModelMetrics] = None
-        self.original_snapshot = take_snapshot(self.original, "original")
+        self.original_snapshot = take_snapshot(self.model, "original")   # the same weights, now
         self.history: list[RunRecord] = []
         self.steps = History()   # undo: each operation's result, on disk, newest last
         self.structured: Optional[StructuredOutcome] = None   # the last channel removal
@@ -83,6 +84,12 @@ class Session:
         # counts changes to the live model; a Stop or failure puts it back with the model, so a
         # view can tell "exactly as before" without comparing weights (engine.transaction)
         self.model_version = 0
+
+    @property
+    def original(self) -> nn.Module:
+        """The model as opened, in eval mode (Revert, the Compare table's original column). At
+        full size each use maps it from its file: hold it while using it, not longer."""
+        return self._original.model().eval()
 
     # ------------------------------------------------------------ loading
 

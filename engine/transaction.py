@@ -5,7 +5,8 @@ requires_grad), so a later Export can never write a half-done model.
 
 Which copies of the model exist, and why (memory matters: a ResNet-50 is ~100 MB, BERT-base ~440 MB):
 
-- ``Session.original``: the untouched original, always (Revert, the Compare table, histogram ranges).
+- ``Session.original``: the untouched original, always (Revert, the Compare table); at full size
+  in a file, mapped back for each use (engine.kept).
 - One restore point per outermost operation: a deep copy of the live model taken when it starts and
   dropped when it ends. It holds pruning masks as booleans (a quarter of torch's float masks) and
   not the masked weights (``weight_orig * mask``, recomputed if it is swapped in): 157 MiB (269

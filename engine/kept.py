@@ -1,0 +1,90 @@
+"""A copy of the model that no operation is working on, kept in a file instead of memory.
+
+The session's original (Revert, the Compare table's original column) is read now and then and
+never changed. Held in memory at BERT-base size it is 440 MB beside the live model, its gradients and
+the optimizer's state: a third of what a plain PyTorch training loop needs in all. Above
+``SPILL_BYTES`` the copy's tensors are written once to a private temporary file and every use maps
+that file back (``torch.load(mmap=True)``, copy-on-write): pages are read as they are touched, and
+the mapping goes when the use's module is dropped, so between uses the copy holds no resident
+memory (the kernel's page cache keeps the file warm while memory allows). Smaller models are
+kept in memory: their copy costs little and a file would only add a disk write.
+
+Each use gets a module of its own built from the file, so a caller may hold it as long as it
+needs; writing to it changes only that module (the pages are private), never the kept copy.
+"""
+from __future__ import annotations
+
+import copy
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+# a copy smaller than this stays in memory (LeNet, the demos, the test suite's models)
+SPILL_BYTES = 64 << 20
+
+
+def _tensors(model: nn.Module) -> list[torch.Tensor]:
+    """Every tensor a deep copy of ``model`` would copy from its modules: parameters, buffers
+    and tensor attributes (torch.nn.utils.prune's masked ``weight``), each once."""
+    seen: dict[int, torch.Tensor] = {}
+    for module in model.modules():
+        for store in (module._parameters, module._buffers, module.__dict__):
+            for value in store.values():
+                if isinstance(value, torch.Tensor):
+                    seen.setdefault(id(value), value)
+    return list(seen.values())
+
+
+class KeptModel:
+    """A copy of ``model`` as it is now; :meth:`model` gives a module to use."""
+
+    def __init__(self, model: nn.Module, spill_bytes: Optional[int] = None,
+                 folder: Optional[Path] = None) -> None:
+        tensors = _tensors(model)
+        size = sum(t.numel() * t.element_size() for t in tensors)
+        spill_bytes = SPILL_BYTES if spill_bytes is None else spill_bytes
+        self._in_memory: Optional[nn.Module] = None
+        self.path: Optional[Path] = None
+        if size < spill_bytes or any(t.device.type != "cpu" or t.is_sparse for t in tensors):
+            self._in_memory = copy.deepcopy(model)
+            return
+        # the structure without the data: every tensor becomes a meta tensor of its shape
+        memo: dict[int, torch.Tensor] = {}
+        self._keys: dict[int, str] = {}   # id of each meta tensor in the skeleton -> its key in the file
+        state: dict[str, torch.Tensor] = {}
+        for i, tensor in enumerate(tensors):
+            meta = torch.empty_like(tensor, device="meta")
+            if isinstance(tensor, nn.Parameter):
+                meta = nn.Parameter(meta, requires_grad=tensor.requires_grad)
+            memo[id(tensor)] = meta
+            self._keys[id(meta)] = f"t{i}"
+            state[f"t{i}"] = tensor.detach()
+        folder = Path(tempfile.mkdtemp(prefix="prunelab-kept-", dir=folder))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, folder, True)
+        self.path = folder / "model.pt"
+        torch.save(state, self.path)   # storages shared between tensors stay shared
+        del state
+        self._metas = list(memo.values())   # the ids in self._keys stay theirs while they live
+        self._skeleton = copy.deepcopy(model, memo)
+
+    @property
+    def on_disk(self) -> bool:
+        return self._in_memory is None
+
+    def model(self) -> nn.Module:
+        """The kept model: the same module each time when kept in memory (do not change it; copy
+        it first), a new one mapped from the file each time otherwise."""
+        if self._in_memory is not None:
+            return self._in_memory
+        state = torch.load(self.path, mmap=True, weights_only=True)
+        memo: dict[int, torch.Tensor] = {}
+        for meta in self._metas:
+            tensor = state[self._keys[id(meta)]]
+            memo[id(meta)] = (nn.Parameter(tensor, requires_grad=meta.requires_grad)
+                              if isinstance(meta, nn.Parameter) else tensor)
+        return copy.deepcopy(self._skeleton, memo)
