@@ -40,6 +40,7 @@ from torch.nn.utils import prune
 from engine.config import FinetuneSpec
 from engine.distributed import training_strategy
 from engine.distributed_env import is_peer_failure
+from engine.kept import KeptModel
 from engine.messages import one_line
 from engine.metrics import (
     EvalResult,
@@ -203,7 +204,7 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
              on_step: Optional[Callable[[int, float], None]] = None,
              after_step: Optional[Callable[[nn.Module], None]] = None,
              best_from_step: int = 0,
-             restore_point: Optional[nn.Module] = None) -> FinetuneResult:
+             restore_point: Optional[KeptModel] = None) -> FinetuneResult:
     """Trains ``model`` in place on ``data.train``; evaluates on ``data.val`` (which picks the kept
     epoch and drives early stopping) and ``data.test`` (reported) after each epoch.
 
@@ -228,7 +229,7 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
                                                                         spec.max_batches_per_epoch)
     tracker = ProgressTracker("Fine-tuning", spec.epochs * batches, progress)
     modes = ModelModes(model)
-    initial_state = (restore_point.state_dict() if restore_point is not None
+    initial_state = (restore_point.model().state_dict() if restore_point is not None
                      else copy.deepcopy(model.state_dict()))
     kept: Optional[_StateCopy] = None   # the best epoch so far; None keeps the initial state
     best_key = (-1.0, 0.0)

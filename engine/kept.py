@@ -41,27 +41,31 @@ def _tensors(model: nn.Module) -> list[torch.Tensor]:
 
 
 class KeptModel:
-    """A copy of ``model`` as it is now; :meth:`model` gives a module to use."""
+    """A copy of ``model`` as it is now; :meth:`model` gives a module to use. ``replace`` maps
+    the id of a tensor of ``model`` to what the copy holds instead (as a ``copy.deepcopy`` memo
+    does: engine.transaction keeps masks as booleans and leaves recomputable weights out)."""
 
-    def __init__(self, model: nn.Module, spill_bytes: Optional[int] = None,
-                 folder: Optional[Path] = None) -> None:
-        tensors = _tensors(model)
+    def __init__(self, model: nn.Module, replace: Optional[dict[int, torch.Tensor]] = None,
+                 spill_bytes: Optional[int] = None, folder: Optional[Path] = None) -> None:
+        replace = replace or {}
+        sources = _tensors(model)
+        tensors = [replace.get(id(t), t) for t in sources]
         size = sum(t.numel() * t.element_size() for t in tensors)
         spill_bytes = SPILL_BYTES if spill_bytes is None else spill_bytes
         self._in_memory: Optional[nn.Module] = None
         self.path: Optional[Path] = None
         if size < spill_bytes or any(t.device.type != "cpu" or t.is_sparse for t in tensors):
-            self._in_memory = copy.deepcopy(model)
+            self._in_memory = copy.deepcopy(model, dict(replace))
             return
         # the structure without the data: every tensor becomes a meta tensor of its shape
         memo: dict[int, torch.Tensor] = {}
         self._keys: dict[int, str] = {}   # id of each meta tensor in the skeleton -> its key in the file
         state: dict[str, torch.Tensor] = {}
-        for i, tensor in enumerate(tensors):
+        for i, (source, tensor) in enumerate(zip(sources, tensors)):
             meta = torch.empty_like(tensor, device="meta")
             if isinstance(tensor, nn.Parameter):
                 meta = nn.Parameter(meta, requires_grad=tensor.requires_grad)
-            memo[id(tensor)] = meta
+            memo[id(source)] = meta
             self._keys[id(meta)] = f"t{i}"
             state[f"t{i}"] = tensor.detach()
         folder = Path(tempfile.mkdtemp(prefix="prunelab-kept-", dir=folder))

@@ -7,10 +7,11 @@ Which copies of the model exist, and why (memory matters: a ResNet-50 is ~100 MB
 
 - ``Session.original``: the untouched original, always (Revert, the Compare table); at full size
   in a file, mapped back for each use (engine.kept).
-- One restore point per outermost operation: a deep copy of the live model taken when it starts and
-  dropped when it ends. It holds pruning masks as booleans (a quarter of torch's float masks) and
-  not the masked weights (``weight_orig * mask``, recomputed if it is swapped in): 157 MiB (269
-  -> 112) less than a plain deep copy of a pruned ResNet-50, about 600 MB less at BERT-base. Nested
+- One restore point per outermost operation: a copy of the live model taken when it starts and
+  dropped when it ends, in a file at full size like the original (engine.kept). It holds pruning
+  masks as booleans (a quarter of torch's float masks) and not the masked weights (``weight_orig
+  * mask``, recomputed if it is swapped in): 157 MiB (269 -> 112) less than a plain deep copy of a
+  pruned ResNet-50, about 600 MB less at BERT-base. Nested
   operations (a schedule's prune and fine-tune steps) share the outer one instead of taking
   their own. Fine-tuning uses it as its "weights from before fine-tuning" (what Stop goes back
   to when no epoch finished) instead of copying the weights a second time.
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import torch
 from torch import nn
 
+from engine.kept import KeptModel
 from engine.pruning.targets import is_binary_mask, prunable_targets, refresh_masked_weights
 
 if TYPE_CHECKING:
@@ -50,13 +52,14 @@ class ModelModes:
 
 
 @contextmanager
-def model_transaction(session: "Session", copy_model: bool = True) -> Iterator[Optional[nn.Module]]:
-    """Yields the restore point (a copy of the live model, or None where the operation works on a
-    copy itself or an outer transaction already holds one). On any exception the session gets its
-    model, its last channel removal, its measurements and its ``model_version`` back, and the
-    exception propagates."""
+def model_transaction(session: "Session", copy_model: bool = True) -> Iterator[Optional[KeptModel]]:
+    """Yields the restore point (a compact copy of the live model, in a file at full size, or None
+    where the operation works on a copy itself or an outer transaction already holds one). On any
+    exception the session gets its model, its last channel removal, its measurements and its
+    ``model_version`` back, and the exception propagates."""
     depth = getattr(session, "_transaction_depth", 0)
-    restore_point = compact_copy(session.model) if copy_model and depth == 0 else None
+    restore_point = (KeptModel(session.model, compact(session.model)) if copy_model and depth == 0
+                     else None)
     saved = (session.model, session.loaded, session.structured, session.current_metrics)
     version = session.model_version
     session._transaction_depth = depth + 1
@@ -66,7 +69,7 @@ def model_transaction(session: "Session", copy_model: bool = True) -> Iterator[O
         if depth == 0:
             session.model, session.loaded, session.structured, session.current_metrics = saved
             if restore_point is not None:
-                session._replace_model(with_float_masks(restore_point))
+                session._replace_model(with_float_masks(restore_point.model()))
             session.model_version = version   # exactly as before, so views need not re-read it
         raise
     finally:
@@ -84,22 +87,24 @@ def _binary_masks(model: nn.Module) -> Iterator[tuple[nn.Module, str, torch.Tens
                 yield module, name, buffer
 
 
-def compact_copy(model: nn.Module) -> nn.Module:
-    """A deep copy of ``model`` whose 0/1 pruning masks are booleans and whose masked weights
-    (``weight = weight_orig * weight_mask``, recomputable) are left out, made without a float copy
-    of either on the way (deepcopy takes them from its memo). Its ``state_dict()`` loads into the
-    live model exactly (``load_state_dict`` converts; the masked weights are not in it); to run it
-    as a model, :func:`with_float_masks` first."""
+def compact(model: nn.Module) -> dict[int, torch.Tensor]:
+    """What a compact copy of ``model`` holds instead of some of its tensors, as a deepcopy memo:
+    0/1 pruning masks as booleans, and nothing for the masked weights (``weight = weight_orig *
+    weight_mask``, recomputable), so a copy is made without a float copy of either on the way.
+    Such a copy's ``state_dict()`` loads into the live model exactly (``load_state_dict``
+    converts; the masked weights are not in it); to run it as a model, :func:`with_float_masks`
+    first."""
     memo = {id(buffer): buffer.detach().bool() for _m, _n, buffer in _binary_masks(model)}
     for target in prunable_targets(model):
         if target.is_masked:
             memo[id(getattr(target.module, target.param_name))] = _RECOMPUTED
-    return copy.deepcopy(model, memo)
+    return memo
+
 
 
 @torch.no_grad()
 def with_float_masks(model: nn.Module) -> nn.Module:
-    """Makes a :func:`compact_copy` runnable again: each boolean mask becomes the dtype of the
+    """Makes a compact copy (:func:`compact`) runnable again: each boolean mask becomes the dtype of the
     weight it masks, as torch.nn.utils.prune made it."""
     for module in model.modules():
         for name, buffer in list(module._buffers.items()):
@@ -107,5 +112,5 @@ def with_float_masks(model: nn.Module) -> nn.Module:
                 weight = getattr(module, name[:-len("_mask")] + "_orig", None)
                 module._buffers[name] = buffer.to(weight.dtype if weight is not None
                                                   else torch.get_default_dtype())
-    refresh_masked_weights(model)   # the masked weights compact_copy left out
+    refresh_masked_weights(model)   # the masked weights a compact copy left out
     return model

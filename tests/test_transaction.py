@@ -8,7 +8,9 @@ from torch import nn
 from engine.config import FinetuneSpec, PruneSpec
 from engine.models.sources import LoadedModel
 from engine.session import Session
-from engine.transaction import compact_copy, with_float_masks
+import engine.kept
+from engine.kept import KeptModel
+from engine.transaction import compact, with_float_masks
 
 
 def _tensor_bytes(model: nn.Module) -> int:
@@ -24,6 +26,15 @@ def _tensor_bytes(model: nn.Module) -> int:
     return total
 
 
+def compact_copy(model, spill_bytes=None, folder=None):
+    """The restore point a transaction takes, as a module."""
+    return KeptModel(model, compact(model), spill_bytes, folder).model()
+
+
+# the restore point in memory (a small model), and in a file (as at full size)
+IN_MEMORY_OR_FILE = pytest.mark.parametrize("spill_bytes", [None, 0], ids=["memory", "file"])
+
+
 @pytest.fixture
 def pruned(lenet, tiny_data):
     session = Session(LoadedModel(lenet, "LeNet"), tiny_data)
@@ -31,9 +42,10 @@ def pruned(lenet, tiny_data):
     return session
 
 
-def test_a_compact_copy_holds_boolean_masks_and_no_masked_weights(pruned):
+@IN_MEMORY_OR_FILE
+def test_a_compact_copy_holds_boolean_masks_and_no_masked_weights(pruned, spill_bytes, tmp_path):
     model = pruned.model
-    compact = compact_copy(model)
+    compact = compact_copy(model, spill_bytes, tmp_path)
     masks = {k: v for k, v in compact.state_dict().items() if k.endswith("_mask")}
     assert masks and all(v.dtype == torch.bool for v in masks.values())
     # weight_orig in float, masks in bytes: well under a plain deep copy (weight_orig, float
@@ -43,13 +55,15 @@ def test_a_compact_copy_holds_boolean_masks_and_no_masked_weights(pruned):
     assert all(v.dtype == torch.float32 for k, v in model.state_dict().items() if k.endswith("_mask"))
 
 
-def test_a_compact_copy_loads_and_runs_exactly_as_the_model_it_copied(pruned):
+@IN_MEMORY_OR_FILE
+def test_a_compact_copy_loads_and_runs_exactly_as_the_model_it_copied(pruned, spill_bytes,
+                                                                      tmp_path):
     model = pruned.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x = pruned.data.example_input(4)
     with torch.no_grad():
         expected = model(x)
-    compact = compact_copy(model)
+    compact = compact_copy(model, spill_bytes, tmp_path)
     with torch.no_grad():   # change the live model, then load the copy's state back into it
         for p in model.parameters():
             p.add_(1.0)
@@ -63,7 +77,12 @@ def test_a_compact_copy_loads_and_runs_exactly_as_the_model_it_copied(pruned):
         assert torch.equal(runnable(x), expected)
 
 
-def test_a_failed_finetune_swaps_back_a_model_that_trains_and_matches(pruned, monkeypatch):
+@IN_MEMORY_OR_FILE
+def test_a_failed_finetune_swaps_back_a_model_that_trains_and_matches(pruned, monkeypatch,
+                                                                     spill_bytes, tmp_path):
+    if spill_bytes is not None:
+        monkeypatch.setattr(engine.kept, "SPILL_BYTES", spill_bytes)
+        monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     before = {k: v.clone() for k, v in pruned.model.state_dict().items()}
     import engine.finetune as finetune_module
 
@@ -73,6 +92,7 @@ def test_a_failed_finetune_swaps_back_a_model_that_trains_and_matches(pruned, mo
     with pytest.raises(ValueError, match="plugin failed"):
         pruned.finetune(FinetuneSpec(epochs=1, batch_size=8, device="cpu"))
     monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []   # the restore point's file went with it
     after = pruned.model.state_dict()
     assert after.keys() == before.keys()
     assert all(torch.equal(after[k], v) and after[k].dtype == v.dtype for k, v in before.items())
