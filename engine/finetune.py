@@ -21,7 +21,8 @@ Full copies of the model's weights while fine-tuning, and why each exists:
   here rather than copied again): what a failure puts back, and what Stop keeps when no epoch
   finished;
 - ``kept``: the best epoch so far, allocated at the first one and overwritten in place, so
-  choosing a new best epoch never holds two copies at once;
+  choosing a new best epoch never holds two copies at once; none when the best is the last epoch
+  (the live model is it), so one epoch of fine-tuning copies nothing;
 - the optimizer's momentum/Adam buffers and the gradients, as in any PyTorch training loop;
 - outside this module, :class:`engine.session.Session` keeps ``original`` (Revert and the
   comparison table's original column), in a file at full size (engine.kept).
@@ -270,6 +271,8 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
                 tracker.update(step, f"epoch {epoch}/{spec.epochs}", loss=loss_value)
                 where = f"epoch {epoch}, batch {i + 2} of {batches}"
             where = f"epoch {epoch}, evaluating"
+            # the next step would drop them anyway: evaluation and the kept copy go without them
+            optimizer.zero_grad(set_to_none=True)
             strategy.end_epoch(model)
             eval_batch = eval_batch_size(model, data)
             val = (evaluate(model, strategy.eval_loader(data, "val", eval_batch), data.num_classes,
@@ -284,12 +287,14 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
                 on_epoch(epoch_result)
             if step < best_from_step:
                 continue
+            # the last epoch, when kept, is the live model itself: no copy of it (kept: None)
+            last = epoch == spec.epochs
             if val is None:  # nothing held out to choose on: keep the latest epoch
                 result.best_epoch = epoch
-                kept = _keep(kept, model)
+                kept = None if last else _keep(kept, model)
             elif _selection_key(val) > best_key:
                 best_key, result.best_epoch, since_best = _selection_key(val), epoch, 0
-                kept = _keep(kept, model)
+                kept = None if last else _keep(kept, model)
             else:
                 since_best += 1
                 if spec.patience is not None and since_best >= spec.patience:
@@ -316,7 +321,7 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
         in_place.give_back()
     if kept is not None:
         kept.restore(model)
-    else:
+    elif result.best_epoch is None:   # no epoch finished, or none could be chosen
         model.load_state_dict(initial_state)
     refresh_masked_weights(model)
     model.eval()

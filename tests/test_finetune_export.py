@@ -228,3 +228,31 @@ def test_a_soft_mask_keeps_torchs_masked_weights(lenet, tiny_data):
              on_step=lambda _s, _l: seen.append(lenet.fc1.weight is lenet.fc1.weight_orig))
     assert seen == [False, False]
     assert torch.allclose(lenet.fc1.weight, lenet.fc1.weight_orig * 0.5)
+
+
+@pytest.mark.parametrize("validation", [True, False], ids=["validation", "no-validation"])
+@pytest.mark.parametrize("epochs", [1, 3])
+def test_the_kept_epoch_is_that_epochs_weights_and_the_last_one_is_not_copied(
+        lenet, tiny_data, monkeypatch, validation, epochs):
+    import engine.finetune as finetune_module
+    if not validation:
+        tiny_data.train = ConcatDataset([tiny_data.train, tiny_data.val])
+        tiny_data.val = None
+    _pruned(lenet, 0.5)
+    at_epoch_end = {}
+    copies = []
+    real_copy = finetune_module._StateCopy
+
+    def counted(model):
+        copies.append(1)
+        return real_copy(model)
+    monkeypatch.setattr(finetune_module, "_StateCopy", counted)
+    result = finetune(lenet, tiny_data, FinetuneSpec(epochs=epochs, optimizer="adam", lr=1e-3,
+                                                     batch_size=32, max_batches_per_epoch=4),
+                      on_epoch=lambda e: at_epoch_end.setdefault(
+                          e.epoch, {k: v.clone() for k, v in lenet.state_dict().items()}))
+    kept = at_epoch_end[result.best_epoch]
+    assert all(torch.equal(v, kept[k]) for k, v in lenet.state_dict().items())
+    # one epoch: the live model is the result, nothing is copied; more: at most one copy (of an
+    # earlier epoch that Stop or a worse later epoch goes back to), overwritten in place
+    assert len(copies) == 0 if epochs == 1 else len(copies) <= 1
