@@ -177,3 +177,54 @@ def test_by_default_each_model_is_timed_in_its_faster_layout_and_the_table_says_
     assert session.original_metrics.latency_ms == 1.0 and current.latency_ms == 0.5
     row = next(r for r in session.comparison() if r.metric.startswith("Latency"))
     assert row.metric == "Latency (batch 1, cpu, faster layout: original NCHW, pruned channels_last)"
+
+
+class _TiedHead(torch.nn.Module):
+    """A pruned layer whose weight another layer shares, and a layer pruned twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(6, 6)
+        self.b = torch.nn.Linear(6, 6)
+        self.b.weight = self.a.weight
+        self.c = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.c(self.b(self.a(x)))
+
+
+def test_a_plain_copy_is_make_permanent_of_a_deep_copy_without_copying_the_masked_tensors(
+        monkeypatch):
+    import copy
+
+    from torch.nn.utils import prune
+
+    from engine.metrics import _plain_copy
+    from engine.pruning.apply import make_permanent
+    from engine.pruning.targets import refresh_masked_weights
+    torch.manual_seed(0)
+    model = _TiedHead().eval()
+    prune.l1_unstructured(model.a, "weight", 0.5)
+    prune.l1_unstructured(model.c, "weight", 0.3)
+    prune.random_unstructured(model.c, "weight", 0.3)   # a PruningContainer
+    refresh_masked_weights(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    expected = copy.deepcopy(model)
+    make_permanent(expected)
+    copied = []
+    real = torch.Tensor.__deepcopy__
+    monkeypatch.setattr(torch.Tensor, "__deepcopy__",
+                        lambda self, memo: (copied.append(id(self)), real(self, memo))[1])
+    plain = _plain_copy(model)
+    monkeypatch.undo()
+    masked = [model.a.weight_orig, model.a.weight_mask, model.c.weight_orig, model.c.weight_mask]
+    assert not {id(t) for t in masked} & set(copied)
+    assert list(plain.state_dict()) == list(expected.state_dict())
+    assert all(torch.equal(v, expected.state_dict()[k]) for k, v in plain.state_dict().items())
+    assert not prune.is_pruned(plain) and plain.b.weight is plain.a.weight
+    assert [type(p) for p in plain.parameters()] == [type(p) for p in expected.parameters()]
+    x = torch.randn(4, 6)
+    with torch.no_grad():
+        assert torch.equal(plain(x), expected(x))
+    assert prune.is_pruned(model)   # the source keeps its masks and values
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
