@@ -40,6 +40,18 @@ def _tensors(model: nn.Module) -> list[torch.Tensor]:
     return list(seen.values())
 
 
+def _meta(tensor: torch.Tensor) -> torch.Tensor:
+    meta = torch.empty_like(tensor, device="meta")
+    return (nn.Parameter(meta, requires_grad=tensor.requires_grad)
+            if isinstance(tensor, nn.Parameter) else meta)
+
+
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model``'s structure, its tensors on the meta device (shapes, no data),
+    made without copying any data on the way."""
+    return copy.deepcopy(model, {id(t): _meta(t) for t in _tensors(model)})
+
+
 class KeptModel:
     """A copy of ``model`` as it is now; :meth:`model` gives a module to use. ``replace`` maps
     the id of a tensor of ``model`` to what the copy holds instead (as a ``copy.deepcopy`` memo
@@ -58,16 +70,10 @@ class KeptModel:
             self._in_memory = copy.deepcopy(model, dict(replace))
             return
         # the structure without the data: every tensor becomes a meta tensor of its shape
-        memo: dict[int, torch.Tensor] = {}
-        self._keys: dict[int, str] = {}   # id of each meta tensor in the skeleton -> its key in the file
-        state: dict[str, torch.Tensor] = {}
-        for i, (source, tensor) in enumerate(zip(sources, tensors)):
-            meta = torch.empty_like(tensor, device="meta")
-            if isinstance(tensor, nn.Parameter):
-                meta = nn.Parameter(meta, requires_grad=tensor.requires_grad)
-            memo[id(source)] = meta
-            self._keys[id(meta)] = f"t{i}"
-            state[f"t{i}"] = tensor.detach()
+        memo = {id(source): _meta(tensor) for source, tensor in zip(sources, tensors)}
+        # id of each meta tensor in the skeleton -> its key in the file
+        self._keys = {id(memo[id(source)]): f"t{i}" for i, source in enumerate(sources)}
+        state = {f"t{i}": tensor.detach() for i, tensor in enumerate(tensors)}
         folder = Path(tempfile.mkdtemp(prefix="prunelab-kept-", dir=folder))
         self._finalizer = weakref.finalize(self, shutil.rmtree, folder, True)
         self.path = folder / "model.pt"

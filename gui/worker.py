@@ -518,12 +518,10 @@ class EngineWorker(WorkerHistory, WorkerStop, QObject):
         preview."""
         from engine.preview import SizePreview
         session, last = self._size_preview
-        preview = (last.for_weights_of(self.session.model)
+        # sorting the magnitudes again takes seconds at ResNet-50 size
+        preview = (last.for_weights_of(self.session.model, self.running_token)
                    if isinstance(last, SizePreview) and session is self.session else None)
-        if preview is not None:
-            preview.sort_magnitudes(cancel=self.running_token)   # seconds at ResNet-50 size
-            preview.release_weights()
-        else:
+        if preview is None:
             preview = self._build_size_preview()
         self._size_preview = (self.session, preview)
         self.size_preview.emit(preview)

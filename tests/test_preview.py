@@ -109,11 +109,13 @@ def test_a_preview_follows_new_weights_without_tracing_again(models, previews, n
     model, x = models[name]
     pruned = copy.deepcopy(model)
     prune_model(pruned, PruneSpec(sparsity=0.5, scope="global"), PruneContext(pruned))
+    held = [p.is_meta for p in previews[name].model.parameters()]
     reused = previews[name].for_weights_of(pruned)
     fresh = SizePreview.build(pruned, x)
     assert reused is not None and reused.ops is previews[name].ops   # the trace was not redone
-    reused.release_weights()   # as the window holds it: structure and sorted magnitudes only
+    # structure and sorted magnitudes only, as the window holds it; the old preview unchanged
     assert all(p.is_meta for p in reused.model.parameters())
+    assert [p.is_meta for p in previews[name].model.parameters()] == held
     spec = PruneSpec(sparsity=0.8, scope="global")
     assert predicted(reused.masks(spec)) == predicted(fresh.masks(spec))
     assert predicted(reused.masks(PruneSpec(sparsity=0.5, scope="global"))) == measured(pruned, x)
