@@ -25,7 +25,6 @@ Restoring swaps the copy in as the session's model (cheaper and more exact than 
 """
 from __future__ import annotations
 
-import copy
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator, Optional
 

@@ -2,7 +2,6 @@
 import copy
 import gc
 
-import pytest
 import torch
 from torch import nn
 from torch.nn.utils import prune
