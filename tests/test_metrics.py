@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -195,8 +197,6 @@ class _TiedHead(torch.nn.Module):
 
 def test_a_plain_copy_is_make_permanent_of_a_deep_copy_without_copying_the_masked_tensors(
         monkeypatch):
-    import copy
-
     from torch.nn.utils import prune
 
     from engine.metrics import _plain_copy
@@ -228,3 +228,26 @@ def test_a_plain_copy_is_make_permanent_of_a_deep_copy_without_copying_the_maske
         assert torch.equal(plain(x), expected(x))
     assert prune.is_pruned(model)   # the source keeps its masks and values
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_latency_times_an_unmasked_model_itself_and_puts_its_modes_back(lenet, monkeypatch):
+    from torch.nn.utils import prune
+
+    import engine.metrics as metrics
+    from engine.metrics import measure_latencies
+    copied = []
+    real = metrics._plain_copy
+    monkeypatch.setattr(metrics, "_plain_copy", lambda m: (copied.append(m), real(m))[1])
+    masked = copy.deepcopy(lenet)
+    prune.l1_unstructured(next(m for m in masked.modules() if isinstance(m, torch.nn.Linear)),
+                          "weight", 0.5)
+    lenet.train()
+    list(lenet.modules())[1].eval()   # a mixed model: each module's flag comes back as it was
+    modes = [m.training for m in lenet.modules()]
+    x = torch.randn(2, 1, 28, 28)
+    results = measure_latencies([lenet, masked], x, runs=2, warmup=1)
+    assert len(results) == 2 and all(ms > 0 for ms, _ in results)
+    assert copied == [masked]   # the masked one is timed as a plain copy, without its hooks
+    assert [m.training for m in lenet.modules()] == modes
+    measure_latencies([lenet], x, runs=2, warmup=1, channels_last=True)
+    assert copied[-1] is lenet   # channels-last converts what it times: a copy
