@@ -1,4 +1,5 @@
-"""A copy of the model that no operation is working on, kept in a file instead of memory.
+"""A copy of the model that no operation is working on, kept in a file instead of memory
+(:class:`KeptModel`); and large arrays that are read only now and then, likewise (:class:`ArrayFile`).
 
 The session's original (Revert, the Compare table's original column) is read now and then and
 never changed. Held in memory at BERT-base size it is 440 MB beside the live model, its gradients and
@@ -21,6 +22,7 @@ import weakref
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -98,3 +100,33 @@ class KeptModel:
             memo[id(meta)] = (nn.Parameter(tensor, requires_grad=meta.requires_grad)
                               if isinstance(meta, nn.Parameter) else tensor)
         return copy.deepcopy(self._skeleton, memo)
+
+
+class ArrayFile:
+    """Arrays appended one at a time to a private temporary file, then mapped back read-only
+    (the size preview's sorted magnitudes: 340 MB at BERT-base size, of which a prediction reads
+    a few pages per layer). Only one appended array is in memory at a time."""
+
+    def __init__(self, folder: Optional[Path] = None) -> None:
+        self._folder = Path(tempfile.mkdtemp(prefix="prunelab-arrays-", dir=folder))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self._folder, True)
+        self.path = self._folder / "arrays.bin"
+        self._file = open(self.path, "wb")
+        self._entries: list[tuple[str, np.dtype, int, int]] = []   # name, dtype, offset, size
+
+    def append(self, name: str, values: np.ndarray) -> None:
+        self._entries.append((name, values.dtype, self._file.tell(), values.size))
+        values.tofile(self._file)
+
+    def mapped(self) -> dict[str, np.ndarray]:
+        """Each appended array, as a read-only view of the file; the file is removed when the
+        last view is gone."""
+        self._file.close()
+        if not self._entries:
+            return {}
+        whole = np.memmap(self.path, dtype=np.uint8, mode="r")
+        # the folder goes with the mapping now, not with this writer
+        self._finalizer.detach()
+        weakref.finalize(whole, shutil.rmtree, self._folder, True)
+        return {name: whole[offset:offset + size * dtype.itemsize].view(dtype)
+                for name, dtype, offset, size in self._entries}

@@ -33,7 +33,8 @@ from torch import nn
 from engine.config import PruneSpec, StructuredSpec
 from engine.metrics import (RECURRENT_OPS, effective_state, layer_weights, macs_by_layer,
                             storage_bytes, to_device)
-from engine.kept import meta_copy
+import engine.kept
+from engine.kept import ArrayFile, meta_copy
 from engine.progress import CancelToken, check_stop
 from engine.pruning.targets import select_targets
 from engine.pruning.threshold import count_for_fraction
@@ -327,15 +328,25 @@ class SizePreview:
                         source: Optional[nn.Module] = None) -> None:
         """Sorts the magnitudes of ``names`` (default: every prunable weight) of ``source`` (the
         model this preview is of; default the preview's own copy) once, as int32 float bits,
-        with numpy (some twenty times faster than torch on one CPU thread), one layer at a time.
+        with numpy (some twenty times faster than torch on one CPU thread), one layer at a time;
+        above ``engine.kept.SPILL_BYTES`` in all they are kept in a file, mapped back read-only.
         The worker calls it after ``build`` so the first global-scope preview answers at once."""
         weights = {t.name: t for t in select_targets(source or self.model, None, None)}
-        for name in weights if names is None else names:
+        todo = [n for n in (weights if names is None else names)
+                if n not in self._sorted_magnitudes and n in weights]
+        # at full size they go to a file and are mapped back: a prediction reads a few pages
+        spill = (ArrayFile() if 4 * sum(weights[n].raw_weight().numel() for n in todo)
+                 >= engine.kept.SPILL_BYTES else None)
+        for name in todo:
             check_stop(cancel)
-            if name not in self._sorted_magnitudes and name in weights:
-                weight = weights[name].weight().detach()
-                values = np.sort(weight.abs().float().reshape(-1).cpu().numpy())
-                self._sorted_magnitudes[name] = values.view(np.int32)
+            weight = weights[name].weight().detach()
+            values = np.sort(weight.abs().float().reshape(-1).cpu().numpy()).view(np.int32)
+            if spill is not None:
+                spill.append(name, values)
+            else:
+                self._sorted_magnitudes[name] = values
+        if spill is not None:
+            self._sorted_magnitudes.update(spill.mapped())
 
     def release_weights(self) -> None:
         """Drops the copy's weights once every prunable weight's magnitudes are sorted: the

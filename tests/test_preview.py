@@ -1,11 +1,15 @@
 """The instant size and compute preview: predicted from shapes, it must equal what the comparison
 table then measures on the pruned model, and answer fast enough for a slider."""
 import copy
+import gc
 import statistics
 import time
 
+import numpy as np
 import pytest
 import torch
+
+import engine.kept
 
 from engine.config import PruneSpec, StructuredSpec
 from engine.metrics import count_macs, count_parameters, storage_bytes
@@ -128,3 +132,25 @@ def test_a_preview_is_built_again_when_shapes_change(models, previews):
     model, x = models["resnet18"]
     smaller = prune_channels(model, x, StructuredSpec(ratio=0.5)).model
     assert previews["resnet18"].for_weights_of(smaller) is None
+
+
+def test_sorted_magnitudes_at_full_size_are_mapped_from_a_file(models, monkeypatch, tmp_path):
+    """Above the spill size the sorted magnitudes live in a file; the predictions are the same."""
+    model, x = models["demo"]
+    in_memory = SizePreview.build(model, x)
+    in_memory.sort_magnitudes()
+    monkeypatch.setattr(engine.kept, "SPILL_BYTES", 0)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    on_disk = SizePreview.build(model, x)
+    on_disk.sort_magnitudes()
+    assert on_disk._sorted_magnitudes.keys() == in_memory._sorted_magnitudes.keys()
+    assert all(isinstance(v, np.memmap) for v in on_disk._sorted_magnitudes.values())
+    assert all(np.array_equal(v, in_memory._sorted_magnitudes[k])
+               for k, v in on_disk._sorted_magnitudes.items())
+    for sparsity in (0.1, 0.5, 0.93):
+        spec = PruneSpec(sparsity=sparsity, scope="global")
+        assert predicted(on_disk.masks(spec)) == predicted(in_memory.masks(spec))
+    (folder,) = tmp_path.iterdir()
+    del on_disk
+    gc.collect()
+    assert not folder.exists()
