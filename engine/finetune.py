@@ -158,8 +158,17 @@ class _MasksInPlace:
                 return
             self.layers.append((module, name, mask, getattr(module, name + "_orig")))
 
-    def take_over(self) -> None:
-        """Sets torch's mask hooks aside and zeroes the pruned entries of ``weight_orig``."""
+    def take_over(self, boolean_masks: bool = True) -> None:
+        """Sets torch's mask hooks aside and zeroes the pruned entries of ``weight_orig``. With
+        ``boolean_masks`` the masks are held as booleans until :meth:`give_back` (a quarter of
+        torch's float masks: 258 MB less at BERT-base); not under DDP, which holds the buffers
+        it broadcasts."""
+        if boolean_masks:
+            layers = []
+            for module, name, mask, param in self.layers:
+                module._buffers[name + "_mask"] = mask = mask.bool()
+                layers.append((module, name, mask, param))
+            self.layers = layers
         seen = set()
         for module, name, _mask, _param in self.layers:
             if id(module) in seen:
@@ -180,8 +189,15 @@ class _MasksInPlace:
             module.__dict__[name] = param
 
     def give_back(self) -> None:
-        """Puts the hooks back in their order; the caller then makes ``weight`` a product again
+        """Puts the masks (as the weight's dtype, as torch.nn.utils.prune made them) and the hooks
+        back in their order; the caller then makes ``weight`` a product again
         (refresh_masked_weights), after loading whichever state it keeps."""
+        layers = []
+        for module, name, mask, param in self.layers:
+            if mask.dtype == torch.bool:
+                module._buffers[name + "_mask"] = mask = mask.to(param.dtype)
+            layers.append((module, name, mask, param))
+        self.layers = layers
         for module, order, taken in self._hooks:
             hooks = module._forward_pre_hooks
             hooks.update(taken)
@@ -241,7 +257,7 @@ def finetune(model: nn.Module, data, spec: FinetuneSpec, seed: int = 0,
     in_place = _MasksInPlace(model) if after_step is None else None
     try:
         if in_place is not None:
-            in_place.take_over()
+            in_place.take_over(boolean_masks=trained is model)
         for epoch in range(1, spec.epochs + 1):
             start = time.perf_counter()
             strategy.start_epoch(loader, epoch)

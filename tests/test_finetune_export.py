@@ -198,9 +198,13 @@ def test_training_weight_orig_in_place_gives_torchs_masked_training(lenet, tiny_
                         max_batches_per_epoch=4, weight_decay=1e-3)
     during = []
 
+    masks = {m: lenet.get_submodule(m).weight_mask.clone() for m in ("conv1", "fc1")}
+
     def look(_step, _loss):
+        # weight is weight_orig, no product; the masks are booleans meanwhile
         during.append(all(lenet.get_submodule(m).weight is getattr(lenet.get_submodule(m),
                                                                      "weight_orig")
+                          and lenet.get_submodule(m).weight_mask.dtype == torch.bool
                           for m in ("conv1", "fc1")))
     finetune(lenet, tiny_data, spec, seed=3, on_step=look)
     finetune(reference, tiny_data, spec, seed=3, after_step=lambda _m: None)
@@ -216,6 +220,8 @@ def test_training_weight_orig_in_place_gives_torchs_masked_training(lenet, tiny_
                    for h in module._forward_pre_hooks.values())
         assert torch.all(module.weight[module.weight_mask == 0] == 0)
         assert torch.equal(module.weight, module.weight_orig * module.weight_mask)
+        assert module.weight_mask.dtype == torch.float32
+        assert torch.equal(module.weight_mask, masks[name])
 
 
 def test_a_soft_mask_keeps_torchs_masked_weights(lenet, tiny_data):
