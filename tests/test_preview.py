@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import engine.kept
 
@@ -17,6 +18,7 @@ from engine.models.architectures import build_architecture
 from engine.preview import SizePreview
 from engine.pruning.apply import prune_model
 from engine.pruning.base import PruneContext
+from engine.pruning.threshold import count_for_fraction
 from engine.structured.remove import prune_channels
 
 FIELDS = ("params", "nonzero_params", "dense_bytes", "sparse_bytes", "macs", "effective_macs")
@@ -154,3 +156,28 @@ def test_sorted_magnitudes_at_full_size_are_mapped_from_a_file(models, monkeypat
     del on_disk
     gc.collect()
     assert not folder.exists()
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.01, 0.3, 0.5, 0.77, 0.999, 1.0])
+def test_the_global_split_is_the_k_smallest_magnitudes_ties_in_flattened_order(sparsity):
+    """Against a stable sort of every selected magnitude: layers with many equal values, zeros,
+    values a bucket apart, and a subset of the layers selected."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(40, 30), nn.ReLU(), nn.Linear(30, 50), nn.ReLU(),
+                          nn.Linear(50, 7))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.randint(-3, 4, model[0].weight.shape) * 0.25)   # ties, zeros
+        model[2].weight.normal_()
+        model[2].weight[:5] = 0.5   # equal to some of layer 0's
+        model[4].weight.copy_(torch.randn(model[4].weight.shape) * 1e-30)   # tiny, own buckets
+    preview = SizePreview.build(model, torch.randn(1, 40), channels=False)
+    preview.sort_magnitudes()
+    for names in (["0.weight", "2.weight", "4.weight"], ["4.weight", "0.weight"]):
+        magnitudes = np.concatenate([model.get_parameter(n).detach().abs().reshape(-1).numpy()
+                                     for n in names])
+        k = count_for_fraction(len(magnitudes), sparsity)
+        chosen = np.argsort(magnitudes, kind="stable")[:k]
+        sizes = [model.get_parameter(n).numel() for n in names]
+        owner = np.repeat(np.arange(len(names)), sizes)
+        expected = {n: int((owner[chosen] == i).sum()) for i, n in enumerate(names)}
+        assert preview._global_magnitude_split(names, sparsity) == expected
