@@ -158,10 +158,15 @@ def test_sorted_magnitudes_at_full_size_are_mapped_from_a_file(models, monkeypat
     assert not folder.exists()
 
 
+@pytest.mark.parametrize("partition_at_most", [1 << 16, 0], ids=["partition", "bisect"])
 @pytest.mark.parametrize("sparsity", [0.0, 0.01, 0.3, 0.5, 0.77, 0.999, 1.0])
-def test_the_global_split_is_the_k_smallest_magnitudes_ties_in_flattened_order(sparsity):
+def test_the_global_split_is_the_k_smallest_magnitudes_ties_in_flattened_order(
+        sparsity, partition_at_most, monkeypatch):
     """Against a stable sort of every selected magnitude: layers with many equal values, zeros,
-    values a bucket apart, and a subset of the layers selected."""
+    values a bucket apart, and a subset of the layers selected; the threshold's bucket taken
+    by a partition, and by bisection (as a crowded bucket is)."""
+    import engine.preview
+    monkeypatch.setattr(engine.preview, "_PARTITION_AT_MOST", partition_at_most)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(40, 30), nn.ReLU(), nn.Linear(30, 50), nn.ReLU(),
                           nn.Linear(50, 7))
