@@ -56,8 +56,10 @@ def take_snapshot(model: nn.Module, label: str = "", bins: int = 64,
         w = weight.float().reshape(-1).cpu()
         nonzero = int(torch.count_nonzero(w))
         # the sum of a finite tensor is finite unless it overflows, so one reduction clears the
-        # usual case; only then are the non-finite values counted (a pass over 25M weights less)
-        total = float(w.sum(dtype=torch.float64))
+        # usual case; only then are the non-finite values counted (a pass over 25M weights less;
+        # an overflow only costs that count). In float32: torch has no vectorised float64
+        # accumulation on the CPU (20 ms against 0.7 ms for 7M weights)
+        total = float(w.sum())
         nonfinite = 0 if math.isfinite(total) else w.numel() - int(torch.isfinite(w).sum())
         layers.append(LayerInfo(t.name, t.module_type, tuple(weight.shape), w.numel(), nonzero))
         if not histograms:
