@@ -102,3 +102,45 @@ def test_a_failed_finetune_swaps_back_a_model_that_trains_and_matches(pruned, mo
         if key.endswith("weight_mask"):
             module = pruned.model.get_submodule(key.rsplit(".", 1)[0])
             assert torch.all(module.weight[mask == 0] == 0)
+
+
+def test_the_first_operation_restores_from_the_kept_original_without_writing(monkeypatch,
+                                                                             tmp_path):
+    """While no operation has changed the model, its restore point is the session's original
+    file (nothing written); a failure half-way through a prune still puts back the weights and
+    each module's train/eval flag as they were just before it. Later operations write their own."""
+    from torch.nn.utils import prune
+
+    from engine.config import DataSpec, MetricsSpec, ModelSpec
+    monkeypatch.setattr(engine.kept, "SPILL_BYTES", 0)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    session = Session.open(ModelSpec(), DataSpec(), MetricsSpec(measure_latency=False))
+    session.model.train()
+    next(m for m in session.model.modules() if isinstance(m, nn.Linear)).eval()
+    modes = [m.training for m in session.model.modules()]
+    before = {k: v.clone() for k, v in session.model.state_dict().items()}
+    kept_files = sorted(tmp_path.iterdir())
+    written = []
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda *a, **k: (written.append(a[1]), real_save(*a, **k)))
+    real_mask = prune.custom_from_mask
+    calls = []
+
+    def second_layer_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("a plugin failed on the second layer")
+        return real_mask(*args, **kwargs)
+    monkeypatch.setattr(prune, "custom_from_mask", second_layer_fails)
+    with pytest.raises(RuntimeError, match="second layer"):
+        session.prune(PruneSpec(method="l1", scope="global", sparsity=0.6))
+    assert len(calls) == 2 and written == []   # one layer was masked; no restore point written
+    after = session.model.state_dict()
+    assert after.keys() == before.keys() and not prune.is_pruned(session.model)
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+    assert [m.training for m in session.model.modules()] == modes
+    assert session.model_version == 0 and sorted(tmp_path.iterdir()) == kept_files
+    monkeypatch.setattr(prune, "custom_from_mask", real_mask)
+    session.prune(PruneSpec(method="l1", scope="global", sparsity=0.6))
+    session.prune(PruneSpec(method="l1", scope="global", sparsity=0.8))
+    assert len(written) == 1   # the second prune changed a pruned model: its own restore point
