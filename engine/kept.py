@@ -1,14 +1,16 @@
 """A copy of the model that no operation is working on, kept in a file instead of memory
-(:class:`KeptModel`); and large arrays that are read only now and then, likewise (:class:`ArrayFile`).
+(:class:`KeptModel`); and large arrays that are read only now and then, likewise
+(:class:`ArrayFile`).
 
 The session's original (Revert, the Compare table's original column) is read now and then and
-never changed. Held in memory at BERT-base size it is 440 MB beside the live model, its gradients and
-the optimizer's state: a third of what a plain PyTorch training loop needs in all. Above
+never changed. Held in memory at BERT-base size it is 440 MB beside the live model, its gradients
+and the optimizer's state: a third of what a plain PyTorch training loop needs in all. Above
 ``SPILL_BYTES`` the copy's tensors are written once to a private temporary file and every use maps
 that file back (``torch.load(mmap=True)``, copy-on-write): pages are read as they are touched, and
 the mapping goes when the use's module is dropped, so between uses the copy holds no resident
 memory (the kernel's page cache keeps the file warm while memory allows). Smaller models are
-kept in memory: their copy costs little and a file would only add a disk write.
+kept in memory: their copy costs little and a file would only add a disk write. The files go in
+the temporary folder (``TMPDIR``): on a tmpfs they are in memory after all.
 
 Each use gets a module of its own built from the file, so a caller may hold it as long as it
 needs; writing to it changes only that module (the pages are private), never the kept copy.

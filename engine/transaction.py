@@ -13,8 +13,9 @@ Which copies of the model exist, and why (memory matters: a ResNet-50 is ~100 MB
   quarter of torch's float masks) and not the masked weights (``weight_orig * mask``, recomputed
   if it is swapped in): 157 MiB (269 -> 112) less than a plain deep copy of a pruned ResNet-50,
   about 600 MB less at BERT-base. Nested operations (a schedule's prune and fine-tune steps)
-  share the outer one instead of taking their own. Fine-tuning uses it as its "weights from before fine-tuning" (what Stop goes back
-  to when no epoch finished) instead of copying the weights a second time.
+  share the outer one instead of taking their own. Fine-tuning uses it as its "weights from
+  before fine-tuning" (what Stop goes back to when no epoch finished) instead of copying the
+  weights a second time.
 - Operations that already work on a copy take none: channel removal builds a new model and only
   swaps it in at the end; the sensitivity scan prunes a copy.
 - Fine-tuning additionally keeps the best epoch's weights, and the iterative schedule the last
@@ -119,8 +120,8 @@ def compact(model: nn.Module) -> dict[int, torch.Tensor]:
 
 @torch.no_grad()
 def with_float_masks(model: nn.Module) -> nn.Module:
-    """Makes a compact copy (:func:`compact`) runnable again: each boolean mask becomes the dtype of the
-    weight it masks, as torch.nn.utils.prune made it."""
+    """Makes a compact copy (:func:`compact`) runnable again: each boolean mask becomes the dtype
+    of the weight it masks, as torch.nn.utils.prune made it."""
     for module in model.modules():
         for name, buffer in list(module._buffers.items()):
             if buffer is not None and buffer.dtype == torch.bool and name.endswith("_mask"):
