@@ -17,7 +17,7 @@ from typing import Optional
 
 from torch import nn
 
-from engine.runstore import capture_state, restore_model
+from engine.runstore import capture_state, restore_model, write_safetensors
 
 # steps kept; older ones are forgotten (the original is always there: Revert)
 MAX_STEPS = 20
@@ -51,12 +51,13 @@ class History:
         return self._folder
 
     def push(self, model: nn.Module, label: str, op: str) -> Step:
-        from safetensors.torch import save_file
-        tensors, meta = capture_state(model)
+        # the model's own tensors, streamed to the file: nothing changes them while this runs
+        tensors, meta = capture_state(model, copy=False)
         self._counter += 1
         step = Step(self._counter, label, op)
         path = self._dir() / f"step{self._counter}.safetensors"
-        save_file(tensors, str(path))
+        write_safetensors(path, tensors)
+        del tensors
         self._steps.append((step, path, meta))
         while len(self._steps) > self.max_steps:
             _, old, _ = self._steps.pop(0)

@@ -215,6 +215,13 @@ def _safetensors_pieces(tensors: dict[str, torch.Tensor],
     return len(head) + offset, pieces()
 
 
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Writes ``tensors`` as a safetensors file, atomically, straight from their own memory:
+    ``safetensors.torch.save_file`` first copies every tensor into bytes (with a model's own
+    tensors and masks, 0.8 GB more at BERT-base size while the file is written)."""
+    _write_pieces(path, _safetensors_pieces(tensors)[1], hashed=False)
+
+
 def _safetensors_bytes(tensors: dict[str, torch.Tensor],
                        cancel: Optional[CancelToken] = None) -> bytearray:
     """The safetensors file of ``tensors`` in memory, copied 4 MB at a time (the GUI thread gets
@@ -245,15 +252,16 @@ def _gzipped(pieces: Iterator[memoryview], limit: float) -> Iterator[bytes]:
         yield packed
 
 
-def _write_pieces(path: Path, pieces: Iterator[bytes | memoryview]) -> str:
+def _write_pieces(path: Path, pieces: Iterator[bytes | memoryview], hashed: bool = True) -> str:
     """Writes ``pieces`` to ``path`` atomically (a failure or Stop leaves no file) and returns
-    the sha256 of what was written."""
+    the sha256 of what was written ("" without ``hashed``: 0.6 s per GB here)."""
     digest = hashlib.sha256()
     with atomic_path(path) as tmp, open(tmp, "wb") as out:
         for piece in pieces:
             out.write(piece)
-            digest.update(piece)
-    return digest.hexdigest()
+            if hashed:
+                digest.update(piece)
+    return digest.hexdigest() if hashed else ""
 
 
 def _write_state_file(folder: Path, tensors: dict[str, torch.Tensor],

@@ -68,3 +68,20 @@ def test_runs_survive_a_restart_and_restore_bit_identically(tmp_path):
         other = Session(LoadedModel(LeNet().eval(), "a random LeNet"), session.data, FAST)
         with pytest.raises(ValueError, match="another model"):
             other.restore_run(store, runs[0].id)
+
+
+def test_a_step_is_written_from_the_models_own_tensors(monkeypatch):
+    """A step is streamed to its file (safetensors' save_file copied every tensor into bytes),
+    and going back to it still gives the exact model."""
+    import safetensors.torch
+    session = open_demo()
+    session.prune(PruneSpec(method="l1", scope="global", sparsity=0.5))
+    session.record_step("l1 50%", "prune")
+    after_prune = {k: v.clone() for k, v in session.model.state_dict().items()}
+    session.prune(PruneSpec(method="l1", scope="global", sparsity=0.8))
+    monkeypatch.setattr(safetensors.torch, "save_file", None)   # it copied every tensor to bytes
+    session.record_step("l1 80%", "prune")
+    monkeypatch.undo()
+    assert session.back().label == "l1 50%"
+    now = session.model.state_dict()
+    assert list(now) == list(after_prune) and all(torch.equal(after_prune[k], now[k]) for k in now)
