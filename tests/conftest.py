@@ -1,4 +1,6 @@
+import atexit
 import os
+import shutil
 import tempfile
 
 # Qt must never need a display in tests; set before any QApplication exists.
@@ -8,6 +10,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # home and config folders point into a throw-away folder before Qt reads them, and Qt's test mode
 # moves its standard locations under it too. A QSettings made anywhere in the suite lands there.
 TEST_HOME = tempfile.mkdtemp(prefix="prunelab-test-home-")
+atexit.register(shutil.rmtree, TEST_HOME, True)   # gone with the run, like pytest's tmp_path
 os.environ["HOME"] = TEST_HOME
 os.environ["XDG_CONFIG_HOME"] = os.path.join(TEST_HOME, ".config")
 os.environ["XDG_DATA_HOME"] = os.path.join(TEST_HOME, ".local", "share")
