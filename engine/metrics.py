@@ -27,6 +27,7 @@ from torch import nn
 
 from engine.progress import CancelToken, ProgressFn, ProgressTracker, without_pass_checks
 from engine.pruning.targets import prunable_targets
+from engine.transaction import ModelModes
 
 
 @dataclass
@@ -403,7 +404,7 @@ def measure_latencies(models: list[nn.Module], example_input, runs: int = 50, wa
     device = device or torch.device("cpu")
     example = to_device(example_input, device)
     channels_last = channels_last and is_image_batch(example)
-    modes: list[tuple[nn.Module, bool]] = []
+    modes: list[ModelModes] = []
     try:
         plain = [_as_timed(m, device, not channels_last, modes) for m in models]
         if channels_last:
@@ -413,13 +414,13 @@ def measure_latencies(models: list[nn.Module], example_input, runs: int = 50, wa
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         medians = time_interleaved(plain, example, runs, warmup, sync, cancel)
     finally:
-        for module, training in modes:
-            module.training = training
+        for recorded in modes:
+            recorded.restore()
     return [(m * 1000.0, batch / m) for m in medians]
 
 
 def _as_timed(model: nn.Module, device: torch.device, as_is: bool,
-              modes: list[tuple[nn.Module, bool]]) -> nn.Module:
+              modes: list[ModelModes]) -> nn.Module:
     """What is timed for ``model``: the model itself, in eval mode (its modes are recorded in
     ``modes`` to be put back), when ``as_is`` and it runs as plain PyTorch would run it (no prune
     hooks to time, on ``device``); otherwise a plain copy. A copy where none is needed only costs
@@ -427,7 +428,7 @@ def _as_timed(model: nn.Module, device: torch.device, as_is: bool,
     model (it is mapped from its file, engine.kept)."""
     from torch.nn.utils import prune
     if as_is and not prune.is_pruned(model) and model_device(model) == device:
-        modes.extend((m, m.training) for m in model.modules())
+        modes.append(ModelModes(model))
         return model.eval()
     return _plain_copy(model).to(device).eval()
 

@@ -46,8 +46,11 @@ class ModelModes:
     def __init__(self, model: nn.Module) -> None:
         self._modes = [(m, m.training) for m in model.modules()]
 
-    def restore(self) -> None:
-        for module, training in self._modes:
+    def restore(self, onto: Optional[nn.Module] = None) -> None:
+        """Puts the flags back; with ``onto``, on that model's modules instead (a copy of the
+        same structure, swapped in for the recorded model)."""
+        modules = [m for m, _ in self._modes] if onto is None else list(onto.modules())
+        for module, (_, training) in zip(modules, self._modes):
             module.training = training
 
 
@@ -59,7 +62,7 @@ def model_transaction(session: "Session", copy_model: bool = True) -> Iterator[O
     ``model_version`` back, and the exception propagates."""
     depth = getattr(session, "_transaction_depth", 0)
     restore_point = _restore_point(session) if copy_model and depth == 0 else None
-    modes = [m.training for m in session.model.modules()]
+    modes = ModelModes(session.model)
     saved = (session.model, session.loaded, session.structured, session.current_metrics)
     version = session.model_version
     session._transaction_depth = depth + 1
@@ -70,8 +73,7 @@ def model_transaction(session: "Session", copy_model: bool = True) -> Iterator[O
             session.model, session.loaded, session.structured, session.current_metrics = saved
             if restore_point is not None:
                 restored = with_float_masks(restore_point.model())
-                for module, training in zip(restored.modules(), modes):
-                    module.training = training
+                modes.restore(onto=restored)
                 session._replace_model(restored)
             session.model_version = version   # exactly as before, so views need not re-read it
         raise
@@ -115,7 +117,6 @@ def compact(model: nn.Module) -> dict[int, torch.Tensor]:
         if target.is_masked:
             memo[id(getattr(target.module, target.param_name))] = _RECOMPUTED
     return memo
-
 
 
 @torch.no_grad()
