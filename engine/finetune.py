@@ -164,11 +164,7 @@ class _MasksInPlace:
         torch's float masks: 258 MB less at BERT-base); not under DDP, which holds the buffers
         it broadcasts."""
         if boolean_masks:
-            layers = []
-            for module, name, mask, param in self.layers:
-                module._buffers[name + "_mask"] = mask = mask.bool()
-                layers.append((module, name, mask, param))
-            self.layers = layers
+            self._replace_masks(lambda mask, _param: mask.bool())
         seen = set()
         for module, name, _mask, _param in self.layers:
             if id(module) in seen:
@@ -188,16 +184,20 @@ class _MasksInPlace:
             # the attribute, not a registered parameter: forward reads ``module.weight``
             module.__dict__[name] = param
 
+    def _replace_masks(self, convert: Callable[[torch.Tensor, nn.Parameter], torch.Tensor]) -> None:
+        """Each layer's mask buffer (and its entry here) becomes ``convert(mask, weight_orig)``."""
+        layers = []
+        for module, name, mask, param in self.layers:
+            mask = module._buffers[name + "_mask"] = convert(mask, param)
+            layers.append((module, name, mask, param))
+        self.layers = layers
+
     def give_back(self) -> None:
         """Puts the masks (as the weight's dtype, as torch.nn.utils.prune made them) and the hooks
         back in their order; the caller then makes ``weight`` a product again
         (refresh_masked_weights), after loading whichever state it keeps."""
-        layers = []
-        for module, name, mask, param in self.layers:
-            if mask.dtype == torch.bool:
-                module._buffers[name + "_mask"] = mask = mask.to(param.dtype)
-            layers.append((module, name, mask, param))
-        self.layers = layers
+        self._replace_masks(lambda mask, param: mask.to(param.dtype) if mask.dtype == torch.bool
+                            else mask)
         for module, order, taken in self._hooks:
             hooks = module._forward_pre_hooks
             hooks.update(taken)

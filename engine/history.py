@@ -57,7 +57,6 @@ class History:
         step = Step(self._counter, label, op)
         path = self._dir() / f"step{self._counter}.safetensors"
         write_safetensors(path, tensors)
-        del tensors
         self._steps.append((step, path, meta))
         while len(self._steps) > self.max_steps:
             _, old, _ = self._steps.pop(0)

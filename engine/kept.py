@@ -79,7 +79,7 @@ class KeptModel:
         self._keys = {id(memo[id(source)]): f"t{i}" for i, source in enumerate(sources)}
         state = {f"t{i}": tensor.detach() for i, tensor in enumerate(tensors)}
         folder = Path(tempfile.mkdtemp(prefix="prunelab-kept-", dir=folder))
-        self._finalizer = weakref.finalize(self, shutil.rmtree, folder, True)
+        weakref.finalize(self, shutil.rmtree, folder, True)
         self.path = folder / "model.pt"
         torch.save(state, self.path)   # storages shared between tensors stay shared
         del state
