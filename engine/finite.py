@@ -55,6 +55,6 @@ def describe_nonfinite(found: list[NonFinite], limit: int = 4) -> str:
 
 def nan_scores_kept(scores: torch.Tensor) -> torch.Tensor:
     """The pruning rule above: NaN importance becomes +inf (kept)."""
-    if not scores.is_floating_point():
-        return scores
+    if not scores.is_floating_point() or not bool(torch.isnan(scores).any()):
+        return scores   # no copy where there is no NaN (a layer's worth of floats each)
     return torch.where(torch.isnan(scores), torch.full_like(scores, float("inf")), scores)

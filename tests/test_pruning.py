@@ -128,3 +128,38 @@ def test_option_of_another_method_is_rejected(lenet):
     with pytest.raises(PruneError, match=r"criterion 'l1' with granularity 'fine' has no option "
                                          r"batches \(it takes no options\)"):
         _run(lenet, options={"batches": 4})
+
+
+@pytest.mark.parametrize("scope", ["global", "local"])
+def test_scores_are_let_go_before_the_masks_are_installed(lenet, monkeypatch, scope):
+    """At BERT-base size the scores are 344 MB and float masks as much again: the scores must
+    be gone before the first mask is installed, and the masks waiting to be installed are
+    booleans (global) that each go as they are installed, so memory holds one of those at a
+    time. The pruned model is what it was (exact counts, float masks as torch makes them)."""
+    import weakref
+    import engine.pruning.apply as apply
+    from engine.pruning.criteria import L1Criterion
+    made, installed = [], []
+
+    def scores(self, targets, ctx):
+        out = [t.raw_weight().detach().abs() for t in targets]
+        made.extend(weakref.ref(s) for s in out)
+        return out
+
+    real = prune.custom_from_mask
+
+    def install(module, name, mask):
+        installed.append((sum(r() is not None for r in made), mask.dtype))
+        return real(module, name, mask)
+
+    monkeypatch.setattr(L1Criterion, "scores", scores)
+    monkeypatch.setattr(apply.prune, "custom_from_mask", install)
+    _run(lenet, method="l1", sparsity=0.6, scope=scope)
+    assert len(installed) == 5
+    assert all(alive == 0 for alive, _ in installed)
+    if scope == "global":
+        assert all(dtype == torch.bool for _, dtype in installed)
+    weights = [getattr(lenet, n) for n in ("conv1", "conv2", "fc1", "fc2", "fc3")]
+    assert all(m.weight_mask.dtype == torch.float32 for m in weights)
+    total = sum(m.weight.numel() for m in weights)
+    assert sum(_zeros(m.weight_mask) for m in weights) == round(0.6 * total)

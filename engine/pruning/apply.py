@@ -92,16 +92,23 @@ def prune_model(model: nn.Module, spec: PruneSpec, ctx: PruneContext) -> PruneOu
     else:
         with torch.enable_grad():
             scores = criterion.scores(targets, ctx)
-        # NaN importance counts as +inf, i.e. kept (engine.finite says why)
-        scores = [_respect_existing_mask(t, nan_scores_kept(s)) for t, s in zip(targets, scores)]
+        # NaN importance counts as +inf, i.e. kept (engine.finite says why); replaced in the list
+        # one layer at a time, so two full sets of scores never coexist (86M floats at BERT-base)
+        for i, target in enumerate(targets):
+            scores[i] = _respect_existing_mask(target, nan_scores_kept(scores[i]))
         check_stop(ctx.cancel)
         masks, how = _masks_from_scores(targets, scores, granularity, spec, ctx)
+        del scores   # before the masks are installed: they are not needed any more
 
-    for target, mask in zip(targets, masks):
+    masks = list(masks)
+    for i, target in enumerate(targets):
         check_stop(ctx.cancel)   # some layers masked already: the caller's transaction undoes them
+        # custom_from_mask makes the mask the weight's dtype itself; each boolean mask is let go
+        # as soon as it is installed, so the installed float masks replace it as they grow
+        mask, masks[i] = masks[i], None
         prune.custom_from_mask(target.module, target.param_name,
-                               mask.to(device=target.raw_weight().device,
-                                       dtype=target.raw_weight().dtype))
+                               mask.to(device=target.raw_weight().device))
+        del mask
     if spec.make_permanent:
         make_permanent(model)
 
@@ -123,7 +130,7 @@ def _masks_from_scores(targets, scores, granularity, spec: PruneSpec, ctx: Prune
             ctx.log(f"granularity '{spec.granularity}' fixes the sparsity; the per-layer dict "
                     f"is not used")
         fixed = granularity.sparsity
-        masks = [granularity.local_mask(s, fixed) for s in scores]
+        masks = _local_masks(scores, [fixed] * len(scores), granularity, ctx.cancel)
         return masks, f"fixed {fixed:.0%} in every full group; " + _applied_per_layer(
             targets, masks, granularity)
     if spec.scope == "global":
@@ -136,11 +143,21 @@ def _masks_from_scores(targets, scores, granularity, spec: PruneSpec, ctx: Prune
                               ctx.cancel),
                 f"global {spec.sparsity:.0%}")
     sparsities = target_sparsities(targets, spec)
-    masks = []
-    for target, layer_scores in zip(targets, scores):
-        check_stop(ctx.cancel)
-        masks.append(granularity.local_mask(layer_scores, sparsities[target.name]))
+    masks = _local_masks(scores, [sparsities[t.name] for t in targets], granularity, ctx.cancel)
     return masks, "per-layer" if spec.per_layer else f"local {spec.sparsity:.0%}"
+
+
+def _local_masks(scores: list, sparsities: list[float], granularity,
+                 cancel: Optional[CancelToken] = None) -> list[torch.Tensor]:
+    """Each layer's mask from its own scores. Takes the scores over: each layer's entry in
+    ``scores`` is dropped once its mask is made, so scores and masks of the whole model are
+    never held at once."""
+    masks = []
+    for i, sparsity in enumerate(sparsities):
+        check_stop(cancel)
+        masks.append(granularity.local_mask(scores[i], sparsity))
+        scores[i] = None
+    return masks
 
 
 def _applied_per_layer(targets, masks, granularity) -> str:
@@ -168,8 +185,15 @@ def _global_masks(targets, scores, granularity, sparsity: float, min_density: fl
     """One threshold across all selected layers (a single kthvalue over the concatenated group
     scores), then a per-layer floor: a layer that would keep less than ``min_density`` of its groups
     keeps exactly that, and the rest of the budget is redistributed over the other layers."""
-    groups = [granularity.group_scores(s).float() for s in scores]
+    shapes = [s.shape for s in scores]
+    groups = [granularity.group_scores(s).float().reshape(-1) for s in scores]
+    # the scores are taken over (the caller's list is emptied): from here on only their groups
+    # are held, and those only until they are gathered into one tensor; the layers' groups are
+    # then views of it, so a global ranking holds one copy of the scores (344 MB at BERT-base)
+    scores.clear()
     sizes = [g.numel() for g in groups]
+    gathered = torch.cat(groups) if groups else torch.empty(0)
+    groups = list(gathered.split(sizes))
     total_to_prune = count_for_fraction(sum(sizes), sparsity)
     max_prune = [n - floor_count(n, min_density) for n in sizes]
     if total_to_prune > sum(max_prune):
@@ -183,7 +207,8 @@ def _global_masks(targets, scores, granularity, sparsity: float, min_density: fl
         check_stop(cancel)
         free = [i for i in range(len(groups)) if i not in fixed]
         budget = total_to_prune - sum(fixed.values())
-        flat = torch.cat([groups[i] for i in free]) if free else torch.empty(0)
+        flat = (gathered if len(free) == len(groups)   # every layer: no second copy
+                else torch.cat([groups[i] for i in free]) if free else torch.empty(0))
         pruned = (lowest_k_mask(flat, min(budget, flat.numel()), cancel) if flat.numel()
                   else flat.bool())
         if min_density == 0.0:
@@ -202,10 +227,11 @@ def _global_masks(targets, scores, granularity, sparsity: float, min_density: fl
     for i in free:
         free_pruned[i] = pruned[offset:offset + sizes[i]]
         offset += sizes[i]
-    for i, (s, g) in enumerate(zip(scores, groups)):
+    for i, (shape, g) in enumerate(zip(shapes, groups)):
         check_stop(cancel)
         layer_pruned = free_pruned[i] if i in free_pruned else lowest_k_mask(g, fixed[i], cancel)
-        masks.append((~granularity.expand(layer_pruned, s.shape)).to(torch.float32))
+        # boolean: a quarter of a float mask; installing it makes it the weight's dtype
+        masks.append(~granularity.expand(layer_pruned, shape))
     return masks
 
 
