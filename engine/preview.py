@@ -34,7 +34,7 @@ from engine.config import PruneSpec, StructuredSpec
 from engine.metrics import (RECURRENT_OPS, effective_state, layer_weights, macs_by_layer,
                             storage_bytes, to_device)
 import engine.kept
-from engine.kept import ArrayFile, meta_copy
+from engine.kept import ArrayFile, meta_copy, release_pages
 from engine.progress import CancelToken, check_stop
 from engine.pruning.targets import select_targets
 from engine.pruning.threshold import count_for_fraction
@@ -317,6 +317,13 @@ class SizePreview:
         if any(n not in self._sorted_magnitudes for n in names):
             self.sort_magnitudes(names)
         layers = [self._sorted_magnitudes[n] for n in names]
+        try:
+            return self._split_sorted(names, layers, sparsity)
+        finally:
+            release_pages(layers)   # what the lookups mapped of a spilled file (engine.kept)
+
+    def _split_sorted(self, names: list[str], layers: list[np.ndarray],
+                      sparsity: float) -> dict[str, int]:
         starts = [self._bucket_starts[n] for n in names]
         total = sum(v.size for v in layers)
         k = count_for_fraction(total, sparsity)

@@ -1,14 +1,18 @@
 """engine.kept: a copy of the model kept in a file at full size, mapped back for each use."""
 import copy
 import gc
+import mmap
+import sys
 
+import numpy as np
+import pytest
 import torch
 from torch import nn
 from torch.nn.utils import prune
 
 import engine.kept
 from engine.config import DataSpec, MetricsSpec, ModelSpec, PruneSpec
-from engine.kept import KeptModel
+from engine.kept import ArrayFile, KeptModel, release_pages
 from engine.pruning.targets import refresh_masked_weights
 from engine.session import Session
 
@@ -117,3 +121,20 @@ def test_a_session_with_its_original_on_disk(monkeypatch, tmp_path):
     session.revert()
     for key, value in opened.items():
         assert torch.equal(session.model.state_dict()[key], value), key
+
+
+@pytest.mark.skipif(not (hasattr(mmap, "MADV_DONTNEED") and sys.platform.startswith("linux")),
+                    reason="reads /proc/self/smaps; madvise is Unix-only")
+def test_pages_read_from_an_array_file_are_given_back(tmp_path):
+    from tests.test_preview import resident_kib
+    arrays = ArrayFile(tmp_path)
+    values = np.arange(4 << 20, dtype=np.int32)   # 16 MB
+    arrays.append("a", values)
+    arrays.append("b", values[::-1].copy())
+    mapped = arrays.mapped()
+    (path,) = tmp_path.glob("*/arrays.bin")
+    assert int(mapped["a"].sum(dtype=np.int64)) == int(values.sum(dtype=np.int64))   # read all
+    assert resident_kib(path) > 8 << 10
+    release_pages([mapped["a"], values])   # an array in memory beside it is left alone
+    assert resident_kib(path) == 0
+    assert np.array_equal(mapped["a"], values) and np.array_equal(mapped["b"], values[::-1])
