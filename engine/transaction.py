@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from engine.kept import KeptModel
+from engine.memory import release_free_memory
 from engine.pruning.targets import is_binary_mask, prunable_targets, refresh_masked_weights
 
 if TYPE_CHECKING:
@@ -79,6 +80,10 @@ def model_transaction(session: "Session", copy_model: bool = True) -> Iterator[O
         raise
     finally:
         session._transaction_depth = depth
+        if depth == 0:
+            # the operation's scratch memory (scores, activations: gigabytes at full size) stays
+            # in malloc's heaps otherwise, and counts under whatever the caller does next
+            release_free_memory()
 
 
 def _restore_point(session: "Session") -> KeptModel:

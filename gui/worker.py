@@ -483,6 +483,9 @@ class EngineWorker(WorkerHistory, WorkerStop, QObject):
 
     def _measure_and_record(self, r: Request, label: str, store: bool = True) -> None:
         session = self.session
+        # what showing the change left in malloc's heaps goes back before the original is
+        # mapped in beside the model (engine/memory.py)
+        release_free_memory()
         session.measure_original(self.progress.emit, r.token)
         current = session.measure_current(
             self.progress.emit, r.token,
