@@ -144,3 +144,27 @@ def test_the_first_operation_restores_from_the_kept_original_without_writing(mon
     session.prune(PruneSpec(method="l1", scope="global", sparsity=0.6))
     session.prune(PruneSpec(method="l1", scope="global", sparsity=0.8))
     assert len(written) == 1   # the second prune changed a pruned model: its own restore point
+
+
+def test_an_operation_gives_its_freed_memory_back_once_when_it_ends(pruned, monkeypatch):
+    """The outermost transaction hands malloc's freed pages back when it ends, succeeded or
+    failed; the steps of a schedule (nested transactions) do not each pay for it."""
+    import engine.transaction
+    from engine.config import ScheduleSpec
+    released = []
+    monkeypatch.setattr(engine.transaction, "release_free_memory", lambda: released.append(1))
+    pruned.prune(PruneSpec(method="l1", scope="global", sparsity=0.7))
+    assert released == [1]
+    released.clear()
+    pruned.run_schedule(PruneSpec(method="l1", scope="global", sparsity=0.8),
+                        FinetuneSpec(epochs=1, max_batches_per_epoch=1),
+                        ScheduleSpec(kind="iterative", options={"rounds": 2}))
+    assert released == [1]
+    from torch.nn.utils import prune
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("a plugin failed")
+    monkeypatch.setattr(prune, "custom_from_mask", fails)
+    with pytest.raises(RuntimeError, match="a plugin failed"):
+        pruned.prune(PruneSpec(method="l1", scope="global", sparsity=0.9))
+    assert released == [1, 1]
