@@ -2,7 +2,11 @@
 import copy
 import gc
 import mmap
+import shutil
+import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,13 +87,21 @@ def test_changing_a_use_leaves_the_kept_copy_and_the_source_alone(tmp_path):
         assert torch.equal(model.state_dict()[key], value), key
 
 
-def test_the_file_goes_with_the_kept_copy(tmp_path):
+def test_the_file_goes_with_the_kept_copy(tmp_path, monkeypatch):
     kept = KeptModel(_model(), spill_bytes=0, folder=tmp_path)
     folder = kept.path.parent
     use = kept.model()
+    removed_on = []
+    real_rmtree = shutil.rmtree
+    monkeypatch.setattr(shutil, "rmtree", lambda *a, **k: (
+        removed_on.append(threading.current_thread()), real_rmtree(*a, **k)))
     del kept
     gc.collect()
+    engine.kept.wait_for_removals()
     assert not folder.exists()
+    # a big file's removal waits for the disk: never on the thread that let the copy go (the
+    # window's, for an old size preview)
+    assert removed_on and threading.current_thread() not in removed_on
     with torch.no_grad():   # a use taken before still runs: its pages stay mapped
         assert use(_ids()).shape == (4, 20)
 
@@ -138,3 +150,17 @@ def test_pages_read_from_an_array_file_are_given_back(tmp_path):
     release_pages([mapped["a"], values])   # an array in memory beside it is left alone
     assert resident_kib(path) == 0
     assert np.array_equal(mapped["a"], values) and np.array_equal(mapped["b"], values[::-1])
+
+
+def test_folders_of_copies_dropped_at_exit_are_removed(tmp_path):
+    """Python waits for the removal threads at exit, and removes what is dropped after that at
+    once: nothing is left in the temporary folder by a run that ends straight after dropping."""
+    script = (
+        "import sys, torch\n"
+        "from engine.kept import KeptModel\n"
+        "keep = KeptModel(torch.nn.Linear(300, 300), spill_bytes=0, folder=sys.argv[1])\n"
+        "drop = KeptModel(torch.nn.Linear(300, 300), spill_bytes=0, folder=sys.argv[1])\n"
+        "del drop\n")   # one dropped before exit, one still held when Python ends
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True,
+                   cwd=Path(__file__).resolve().parent.parent)
+    assert list(tmp_path.iterdir()) == []

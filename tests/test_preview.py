@@ -173,6 +173,7 @@ def test_sorted_magnitudes_at_full_size_are_mapped_from_a_file(models, monkeypat
             assert resident_kib(folder / "arrays.bin") == 0
     del on_disk
     gc.collect()
+    engine.kept.wait_for_removals()
     assert not folder.exists()
 
 

@@ -92,6 +92,7 @@ def test_a_failed_finetune_swaps_back_a_model_that_trains_and_matches(pruned, mo
     with pytest.raises(ValueError, match="plugin failed"):
         pruned.finetune(FinetuneSpec(epochs=1, batch_size=8, device="cpu"))
     monkeypatch.undo()
+    engine.kept.wait_for_removals()
     assert list(tmp_path.iterdir()) == []   # the restore point's file went with it
     after = pruned.model.state_dict()
     assert after.keys() == before.keys()
