@@ -78,12 +78,15 @@ def model_transaction(session: "Session", copy_model: bool = True) -> Iterator[O
                 session._replace_model(restored)
             session.model_version = version   # exactly as before, so views need not re-read it
         raise
-    finally:
-        session._transaction_depth = depth
+    else:
         if depth == 0:
             # the operation's scratch memory (scores, activations: gigabytes at full size) stays
-            # in malloc's heaps otherwise, and counts under whatever the caller does next
+            # in malloc's heaps otherwise, and counts under what the caller does next (charts,
+            # measuring). Not after a failure or Stop: answering comes first (the GUI's worker
+            # gives memory back after every request anyway).
             release_free_memory()
+    finally:
+        session._transaction_depth = depth
 
 
 def _restore_point(session: "Session") -> KeptModel:
