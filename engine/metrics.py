@@ -25,6 +25,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from engine.counting import count_nonzero
 from engine.progress import CancelToken, ProgressFn, ProgressTracker, without_pass_checks
 from engine.pruning.targets import prunable_targets
 from engine.transaction import ModelModes
@@ -196,7 +197,7 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     for name, tensor in effective_state(model).items():
         if _is_parameter_key(model, name):
             total += tensor.numel()
-            nonzero += int(torch.count_nonzero(tensor))
+            nonzero += count_nonzero(tensor)
     return total, nonzero
 
 
@@ -236,7 +237,7 @@ def storage_bytes(model: nn.Module) -> tuple[int, int]:
             continue   # a tied weight: one tensor under two keys
         seen.add(identity)
         size = tensor.numel() * tensor.element_size()
-        bitmap = (tensor.numel() + 7) // 8 + int(torch.count_nonzero(tensor)) * tensor.element_size()
+        bitmap = (tensor.numel() + 7) // 8 + count_nonzero(tensor) * tensor.element_size()
         sparse += min(size, bitmap)
     return counter.count, sparse
 
@@ -246,7 +247,7 @@ def layer_sparsity(model: nn.Module) -> dict[str, float]:
     with torch.no_grad():
         for t in prunable_targets(model):
             w = t.weight()
-            out[t.name] = 1.0 - float(torch.count_nonzero(w)) / w.numel()
+            out[t.name] = 1.0 - count_nonzero(w) / w.numel()
     return out
 
 
@@ -285,7 +286,7 @@ def count_macs(model: nn.Module, example_input) -> tuple[int, int]:
     saved = 0.0
     for name, macs in per_layer.items():
         weights = layer_weights(modules[name])
-        density = (sum(int(torch.count_nonzero(w)) for w in weights)
+        density = (sum(count_nonzero(w) for w in weights)
                    / max(1, sum(w.numel() for w in weights)))
         saved += macs * (1.0 - density)
     return dense, max(0, int(round(dense - saved)))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from engine.counting import count_nonzero
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,6 @@ def describe_model(model: nn.Module, description: str = "") -> ModelInfo:
             effective = getattr(module, base) if pname.endswith("_orig") else param
             full = f"{module_name}.{base}" if module_name else base
             params.append(ParamInfo(full, tuple(effective.shape), effective.numel(),
-                                    int(torch.count_nonzero(effective)), effective.dim() >= 2))
+                                    count_nonzero(effective), effective.dim() >= 2))
         modules.append(ModuleInfo(module_name, type(module).__name__, tuple(params)))
     return ModelInfo(description, tuple(modules))

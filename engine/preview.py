@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.counting import count_nonzero
 from engine.config import PruneSpec, StructuredSpec
 from engine.metrics import (RECURRENT_OPS, effective_state, layer_weights, macs_by_layer,
                             storage_bytes, to_device)
@@ -150,7 +151,7 @@ class SizePreview:
                 owners[f"{mname}.{key}" if mname else key] = mname
         parameter_keys = {n for n, _ in plain.named_parameters()}
         tensors = [_Tensor(k, owners.get(k, ""), tuple(t.shape), t.element_size(),
-                           int(torch.count_nonzero(t)), k in parameter_keys)
+                           count_nonzero(t), k in parameter_keys)
                    for k, t in effective_state(plain).items()]
         preview = cls(tensors, dense, per_layer, module_names=list(modules), model=plain,
                       file_overhead=storage_bytes(plain)[0] - sum(t.numel * t.element_size
@@ -181,7 +182,7 @@ class SizePreview:
                      else state[t.name + "_orig"] * state[t.name + "_mask"])
             if tuple(value.shape) != t.shape:
                 return None
-            tensors.append(replace(t, nonzero=int(torch.count_nonzero(value))))
+            tensors.append(replace(t, nonzero=count_nonzero(value)))
         structure = (self.model if all(p.is_meta for p in self.model.parameters())
                      else meta_copy(self.model))
         # a new preview, not the old one updated: the GUI thread may be reading the old one

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 import torch
 from torch import nn
 
+from engine.counting import count_nonzero
 from engine.config import FinetuneSpec, PruneSpec, ScheduleSpec
 from engine.finetune import EpochResult, FinetuneResult
 from engine.metrics import eval_batch_size, evaluate, model_device
@@ -68,7 +69,7 @@ def selected_sparsity(model: nn.Module, spec: PruneSpec) -> float:
     with torch.no_grad():
         for t in select_targets(model, spec.include, spec.exclude):
             w = t.weight()
-            zeros += w.numel() - int(torch.count_nonzero(w))
+            zeros += w.numel() - count_nonzero(w)
             total += w.numel()
     return zeros / total if total else 0.0
 
@@ -165,7 +166,7 @@ def run_schedule(session: "Session", prune_spec: PruneSpec, finetune_spec: Finet
                    offset, cancel)
     elif schedule.kind == "gradual":
         _gradual(session, prune_spec, finetune_spec, options, result, prune, train, record, offset)
-    result.layer_sparsity = {t.name: 1.0 - float(torch.count_nonzero(t.weight())) / t.weight().numel()
+    result.layer_sparsity = {t.name: 1.0 - count_nonzero(t.weight()) / t.weight().numel()
                              for t in select_targets(session.model, prune_spec.include,
                                                      prune_spec.exclude)}
     return result

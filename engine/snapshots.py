@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.counting import count_nonzero
 from engine.progress import CancelToken
 from engine.pruning.targets import LayerInfo, prunable_targets
 
@@ -54,7 +55,7 @@ def take_snapshot(model: nn.Module, label: str = "", bins: int = 64,
             cancel.raise_if_cancelled()
         weight = t.weight().detach()   # computed once: a masked weight is a product each time
         w = weight.float().reshape(-1).cpu()
-        nonzero = int(torch.count_nonzero(w))
+        nonzero = count_nonzero(w)
         # the sum of a finite tensor is finite unless it overflows, so one reduction clears the
         # usual case; only then are the non-finite values counted (a pass over 25M weights less;
         # an overflow only costs that count). In float32: torch has no vectorised float64

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from engine.counting import count_nonzero
 from engine.config import PruneSpec
 from engine.finite import nan_scores_kept
 from engine.progress import CancelToken, check_stop
@@ -113,7 +114,7 @@ def prune_model(model: nn.Module, spec: PruneSpec, ctx: PruneContext) -> PruneOu
         make_permanent(model)
 
     # the module attribute already holds orig * mask (custom_from_mask computed it): no recompute
-    result = {t.name: 1.0 - float(getattr(t.module, t.param_name).count_nonzero()) /
+    result = {t.name: 1.0 - count_nonzero(getattr(t.module, t.param_name)) /
               getattr(t.module, t.param_name).numel() for t in targets}
     summary = (f"pruned {len(targets)} parameter(s), {how}, criterion {spec.method}, "
                f"granularity {spec.granularity}")
@@ -165,7 +166,7 @@ def _applied_per_layer(targets, masks, granularity) -> str:
     (an N:M group wider than the layer's input): a summary of "50% everywhere" would be wrong."""
     parts = []
     for target, mask in zip(targets, masks):
-        applied = 1.0 - float(torch.count_nonzero(mask)) / mask.numel()
+        applied = 1.0 - count_nonzero(mask) / mask.numel()
         why = granularity.shortfall(mask.shape)
         parts.append(f"{target.name} {applied:.1%}" + (f" ({why})" if why else ""))
     return "applied per layer: " + ", ".join(parts)

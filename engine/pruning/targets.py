@@ -13,6 +13,7 @@ from typing import Iterable, Optional
 
 import torch
 from torch import nn
+from engine.counting import count_nonzero
 
 
 @dataclass
@@ -100,7 +101,7 @@ def inspect_layers(model: nn.Module) -> list[LayerInfo]:
     for t in prunable_targets(model):
         w = t.weight()
         out.append(LayerInfo(t.name, t.module_type, tuple(w.shape), w.numel(),
-                             int(torch.count_nonzero(w))))
+                             count_nonzero(w)))
     return out
 
 
@@ -149,5 +150,5 @@ def group_sparsity(model: nn.Module, include: Optional[Iterable[str]] = None,
     for t in targets:
         w = t.weight()
         numel += w.numel()
-        zeros += w.numel() - int(torch.count_nonzero(w))
+        zeros += w.numel() - count_nonzero(w)
     return GroupSparsity(tuple(t.name for t in targets), numel, zeros)
