@@ -361,3 +361,18 @@ def test_half_precision_counts_and_order(dtype):
     assert mask.dtype == dtype
     assert _n_zeros([mask]) == 480
     assert t.abs()[mask == 0].max() <= t.abs()[mask == 1].min()
+
+
+@pytest.mark.parametrize("k", [1, 700_000, 1_048_576, 2_000_000, 2_097_151])
+def test_ties_at_full_size_take_exactly_k_first_tied_in_order(k):
+    """Above a million scores the threshold is bracketed from a sample first, and the count
+    strictly below it is derived from that search, not recounted: the result is still exactly
+    the k smallest, ties in flattened order, NaN last, as a stable sort takes them."""
+    from engine.pruning.threshold import lowest_k_mask
+    torch.manual_seed(3)
+    scores = torch.randint(0, 50, (1 << 21,)).float()   # 2M scores, about 42,000 of each value
+    scores[torch.randint(0, 1 << 21, (1000,))] = float("nan")
+    chosen = lowest_k_mask(scores, k)
+    expected = torch.zeros_like(chosen)
+    expected[torch.sort(torch.nan_to_num(scores, nan=float("inf")), stable=True).indices[:k]] = True
+    assert int(chosen.sum()) == k and torch.equal(chosen, expected)

@@ -37,13 +37,17 @@ def lowest_k_mask(scores: torch.Tensor, k: int,
     if torch.isnan(threshold):  # NaN scores rank last, as kthvalue and topk rank them
         selected = ~torch.isnan(flat)
         tied = torch.nonzero(~selected, as_tuple=True)[0]
+        n_selected = n - tied.numel()
     elif n_at_most == k:
         return (flat <= threshold).view_as(scores)
     else:
         selected = flat < threshold
         tied = torch.nonzero(flat == threshold, as_tuple=True)[0]
+        # those strictly below: known from the count at most the threshold, without a pass over
+        # the mask (a boolean sum over BERT-base's 86M scores took 0.22 s)
+        n_selected = n_at_most - tied.numel()
     _check(cancel)
-    selected[tied[:k - int(selected.sum())]] = True
+    selected[tied[:k - n_selected]] = True
     return selected.view_as(scores)
 
 
