@@ -376,3 +376,18 @@ def test_ties_at_full_size_take_exactly_k_first_tied_in_order(k):
     expected = torch.zeros_like(chosen)
     expected[torch.sort(torch.nan_to_num(scores, nan=float("inf")), stable=True).indices[:k]] = True
     assert int(chosen.sum()) == k and torch.equal(chosen, expected)
+
+
+@pytest.mark.parametrize("k", [3, 1_000_000, 4_194_305, 6_000_000])
+def test_tens_of_millions_of_ties_are_taken_first_in_order(k):
+    """A second round over a pruned model: every pruned weight scores -inf, so the threshold is
+    -inf and the ties are millions, across several of the pieces they are taken in."""
+    from engine.pruning.threshold import lowest_k_mask
+    torch.manual_seed(4)
+    scores = torch.rand(9_000_000)
+    pruned = torch.rand(9_000_000) < 0.7
+    scores[pruned] = float("-inf")
+    chosen = lowest_k_mask(scores, k)
+    expected = torch.zeros_like(chosen)
+    expected[torch.nonzero(pruned, as_tuple=True)[0][:k]] = True
+    assert torch.equal(chosen, expected)
