@@ -198,4 +198,3 @@ def _remove_the_rest() -> None:
     global _exiting
     _exiting = True
     wait_for_removals()
-

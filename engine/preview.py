@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.counting import count_nonzero
 from engine.config import PruneSpec, StructuredSpec
+from engine.counting import count_nonzero
 from engine.metrics import (RECURRENT_OPS, effective_state, layer_weights, macs_by_layer,
                             storage_bytes, to_device)
 import engine.kept

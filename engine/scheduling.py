@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Callable, Optional
 import torch
 from torch import nn
 
-from engine.counting import count_nonzero
 from engine.config import FinetuneSpec, PruneSpec, ScheduleSpec
+from engine.counting import count_nonzero
 from engine.finetune import EpochResult, FinetuneResult
 from engine.metrics import eval_batch_size, evaluate, model_device
 from engine.progress import CancelToken, ProgressFn

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from engine.counting import count_nonzero
 from engine.config import PruneSpec
+from engine.counting import count_nonzero
 from engine.finite import nan_scores_kept
 from engine.progress import CancelToken, check_stop
 from engine.pruning import builtins as _builtins  # noqa: F401  (registers the built-ins)

@@ -13,6 +13,7 @@ from typing import Iterable, Optional
 
 import torch
 from torch import nn
+
 from engine.counting import count_nonzero
 
 
